@@ -1,0 +1,193 @@
+"""Settings from environment variables and `.streamlit/secrets.toml` (the environment wins).
+
+Read with `tomllib` rather than `st.secrets` so the server's lifespan, the sync engine and tests
+can load settings without a Streamlit script run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+
+# Inferred from the docs page slug (cloudagent-api.md, marked I): configurable for that reason.
+DEFAULT_API_HOST = "https://in1-ccaas-api.ozonetel.com"
+API_PATH = "/endpoint/dailer/data/preview/download"
+DEFAULT_API_URL = DEFAULT_API_HOST + API_PATH
+
+SANDBOX_PREFIX = "/api/sandbox"
+DEMO_USERNAME = "demo_manager"
+DEMO_CAMPAIGNS = ("Renewals_Q4", "Loan Offers - Mumbai", "Credit Card Upsell", "Feedback Survey")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class CloudAgentConfig:
+    api_url: str
+    username: str
+    api_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    cloudagent: CloudAgentConfig
+    public_url: str | None  # None: derived from the server's own address at startup
+    campaigns: tuple[str, ...]
+    db_path: Path
+    timezone: str
+    sync_interval_s: float
+    callback_timeout_s: float
+    show_phones: bool
+    max_body_bytes: int
+    callback_secret: str = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    demo: bool = False
+
+    @property
+    def data_dir(self) -> Path:
+        return self.db_path.parent
+
+    @property
+    def deliveries_dir(self) -> Path:
+        """Raw delivery bodies, kept as files beside the database until ingested."""
+        return self.db_path.parent / (self.db_path.stem + ".deliveries")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _read_secrets(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+
+
+def _pick(env: Mapping[str, str], table: Mapping, env_name: str, key: str, default=None):
+    value = env.get(env_name)
+    if value is not None and value.strip() != "":
+        return value.strip()
+    value = table.get(key)
+    return default if value is None or value == "" else value
+
+
+def _number(value, name: str, minimum: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {number:g}")
+    return number
+
+
+def _flag(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _campaign_list(value) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = [str(item).strip() for item in items]
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _callback_secret(table: Mapping, env: Mapping[str, str], data_dir: Path) -> str:
+    """The secret path segment of callBackUrl: from secrets.toml, else a 0600 file made once."""
+    configured = _pick(env, table, "DIALSTATUS_CALLBACK_SECRET", "callback_secret")
+    if configured:
+        if len(str(configured)) < 16:
+            raise ConfigError("callback_secret must be at least 16 characters")
+        return str(configured)
+    secret_file = data_dir / "callback_secret"
+    if secret_file.exists():
+        return secret_file.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets_path: Path = DEFAULT_SECRETS_PATH
+) -> Settings:
+    """Builds the settings, raising ConfigError with the setting's name on any bad value."""
+    env = os.environ if env is None else env
+    stored = _read_secrets(secrets_path)
+    agent_table = stored.get("cloudagent", {})
+    table = stored.get("dialstatus", {})
+
+    api_key = str(_pick(env, agent_table, "CLOUDAGENT_API_KEY", "api_key", "") or "")
+    demo = api_key == ""
+    username = str(_pick(env, agent_table, "CLOUDAGENT_USERNAME", "username", "") or "")
+    api_url = str(_pick(env, agent_table, "CLOUDAGENT_API_URL", "api_url", DEFAULT_API_URL))
+    if not demo and not username:
+        raise ConfigError("CLOUDAGENT_USERNAME is required when CLOUDAGENT_API_KEY is set")
+    if not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"CLOUDAGENT_API_URL must be an http(s) URL, got {api_url!r}")
+
+    public_url = _pick(env, table, "DIALSTATUS_PUBLIC_URL", "public_url")
+    if public_url is not None:
+        public_url = str(public_url).rstrip("/")
+        if not public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"DIALSTATUS_PUBLIC_URL must be an http(s) URL, got {public_url!r}")
+
+    timezone = str(_pick(env, table, "DIALSTATUS_TIMEZONE", "timezone", "Asia/Kolkata"))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DIALSTATUS_TIMEZONE is not a known time zone: {timezone!r}") from None
+
+    db_path = Path(
+        _pick(env, table, "DIALSTATUS_DB", "db", PROJECT_ROOT / "data/dialstatus.duckdb")
+    )
+    if not db_path.is_absolute():
+        db_path = PROJECT_ROOT / db_path
+    campaigns = _campaign_list(_pick(env, table, "DIALSTATUS_CAMPAIGNS", "campaigns", ""))
+    if demo and not campaigns:
+        campaigns = DEMO_CAMPAIGNS
+    if demo:
+        api_url = ""  # filled in with the server's own sandbox address at startup
+        username = DEMO_USERNAME
+
+    interval = _pick(env, table, "DIALSTATUS_SYNC_INTERVAL", "sync_interval", 300)
+    callback_timeout = _pick(env, table, "DIALSTATUS_CALLBACK_TIMEOUT", "callback_timeout", 600)
+    max_body_mb = _pick(env, table, "DIALSTATUS_MAX_BODY_MB", "max_body_mb", 1024)
+    return Settings(
+        cloudagent=CloudAgentConfig(api_url=api_url, username=username, api_key=api_key),
+        public_url=public_url,
+        campaigns=campaigns,
+        db_path=db_path,
+        timezone=timezone,
+        sync_interval_s=_number(interval, "DIALSTATUS_SYNC_INTERVAL", 5),
+        callback_timeout_s=_number(callback_timeout, "DIALSTATUS_CALLBACK_TIMEOUT", 1),
+        show_phones=_flag(
+            _pick(env, table, "DIALSTATUS_SHOW_PHONES", "show_phones", False),
+            "DIALSTATUS_SHOW_PHONES",
+        ),
+        max_body_bytes=int(_number(max_body_mb, "DIALSTATUS_MAX_BODY_MB", 1) * 1024 * 1024),
+        callback_secret=_callback_secret(table, env, db_path.parent),
+        admin_token=_pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token"),
+        demo=demo,
+    )
