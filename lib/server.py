@@ -1,0 +1,314 @@
+"""The server side of the one process: callback, health and sync routes, the demo sandbox mount,
+security headers, and the lifespan that recovers pending deliveries and runs the sync engine.
+
+Blocking work (DuckDB, fsync, sync HTTP) runs in worker threads so the event loop keeps serving
+the UI while a large delivery is ingested.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import tempfile
+from contextlib import asynccontextmanager, suppress
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lib import catalog
+from lib.config import API_PATH, SANDBOX_PREFIX, Settings
+from lib.delivery import DeliveryRejected, check_content_type, register_raw
+from lib.ingest import ingest_delivery, ingest_pending
+from lib.services import Services, get_services
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_PREFIX = "/api/callback/"
+
+
+class _LateMount:
+    """An ASGI app filled in by the lifespan, once the server's own address is known."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            response = JSONResponse({"status": "error", "message": "sandbox not running"}, 404)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+_sandbox_mount = _LateMount()
+
+
+class SecurityHeaders:
+    """Adds nosniff, frame and referrer policies to every HTTP response."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"SAMEORIGIN"),
+        (b"content-security-policy", b"frame-ancestors 'self'"),
+        (b"referrer-policy", b"same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self.HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message}, status_code=status)
+
+
+def _secret_matches(given: str, expected: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode(), str(expected).encode())
+
+
+async def _services() -> Services:
+    return await anyio.to_thread.run_sync(get_services)
+
+
+async def callback(request: Request) -> JSONResponse:
+    """Receives a CloudAgent delivery: persist raw first, then ingest in one transaction."""
+    services = await _services()
+    settings = services.settings
+    if not _secret_matches(request.path_params["secret"], settings.callback_secret):
+        return _error(403, "unknown callback address")
+    content_type = request.headers.get("content-type", "")
+    try:
+        check_content_type(content_type)
+    except DeliveryRejected as rejected:
+        return _error(rejected.status_code, rejected.message)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        return _error(413, f"body over the {settings.max_body_bytes} byte limit")
+
+    settings.deliveries_dir.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=settings.deliveries_dir, suffix=".part")
+    size = 0
+    try:
+        with os.fdopen(handle, "wb") as tmp:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > settings.max_body_bytes:
+                    return _error(413, f"body over the {settings.max_body_bytes} byte limit")
+                tmp.write(chunk)
+        if size == 0:
+            return _error(400, "empty body")
+        raw = await anyio.to_thread.run_sync(
+            register_raw, services.store, settings.deliveries_dir, tmp_name, content_type
+        )
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    if raw.duplicate:
+        return JSONResponse({"status": "ok", "duplicate": True, "deliveryId": raw.id})
+    try:
+        result = await anyio.to_thread.run_sync(
+            lambda: ingest_delivery(
+                services.store,
+                raw.id,
+                allowed_hosts=_allowed_file_hosts(settings),
+                max_bytes=settings.max_body_bytes,
+            )
+        )
+    except DeliveryRejected as rejected:
+        return _error(rejected.status_code, rejected.message)
+    return JSONResponse({"status": "ok", "deliveryId": raw.id, "rows": result.rows})
+
+
+def _allowed_file_hosts(settings: Settings) -> tuple[str, ...]:
+    """File links are fetched only from the CloudAgent API host (in demo: this server)."""
+    url = settings.cloudagent.api_url or public_url(settings)
+    return (urlsplit(url).hostname or "",)
+
+
+def _authorised(request: Request, settings: Settings) -> bool:
+    token = request.headers.get("x-dialstatus-token", "")
+    bearer = request.headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        token = bearer[7:].strip()
+    return _secret_matches(token, settings.admin_token) or _secret_matches(
+        token, settings.callback_secret
+    )
+
+
+async def health(request: Request) -> JSONResponse:
+    services = await _services()
+    payload = await anyio.to_thread.run_sync(_health_payload, services)
+    return JSONResponse(payload)
+
+
+def _health_payload(services: Services) -> dict:
+    settings = services.settings
+    with services.store.cursor() as cursor:
+        rows = cursor.execute(
+            """
+            SELECT c.name, s.last_success_at, s.watermark, s.last_error, s.last_error_at,
+                   (SELECT count(*) FROM leads l WHERE l.campaign_name = c.name)
+            FROM campaigns c LEFT JOIN sync_state s ON s.campaign_name = c.name
+            WHERE c.enabled ORDER BY c.name
+            """
+        ).fetchall()
+    engine = services.sync
+    return {
+        "status": "ok",
+        "mode": "demo" if settings.demo else "live",
+        "data_version": services.store.data_version(),
+        "campaigns": [
+            {
+                "name": name,
+                "last_success_at": success.isoformat() if success else None,
+                "watermark": watermark.isoformat() if watermark else None,
+                "rows": count,
+                "last_error": error,
+                "last_error_at": error_at.isoformat() if error_at else None,
+            }
+            for name, success, watermark, error, error_at, count in rows
+        ],
+        "sync": engine.status() if engine else {"running": False},
+    }
+
+
+async def sync_now(request: Request) -> JSONResponse:
+    services = await _services()
+    if not _authorised(request, services.settings):
+        return _error(401, "a valid X-Dialstatus-Token is required")
+    campaign = request.query_params.get("campaign")
+    if services.sync is None:
+        return _error(503, "the sync engine is not running")
+    if campaign is not None:
+        known = await anyio.to_thread.run_sync(catalog.list_campaigns, services.store)
+        if campaign not in known:
+            return _error(404, "unknown campaign")
+    queued = await anyio.to_thread.run_sync(services.sync.request_sync, campaign, "api")
+    return JSONResponse({"status": "queued", "queued": queued}, status_code=202)
+
+
+def public_url(settings: Settings) -> str:
+    """Where CloudAgent reaches this server: DIALSTATUS_PUBLIC_URL, else its own address."""
+    if settings.public_url:
+        return settings.public_url
+    from streamlit import config
+
+    host = config.get_option("server.address") or "127.0.0.1"
+    return f"http://{host}:{config.get_option('server.port')}"
+
+
+def routes() -> list:
+    return [
+        Route(CALLBACK_PREFIX + "{secret}", callback, methods=["POST"]),
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/sync", sync_now, methods=["POST"]),
+        Mount(SANDBOX_PREFIX, app=_sandbox_mount),
+    ]
+
+
+def _start_engine(services: Services, callback_base: str, local_base: str) -> None:
+    """Builds the client and engine; in demo mode the client talks to the mounted sandbox."""
+    from lib.cloudagent import ClientOptions, CloudAgentClient
+    from lib.ratelimit import SlidingWindowLimiter
+    from lib.sync import SyncEngine
+
+    settings = services.settings
+    api_url = settings.cloudagent.api_url
+    api_key = settings.cloudagent.api_key
+    if settings.demo:
+        from lib.sandbox import SandboxConfig, create_sandbox_app
+
+        api_key = secrets.token_urlsafe(24)
+        api_url = local_base + SANDBOX_PREFIX + API_PATH
+        _sandbox_mount.app = create_sandbox_app(
+            SandboxConfig(
+                api_key=api_key,
+                username=settings.cloudagent.username,
+                public_base_url=local_base + SANDBOX_PREFIX,
+            )
+        )
+    limiter = SlidingWindowLimiter()
+    options = ClientOptions.from_settings(settings, api_url_override=api_url)
+    if settings.demo:
+        options = options.with_api_key(api_key)
+    client = CloudAgentClient(options, limiter=limiter)
+    services.sync = SyncEngine(
+        services.store,
+        client,
+        limiter,
+        account=settings.cloudagent.username,
+        callback_url=callback_base + CALLBACK_PREFIX + settings.callback_secret,
+        timezone=settings.timezone,
+        interval_s=settings.sync_interval_s,
+        callback_timeout_s=settings.callback_timeout_s,
+    )
+
+
+async def _wait_until_serving(base_url: str) -> None:
+    """The engine may call this server's own sandbox only once it accepts connections."""
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for _ in range(600):
+            with suppress(httpx.HTTPError):
+                if (await client.get(base_url + "/_stcore/health")).status_code == 200:
+                    return
+            await anyio.sleep(0.1)
+
+
+@asynccontextmanager
+async def lifespan(app):
+    services = await _services()
+    settings = services.settings
+    recovered = await anyio.to_thread.run_sync(
+        lambda: ingest_pending(
+            services.store,
+            allowed_hosts=_allowed_file_hosts(settings),
+            max_bytes=settings.max_body_bytes,
+        )
+    )
+    if recovered:
+        logger.info("ingested %d deliveries left from before a restart", len(recovered))
+    await anyio.to_thread.run_sync(
+        catalog.ensure_config_campaigns, services.store, settings.campaigns
+    )
+    local_url = _local_url()
+    _start_engine(services, local_url if settings.demo else public_url(settings), local_url)
+
+    async def start_when_serving() -> None:
+        await _wait_until_serving(local_url)
+        services.sync.start()
+        logger.info("sync engine started (%s mode)", "demo" if settings.demo else "live")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(start_when_serving)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
+            await anyio.to_thread.run_sync(services.sync.stop)
+
+
+def _local_url() -> str:
+    """This server on loopback (how the engine reaches the demo sandbox)."""
+    from streamlit import config
+
+    return f"http://127.0.0.1:{config.get_option('server.port')}"

@@ -1,0 +1,14 @@
+"""Launcher: `streamlit run streamlit_app.py` serves the UI, the API routes and the sync engine
+on one port. The UI itself is dashboard.py; server-side pieces live in lib/server.py."""
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+from lib.server import SecurityHeaders, lifespan, routes
+
+app = st.App(
+    "dashboard.py",
+    routes=routes(),
+    lifespan=lifespan,
+    middleware=[Middleware(SecurityHeaders)],
+)
