@@ -130,10 +130,12 @@ def _callback_secret(table: Mapping, env: Mapping[str, str], data_dir: Path) -> 
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, secrets_path: Path = DEFAULT_SECRETS_PATH
+    env: Mapping[str, str] | None = None, secrets_path: Path | None = None
 ) -> Settings:
     """Builds the settings, raising ConfigError with the setting's name on any bad value."""
     env = os.environ if env is None else env
+    if secrets_path is None:
+        secrets_path = Path(env.get("DIALSTATUS_SECRETS_FILE") or DEFAULT_SECRETS_PATH)
     stored = _read_secrets(secrets_path)
     agent_table = stored.get("cloudagent", {})
     table = stored.get("dialstatus", {})
