@@ -1,0 +1,277 @@
+"""The real server over HTTP: demo sync, callback ingestion, bad input, limiter, restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from tests.server_process import ServerProcess, free_port
+
+DEMO_CAMPAIGN_COUNT = 4
+
+
+def _records(campaign: str, count: int, updated: str = "2026-11-20 10:00:00") -> list[dict]:
+    return [
+        {
+            "LeadID": f"L{i}",
+            "PhoneNumber": f"98{i:08d}",
+            "Name": f"Lead {i}",
+            "CampaignName": campaign,
+            "Status": ["Success", "Fail", "Pending", ""][i % 4],
+            "DialStatus": ["answered", "not_answered", "user_disconnected", "Busy", ""][i % 5],
+            "Disposition": "Interested" if i % 5 == 0 else "",
+            "Attempts": i % 4,
+            "CreatedDate": "2026-11-01 09:30:00",
+            "UpdatedDate": updated,
+            "CallDuration": "00:01:05",
+            "SurveyScore": str(i),  # an unknown field: must be kept
+        }
+        for i in range(count)
+    ]
+
+
+def _read_db(server: ServerProcess, sql: str, params: list | None = None) -> list[tuple]:
+    """Reads the database after the server stopped (DuckDB lets one process open the file)."""
+    with duckdb.connect(str(server.data_dir / "dialstatus.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'Asia/Kolkata'")
+        return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path / "srv", env={"DIALSTATUS_SYNC_INTERVAL": "3600"})
+    with process:
+        yield process
+
+
+def _all_campaigns_loaded(health: dict) -> bool:
+    campaigns = health["campaigns"]
+    return len(campaigns) >= DEMO_CAMPAIGN_COUNT and all(
+        c["rows"] > 0 and c["last_success_at"] for c in campaigns
+    )
+
+
+def test_demo_mode_fills_the_database_through_sandbox_requests_and_callbacks(server):
+    health = server.wait_for(_all_campaigns_loaded, timeout=90)
+    assert health["mode"] == "demo"
+    sandbox_log = httpx.get(server.base_url + "/api/sandbox/_sandbox/requests").json()
+    deliveries = httpx.get(server.base_url + "/api/sandbox/_sandbox/deliveries").json()
+    requested = {entry["campaign"] for entry in sandbox_log if entry["outcome"] == "accepted"}
+    assert requested == {c["name"] for c in health["campaigns"]}
+    assert all(d["status_code"] == 200 for d in deliveries)
+    delivered = {c["name"]: c["rows"] for c in health["campaigns"]}
+    server.stop()
+    stored = dict(_read_db(server, "SELECT campaign_name, count(*) FROM leads GROUP BY ALL"))
+    assert stored == delivered
+    states = _read_db(server, "SELECT DISTINCT state FROM sync_requests")
+    assert states == [("delivered",)]
+
+
+def _post(server: ServerProcess, body: bytes, content_type: str, url: str | None = None):
+    return httpx.post(
+        url or server.callback_url, content=body, headers={"content-type": content_type}, timeout=60
+    )
+
+
+class _FileHost:
+    """Serves one file on 127.0.0.1 (the allowed host in demo mode) for link deliveries."""
+
+    def __init__(self, files: dict[str, bytes]):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def _csv(records: list[dict]) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue().encode()
+
+
+def test_every_delivery_variant_is_ingested_with_the_same_rows(server):
+    from urllib.parse import urlencode
+
+    variants = ["json_data", "form_data", "json_details", "json_records", "csv", "json_file"]
+    files: dict[str, bytes] = {}
+    host = _FileHost(files)
+    try:
+        for variant in variants:
+            campaign = f"Variant {variant}"
+            records = _records(campaign, 40)
+            envelope = {"status": "success", "uniqueId": f"u-{variant}", "campaignName": campaign}
+            if variant == "json_data":
+                response = _post(server, json.dumps({**envelope, "data": records}).encode(),
+                                 "application/json")  # fmt: skip
+            elif variant == "form_data":
+                form = urlencode({"data": json.dumps({**envelope, "data": records})})
+                response = _post(server, form.encode(), "application/x-www-form-urlencoded")
+            elif variant in ("json_details", "json_records"):
+                key = variant.split("_")[1]
+                response = _post(server, json.dumps({**envelope, key: records}).encode(),
+                                 "application/json")  # fmt: skip
+            else:
+                path = f"/{variant}.{'csv' if variant == 'csv' else 'json'}"
+                files[path] = _csv(records) if variant == "csv" else json.dumps(records).encode()
+                link = {**envelope, "fileUrl": f"http://127.0.0.1:{host.port}{path}"}
+                response = _post(server, json.dumps(link).encode(), "application/json")
+            assert response.status_code == 200, (variant, response.text)
+            assert response.json()["rows"] == 40
+    finally:
+        host.close()
+    server.stop()
+    rows = _read_db(
+        server,
+        "SELECT campaign_name, lead_key, phone_number, lead_status, dial_bucket, disposition, "
+        "attempts, created_at::VARCHAR, updated_at::VARCHAR, call_duration_s, "
+        "extra->>'$.SurveyScore' FROM leads WHERE campaign_name LIKE 'Variant %' ORDER BY ALL",
+    )
+    by_variant: dict[str, list[tuple]] = {}
+    for campaign, *rest in rows:
+        by_variant.setdefault(campaign, []).append(tuple(rest))
+    assert len(by_variant) == len(variants)
+    reference = by_variant["Variant json_data"]
+    assert len(reference) == 40
+    for campaign, variant_rows in by_variant.items():
+        assert variant_rows == reference, campaign
+    lead_3 = next(r for r in reference if r[0] == "L3")
+    # L3: Status "" -> Pending, DialStatus Busy -> Fail, 3 attempts, 65 s, IST instant kept.
+    assert lead_3[1:6] == ("9800000003", "Pending", "Fail", None, 3)  # empty text -> NULL
+    assert lead_3[6].startswith("2026-11-01 09:30:00")
+    assert lead_3[8:] == (65, "3")
+
+
+def test_bad_callbacks_get_4xx_and_write_nothing(tmp_path):
+    env = {"DIALSTATUS_SYNC_INTERVAL": "3600", "DIALSTATUS_MAX_BODY_MB": "1",
+           "DIALSTATUS_CAMPAIGNS": "Nothing Here"}  # fmt: skip
+    with ServerProcess(tmp_path / "srv", env=env) as server:
+        version = server.health()["data_version"]
+        good = json.dumps({"uniqueId": "x", "campaignName": "C", "data": _records("C", 3)})
+        wrong_secret = server.base_url + "/api/callback/not-the-secret"
+        assert _post(server, good.encode(), "application/json", wrong_secret).status_code == 403
+        assert _post(server, b'{"data": [ {"Phone', "application/json").status_code == 400
+        assert _post(server, good.encode(), "image/png").status_code == 415
+        big = b'{"data": [' + b'{"PhoneNumber": "1"},' * 120_000 + b"{}]}"
+        assert _post(server, big, "application/json").status_code == 413
+        assert _post(server, b"\xff\xfe\x00garbage", "application/json").status_code == 400
+        assert server.health()["data_version"] == version
+        server.stop()
+        assert _read_db(server, "SELECT count(*) FROM leads") == [(0,)]
+        assert not list((server.data_dir).glob("**/*.part"))
+
+
+def test_duplicate_delivery_changes_nothing_and_newer_state_wins(server):
+    old = _records("Updates", 10, updated="2026-11-20 10:00:00")
+    body = json.dumps({"uniqueId": "a", "campaignName": "Updates", "data": old}).encode()
+    assert _post(server, body, "application/json").json()["rows"] == 10
+    version = server.health()["data_version"]
+    second = _post(server, body, "application/json")
+    assert second.status_code == 200 and second.json().get("duplicate") is True
+    assert server.health()["data_version"] == version
+
+    newer = _records("Updates", 2, updated="2026-11-21 12:00:00")
+    for record in newer:
+        record["Status"], record["DialStatus"], record["Disposition"] = (
+            "Success",
+            "answered",
+            "Sale",
+        )
+    _post(
+        server, json.dumps({"campaignName": "Updates", "data": newer}).encode(), "application/json"
+    )
+    stale = _records("Updates", 2, updated="2026-11-19 08:00:00")  # arrives late, is older
+    _post(
+        server, json.dumps({"campaignName": "Updates", "data": stale}).encode(), "application/json"
+    )
+    server.stop()
+    rows = _read_db(
+        server,
+        "SELECT lead_key, lead_status, disposition FROM leads WHERE campaign_name = 'Updates' "
+        "AND lead_key IN ('L0', 'L1') ORDER BY lead_key",
+    )
+    assert rows == [("L0", "Success", "Sale"), ("L1", "Success", "Sale")]
+    assert _read_db(server, "SELECT count(*) FROM leads WHERE campaign_name = 'Updates'") == [(10,)]
+
+
+def _max_in_any_window(times: list[float], window: float = 60.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@pytest.mark.slow
+def test_limiter_holds_with_many_campaigns_and_concurrent_sync_now(tmp_path):
+    names = [f"Load {i:02d}" for i in range(14)]
+    env = {"DIALSTATUS_SYNC_INTERVAL": "3600", "DIALSTATUS_CAMPAIGNS": ",".join(names)}
+    with ServerProcess(tmp_path / "srv", env=env) as server:
+        token = {"X-Dialstatus-Token": server.callback_secret}
+
+        def press_sync_now():
+            for _ in range(5):
+                httpx.post(server.base_url + "/api/sync", headers=token, timeout=10)
+                time.sleep(0.3)
+
+        pressers = [threading.Thread(target=press_sync_now) for _ in range(6)]
+        for presser in pressers:
+            presser.start()
+        for presser in pressers:
+            presser.join()
+        server.wait_for(
+            lambda h: all(c["last_success_at"] for c in h["campaigns"]), timeout=150, interval=2
+        )
+        log = httpx.get(server.base_url + "/api/sandbox/_sandbox/requests").json()
+    sent = [entry["monotonic"] for entry in log]
+    assert len(sent) >= len(names)
+    assert _max_in_any_window(sent) <= 10
+    assert {e["campaign"] for e in log} == set(names)
+
+
+def test_restart_on_the_same_database_carries_on_incrementally(tmp_path):
+    data_dir = tmp_path / "srv"
+    env = {"DIALSTATUS_SYNC_INTERVAL": "3600"}
+    with ServerProcess(data_dir, env=env) as first:
+        before = first.wait_for(_all_campaigns_loaded, timeout=90)
+    rows_before = {c["name"]: c["rows"] for c in before["campaigns"]}
+    with ServerProcess(data_dir, env=env) as second:
+        after = second.wait_for(
+            lambda h: (
+                len(httpx.get(second.base_url + "/api/sandbox/_sandbox/requests").json())
+                >= DEMO_CAMPAIGN_COUNT
+                and all(c["last_success_at"] for c in h["campaigns"])
+            ),
+            timeout=90,
+        )
+        log = httpx.get(second.base_url + "/api/sandbox/_sandbox/requests").json()
+    assert all(entry["params"]["sortby"] == "2" and entry["params"]["fromDate"] for entry in log)
+    assert {c["name"]: c["rows"] for c in after["campaigns"]}.keys() == rows_before.keys()
+    assert all(after_c["rows"] >= rows_before[after_c["name"]] for after_c in after["campaigns"])
