@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lib.auth import AuthConfig, auth_config
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 
@@ -52,6 +54,7 @@ class Settings:
     callback_secret: str = field(repr=False)
     admin_token: str | None = field(default=None, repr=False)
     demo: bool = False
+    auth: AuthConfig = field(default=AuthConfig("none"), repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -176,6 +179,10 @@ def load_settings(
     interval = _pick(env, table, "DIALSTATUS_SYNC_INTERVAL", "sync_interval", 300)
     callback_timeout = _pick(env, table, "DIALSTATUS_CALLBACK_TIMEOUT", "callback_timeout", 600)
     max_body_mb = _pick(env, table, "DIALSTATUS_MAX_BODY_MB", "max_body_mb", 1024)
+    try:
+        auth = auth_config(stored.get("auth"), env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(
         cloudagent=CloudAgentConfig(api_url=api_url, username=username, api_key=api_key),
         public_url=public_url,
@@ -192,4 +199,5 @@ def load_settings(
         callback_secret=_callback_secret(table, env, db_path.parent),
         admin_token=_pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token"),
         demo=demo,
+        auth=auth,
     )
