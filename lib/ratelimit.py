@@ -1,0 +1,143 @@
+"""A thread-safe sliding-window rate limiter, one window per key (CloudAgent account).
+
+CloudAgent allows 10 Campaign Dial Status requests per minute (vendor page). Whether that minute is
+fixed or sliding, and whether it counts per user or per api key, is not documented: a sliding
+window of `window_s` per account is the strictest reading, and it also satisfies a fixed
+calendar-minute window. `margin_s` widens the window a little so that network jitter between
+our clock and the server's (a request acquired at t=0 that arrives late, one acquired at t=60
+that arrives early) cannot squeeze 11 arrivals into the server's minute.
+
+Every wait is announced through `on_wait(reason, seconds)` before it starts, so a caller can show
+why nothing is happening ("rate limit: 10 requests per 60 s reached for account X; ...").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+OnWait = Callable[[str, float], None]
+
+
+@dataclass
+class _KeyState:
+    stamps: deque[float] = field(default_factory=deque)  # clock() of each acquisition, oldest first
+    blocked_until: float = float("-inf")  # penalty from the server (Retry-After, Max limit)
+    penalty_reason: str = ""
+    waiting: int = 0
+
+
+class SlidingWindowLimiter:
+    """At most `max_requests` acquisitions per key in any `window_s` interval, across threads.
+
+    `clock` and `sleep` are injectable: tests pass a fake clock whose `sleep` advances it, so no
+    test sleeps for real. The lock is never held while sleeping or calling `on_wait`.
+    """
+
+    def __init__(
+        self,
+        max_requests: int = 10,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        margin_s: float = 0.0,
+    ) -> None:
+        if max_requests < 1:
+            raise ValueError("max_requests must be at least 1")
+        if window_s <= 0 or margin_s < 0:
+            raise ValueError("window_s must be positive and margin_s not negative")
+        self.max_requests = max_requests
+        self.window_s = float(window_s)
+        self.margin_s = float(margin_s)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._keys: dict[str, _KeyState] = {}
+
+    @property
+    def span_s(self) -> float:
+        """How long an acquisition occupies its slot: the window plus the safety margin."""
+        return self.window_s + self.margin_s
+
+    def _state(self, key: str) -> _KeyState:
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _KeyState()
+        return state
+
+    def _prune(self, state: _KeyState, now: float) -> None:
+        span = self.span_s
+        while state.stamps and state.stamps[0] + span <= now:
+            state.stamps.popleft()
+
+    def _wait_needed(self, key: str, state: _KeyState, now: float) -> tuple[float, str]:
+        """(seconds to wait, reason); 0 when a slot is free now. Caller holds the lock."""
+        self._prune(state, now)
+        waits: list[tuple[float, str]] = []
+        if state.blocked_until > now:
+            seconds = state.blocked_until - now
+            reason = state.penalty_reason or "server asked to wait"
+            waits.append((seconds, f"{reason} for account {key}; next try in {seconds:.1f} s"))
+        if len(state.stamps) >= self.max_requests:
+            oldest_needed = state.stamps[len(state.stamps) - self.max_requests]
+            seconds = oldest_needed + self.span_s - now
+            waits.append(
+                (
+                    seconds,
+                    f"rate limit: {self.max_requests} requests per {self.window_s:g} s reached "
+                    f"for account {key}; next slot in {seconds:.1f} s",
+                )
+            )
+        if not waits:
+            return 0.0, ""
+        return max(waits)
+
+    def acquire(self, key: str, on_wait: OnWait | None = None) -> None:
+        """Blocks until `key` has a free slot, then takes it. Calls `on_wait` before each wait."""
+        with self._lock:
+            state = self._state(key)
+            state.waiting += 1
+        try:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    seconds, reason = self._wait_needed(key, state, now)
+                    if seconds <= 0:
+                        state.stamps.append(now)
+                        return
+                if on_wait is not None:
+                    on_wait(reason, seconds)
+                self._sleep(seconds)
+        finally:
+            with self._lock:
+                state.waiting -= 1
+
+    def penalise(self, key: str, seconds: float, reason: str = "server asked to wait") -> None:
+        """Blocks `key` for `seconds` from now (keeps a longer penalty already in force)."""
+        with self._lock:
+            state = self._state(key)
+            until = self._clock() + max(0.0, seconds)
+            if until > state.blocked_until:
+                state.blocked_until = until
+                state.penalty_reason = reason
+
+    def state(self, key: str) -> dict:
+        """A snapshot for health pages: usage, limit, window, waiting threads, next free slot."""
+        with self._lock:
+            state = self._state(key)
+            now = self._clock()
+            seconds, reason = self._wait_needed(key, state, now)
+            return {
+                "key": key,
+                "used": len(state.stamps),
+                "limit": self.max_requests,
+                "window_s": self.window_s,
+                "margin_s": self.margin_s,
+                "waiting": state.waiting,
+                "next_slot_in_s": round(max(0.0, seconds), 3),
+                "penalised_for_s": round(max(0.0, state.blocked_until - now), 3),
+                "reason": reason,
+            }
