@@ -1,0 +1,128 @@
+"""Leads (`/leads`): the filtered lead rows, paginated in SQL, searchable, exportable."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from lib import metrics, ui
+
+current = ui.view()
+ui.page_header(
+    "Leads",
+    "The leads behind the numbers. Phone numbers show their last 4 digits only"
+    if not current.show_phones
+    else "The leads behind the numbers.",
+)
+if ui.empty_state():
+    st.stop()
+
+search_col, sort_col, size_col = st.columns([3, 2, 1])
+search = search_col.text_input(
+    "Search",
+    key="leads_search",
+    placeholder="Phone, name, comments or agent",
+    help="Matches any part of the phone number, name, comments, agent id or agent name.",
+)
+sort = sort_col.selectbox("Sort by", list(metrics.LEAD_SORTS), key="leads_sort")
+size = size_col.selectbox("Rows per page", [25, 50, 100, 200], index=1, key="leads_page_size")
+
+total = ui.query("lead_count", search=search)
+if total == 0 and not search:
+    ui.empty_state(lead_count=0)
+    st.stop()
+
+# Back to page 1 whenever the selection changes.
+signature = (current.filters, search, sort, size)
+if st.session_state.get("_leads_signature") != signature:
+    st.session_state["_leads_signature"] = signature
+    st.session_state.pop("leads_page", None)
+
+table_slot = st.container()
+pages = max(1, math.ceil(total / size))
+page_number = st.pagination(pages, key="leads_page")
+offset = (page_number - 1) * size
+rows = ui.query(
+    "lead_page",
+    search=search,
+    limit=size,
+    offset=offset,
+    sort=sort,
+    show_phones=current.show_phones,
+)
+
+with table_slot:
+    if total == 0:
+        st.info("No lead matches the search.", icon=":material/search_off:")
+    else:
+        event = st.dataframe(
+            rows.drop(columns=["lead_key"]),
+            key="leads_table",
+            on_select="rerun",
+            selection_mode="single-row",
+            hide_index=True,
+            column_config={
+                "Attempts": st.column_config.NumberColumn(format="%d"),
+                "Comments": st.column_config.TextColumn(width="large"),
+            },
+        )
+        st.caption(
+            f"Rows {offset + 1:,} to {offset + len(rows):,} of {total:,} · times in {current.tz}"
+            " · select a row to see the lead's full record"
+        )
+
+filters, tz, today, show = current.filters, current.tz, current.today, current.show_phones
+
+
+def _export() -> pd.DataFrame:
+    with ui.services().store.cursor() as cursor:
+        return metrics.export_rows(
+            cursor, filters, tz, today, search=search or None, show_phones=show
+        )
+
+
+left, right, _ = st.columns([1, 1, 4])
+left.download_button(
+    "Export CSV",
+    data=lambda: metrics.export_csv(_export()),
+    file_name="leads.csv",
+    mime="text/csv",
+    key="leads_export_csv",
+    on_click="ignore",
+    icon=":material/download:",
+    help=f"All {total:,} filtered leads, not just this page.",
+)
+right.download_button(
+    "Export Excel",
+    data=lambda: metrics.export_xlsx(_export()),
+    file_name="leads.xlsx",
+    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    key="leads_export_xlsx",
+    on_click="ignore",
+    icon=":material/download:",
+    help=f"All {total:,} filtered leads (Excel holds up to {metrics.EXCEL_MAX_ROWS:,} rows).",
+)
+
+selection = st.session_state.get("leads_table")
+selected_rows = []
+if selection is not None and total:
+    try:
+        selected_rows = list(selection["selection"]["rows"])
+    except (KeyError, TypeError):
+        selected_rows = []
+if selected_rows and 0 <= selected_rows[0] < len(rows):
+    chosen = rows.iloc[selected_rows[0]]
+    with ui.services().store.cursor() as cursor:
+        record = metrics.lead_record(
+            cursor, chosen["Campaign"], chosen["lead_key"], current.show_phones
+        )
+    if record is not None:
+        st.subheader("Lead record", anchor=False)
+        extra = record.pop("extra", None)
+        fields = pd.DataFrame(
+            {"field": list(record), "value": ["" if v is None else str(v) for v in record.values()]}
+        )
+        st.dataframe(fields, hide_index=True, key="lead_record_table")
+        if extra:
+            st.caption("Other fields CloudAgent delivered:")
+            st.json(extra, expanded=True)

@@ -1,0 +1,145 @@
+"""Settings (`/settings`): campaigns to sync, and the disposition category map."""
+
+import pandas as pd
+import streamlit as st
+
+from lib import catalog, ui
+
+current = ui.view()
+ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
+svc = ui.services()
+store = svc.store
+
+st.subheader("Campaigns to sync", anchor=False)
+st.caption(
+    "Campaign names exactly as in CloudAgent. Removing a campaign stops syncing it; its stored "
+    "leads stay. A campaign from the configuration is disabled rather than deleted, so a restart "
+    "does not bring it back."
+)
+
+
+def _add_campaign() -> None:
+    name = st.session_state.get("settings_new_campaign", "")
+    try:
+        added = catalog.add_campaign(store, name)
+    except ValueError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state["settings_new_campaign"] = ""
+    st.session_state["_settings_message"] = (
+        ("success", f"Added {name.strip()!r}.") if added else ("info", "Already in the list.")
+    )
+    if svc.sync is not None and added:
+        svc.sync.request_sync(campaign=name.strip(), trigger="ui")
+
+
+def _remove_campaigns() -> None:
+    names = st.session_state.get("settings_remove_campaigns") or []
+    results = [f"{n!r} {catalog.remove_campaign(store, n)}" for n in names]
+    st.session_state["settings_remove_campaigns"] = []
+    if results:
+        st.session_state["_settings_message"] = ("success", "; ".join(results) + ".")
+
+
+message = st.session_state.pop("_settings_message", None)
+if message:
+    kind, text = message
+    getattr(st, kind)(ui.md_escape(text))
+
+table = catalog.campaign_table(store)
+if table.empty:
+    st.info("No campaign configured yet: add the first one below.", icon=":material/campaign:")
+else:
+    st.dataframe(table, hide_index=True, key="settings_campaigns_table")
+
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    st.text_input(
+        "Add a campaign",
+        key="settings_new_campaign",
+        placeholder="Campaign name",
+        max_chars=catalog.MAX_CAMPAIGN_NAME,
+    )
+    st.button("Add", key="settings_add", on_click=_add_campaign, icon=":material/add:")
+
+enabled = [
+    n for n, e in zip(table.get("campaign", []), table.get("enabled", []), strict=False) if e
+]
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    st.multiselect(
+        "Remove campaigns", enabled, key="settings_remove_campaigns", placeholder="Choose"
+    )
+    st.button(
+        "Remove",
+        key="settings_remove",
+        on_click=_remove_campaigns,
+        icon=":material/delete:",
+        disabled=not enabled,
+    )
+
+st.subheader("Disposition categories", anchor=False)
+st.caption(
+    "Each disposition counts under one category; Conversions are the Sale category. Unsaved "
+    "rows show the category guessed from the name (e.g. `Interested` is a Contact, not a Sale; "
+    "`Wrap up time exceeded` is Other). Change a category and save."
+)
+mapping = catalog.disposition_map(store)
+
+
+def _save_categories(shown: pd.DataFrame) -> None:
+    edits = (st.session_state.get("settings_dispositions") or {}).get("edited_rows") or {}
+    frame = shown.copy()
+    for row, change in edits.items():
+        if "category" in change and 0 <= int(row) < len(frame):
+            frame.iat[int(row), frame.columns.get_loc("category")] = change["category"]
+    try:
+        changed = catalog.save_disposition_categories(
+            store, dict(zip(frame["disposition"], frame["category"], strict=True))
+        )
+    except ValueError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state.pop("settings_dispositions", None)
+    st.session_state["_settings_message"] = (
+        "success",
+        f"Saved the category of {len(frame)} dispositions ({changed} changed).",
+    )
+
+
+def _reset_categories(names: list[str]) -> None:
+    removed = catalog.forget_disposition_categories(store, names)
+    st.session_state.pop("settings_dispositions", None)
+    st.session_state["_settings_message"] = ("success", f"Reset {removed} saved categories.")
+
+
+if mapping.empty:
+    st.info("No disposition seen yet: they appear here after the first sync.")
+else:
+    st.data_editor(
+        mapping,
+        key="settings_dispositions",
+        hide_index=True,
+        disabled=["disposition", "source", "leads"],
+        column_config={
+            "category": st.column_config.SelectboxColumn(
+                "category", options=list(catalog.CATEGORIES), required=True
+            ),
+            "source": st.column_config.TextColumn(
+                "source", help="saved = stored in the database; guess = from the name"
+            ),
+        },
+    )
+    left, right, _ = st.columns([1, 1, 3])
+    left.button(
+        "Save categories",
+        key="settings_save_categories",
+        type="primary",
+        on_click=_save_categories,
+        args=(mapping,),
+        help="Stores the category of every disposition listed (guesses included).",
+    )
+    right.button(
+        "Reset to guesses",
+        key="settings_reset_categories",
+        on_click=_reset_categories,
+        args=(list(mapping["disposition"]),),
+    )

@@ -1,0 +1,179 @@
+"""Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the rate limit,
+"Sync now", and one hand-made Campaign Dial Status request with every API parameter."""
+
+from datetime import datetime, time
+
+import streamlit as st
+
+from lib import metrics, ui
+
+current = ui.view()
+ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
+svc = ui.services()
+engine = svc.sync
+
+
+@st.fragment(run_every="5s")
+def engine_status() -> None:
+    if engine is None:
+        st.info(
+            "The sync engine is not running in this process (the UI was started without the "
+            "server launcher), so nothing is queued or sent from here.",
+            icon=":material/sync_disabled:",
+        )
+        return
+    try:
+        status = engine.status()
+    except Exception as exc:
+        st.warning(f"The sync engine's status is unavailable: {ui.md_escape(exc)}")
+        return
+    limiter = status.get("limiter") or {}
+    queue = status.get("queue") or []
+    in_flight = status.get("in_flight") or []
+    a, b, c, d = st.columns(4)
+    a.metric(
+        "Requests in window",
+        f"{limiter.get('used', 0)} / {limiter.get('limit', '?')}",
+        help=f"CloudAgent allows {limiter.get('limit', '?')} requests per "
+        f"{limiter.get('window_s', '?')} s; the engine never sends more.",
+    )
+    a.caption(f"per {limiter.get('window_s', '?')} s")
+    b.metric("Next free slot", f"{float(limiter.get('next_slot_in_s') or 0):.0f} s")
+    c.metric("Queued", len(queue), help="Campaigns waiting for a request slot.")
+    d.metric("Awaiting delivery", len(in_flight), help="Requests CloudAgent accepted.")
+    state = "running" if status.get("running") else "stopped"
+    reason = status.get("waiting_reason") or limiter.get("reason")
+    st.caption(
+        f"Engine {state}"
+        + (f" · waiting: {ui.md_escape(reason)}" if reason else "")
+        + (f" · queue: {ui.md_escape(', '.join(queue[:10]))}" if queue else "")
+    )
+    if in_flight:
+        st.dataframe(in_flight, hide_index=True, key="sync_in_flight")
+
+
+st.subheader("Engine and rate limit", anchor=False)
+engine_status()
+
+enabled = [c for c in current.campaigns if c]
+target = st.selectbox(
+    "Campaign to sync",
+    enabled,
+    index=None,
+    placeholder="All enabled campaigns",
+    key="sync_campaign",
+)
+if st.button(
+    "Sync now", key="sync_now", icon=":material/sync:", type="primary", disabled=engine is None
+):
+    queued = engine.request_sync(campaign=target, trigger="ui")
+    if queued:
+        st.success(f"Queued {queued} refresh request(s).", icon=":material/check:")
+    else:
+        st.info("Already queued or waiting for CloudAgent's delivery.", icon=":material/info:")
+
+st.subheader("Campaigns", anchor=False)
+with svc.store.cursor() as cursor:
+    fresh = metrics.freshness(cursor)
+    requests = metrics.sync_requests(cursor)
+    failed = metrics.failed_deliveries(cursor)
+if fresh.empty:
+    ui.empty_state()
+else:
+    st.dataframe(
+        fresh,
+        hide_index=True,
+        key="sync_freshness",
+        column_config={
+            "data_as_of": st.column_config.DatetimeColumn("data as of"),
+            "newest_update": st.column_config.DatetimeColumn("newest lead update"),
+        },
+    )
+
+st.subheader("Request log", anchor=False)
+if requests.empty:
+    st.caption("No request sent yet.")
+else:
+    st.dataframe(requests, hide_index=True, key="sync_requests")
+    st.caption("The newest 200 requests; parameters are stored with the callback secret redacted.")
+
+st.subheader("Unparseable deliveries", anchor=False)
+if failed.empty:
+    st.caption("None: every delivery received so far was read.")
+else:
+    st.dataframe(failed, hide_index=True, key="sync_failed_deliveries")
+    st.caption("Bodies are kept on disk beside the database (file) for inspection.")
+
+st.subheader("Send one request by hand", anchor=False)
+st.caption(
+    "One Campaign Dial Status request with exactly the API's own filter; the delivery is "
+    "stored like any other. It counts against the same rate limit."
+)
+try:
+    from lib import cloudagent
+except ImportError:  # pragma: no cover - the client module is always shipped with the server
+    cloudagent = None
+
+if cloudagent is None:
+    st.warning("The CloudAgent client is not available in this build.")
+else:
+    with st.form("manual_request", enter_to_submit=False):
+        name = st.selectbox(
+            "campaignName",
+            enabled,
+            index=0 if enabled else None,
+            accept_new_options=True,
+            key="manual_campaign",
+        )
+        sortby = st.selectbox(
+            "sortby",
+            list(cloudagent.SortBy),
+            format_func=lambda v: {
+                "0": "0: all data",
+                "1": "1: by created date",
+                "2": "2: by updated date",
+            }[v.value],
+            key="manual_sortby",
+        )
+        c1, c2 = st.columns(2)
+        from_day = c1.date_input("fromDate (day)", value=None, key="manual_from_day")
+        from_time = c1.time_input("fromDate (time)", value=time(0, 0), key="manual_from_time")
+        to_day = c2.date_input("toDate (day)", value=None, key="manual_to_day")
+        to_time = c2.time_input("toDate (time)", value=time(23, 59), key="manual_to_time")
+        status = st.selectbox(
+            "status", list(cloudagent.LeadStatus), format_func=str, key="manual_status"
+        )
+        dial = st.selectbox(
+            "dialstatus", list(cloudagent.DialStatusFilter), format_func=str, key="manual_dial"
+        )
+        disposition = st.selectbox(
+            "dispositions",
+            [cloudagent.ALL_DISPOSITIONS, *current.dispositions],
+            accept_new_options=True,
+            key="manual_dispositions",
+        )
+        submitted = st.form_submit_button(
+            "Send request", disabled=engine is None, icon=":material/send:"
+        )
+    if engine is None:
+        st.caption("Sending needs the sync engine (run the server launcher).")
+    elif submitted:
+        zone = svc.settings.zone
+        try:
+            request = cloudagent.DialStatusRequest(
+                campaign_name=name or "",
+                callback_url="",
+                from_date=datetime.combine(from_day, from_time, tzinfo=zone) if from_day else None,
+                to_date=datetime.combine(to_day, to_time, tzinfo=zone) if to_day else None,
+                sortby=sortby,
+                status=status,
+                dial_status=dial,
+                dispositions=disposition or cloudagent.ALL_DISPOSITIONS,
+            )
+            request_id = engine.send_manual(request)
+        except cloudagent.CloudAgentError as exc:
+            st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
+        except ValueError as exc:
+            st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
+        else:
+            st.success(f"Queued as request {request_id}; see the request log.")

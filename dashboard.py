@@ -1,0 +1,247 @@
+"""The UI entry script: global sidebar filters bound to the URL, then the page.
+
+Run through the launcher (`streamlit run streamlit_app.py`); tests run this file with AppTest.
+The filters' keys are the public URL parameter names (lib/filters.py). On a session's first run
+the link's parameters are validated before any bound widget exists, so every ignored value gets
+a visible notice; if the widgets would hold something other than the validated filters (e.g.
+`from` after `to`), the validated values are applied and the run restarts once.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import ui
+from lib.config import ConfigError
+from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.filters import (
+    BASES,
+    BASIS_LABELS,
+    DEFAULT_BASIS,
+    DEFAULT_RANGE,
+    P_BASIS,
+    P_CAMPAIGN,
+    P_DIALSTATUS,
+    P_DISPOSITION,
+    P_FROM,
+    P_RANGE,
+    P_STATUS,
+    P_TO,
+    PARAM_NAMES,
+    RANGE_LABELS,
+    RANGE_PRESETS,
+    Filters,
+    describe,
+    params_from_widgets,
+    parse_query_params,
+    to_query_string,
+    today_in,
+    widget_values,
+)
+from lib.services import get_services
+from lib.store import StoreError
+
+STARTED = "_dialstatus_started"
+NOTICES = "_dialstatus_notices"
+
+st.set_page_config(
+    page_title="Campaign dial status",
+    page_icon=":material/phone_in_talk:",
+    layout="wide",
+)
+
+try:
+    services = get_services()
+except (ConfigError, StoreError) as exc:
+    st.error(f"The dashboard cannot start: {ui.md_escape(exc)}", icon=":material/error:")
+    st.stop()
+
+settings = services.settings
+tz = settings.timezone
+today = today_in(tz)
+version = services.store.data_version()
+db = str(services.store.path)
+known = ui.options(db, version, tuple(settings.campaigns))
+campaign_options: list[str] = list(known["campaigns"])
+disposition_options: list[str] = list(known["dispositions"])
+
+# Values queued by chart clicks or by the first-run correction, before any widget exists.
+ui.apply_pending_filter_changes()
+
+first_run = STARTED not in st.session_state
+if first_run:
+    raw = {name: st.query_params.get_all(name) for name in PARAM_NAMES}
+    link_filters, link_notices = parse_query_params(
+        raw, campaign_options, disposition_options, today
+    )
+    st.session_state[STARTED] = True
+    st.session_state[NOTICES] = link_notices
+
+
+def _clear_filters() -> None:
+    for name, value in widget_values(Filters()).items():
+        st.session_state[name] = value
+
+
+with st.sidebar:
+    st.subheader("Filters", anchor=False)
+    st.multiselect(
+        "Campaign",
+        campaign_options,
+        key=P_CAMPAIGN,
+        bind="query-params",
+        placeholder="All campaigns",
+        help="Empty = every campaign.",
+    )
+    chosen_range = st.selectbox(
+        "Date range",
+        RANGE_PRESETS,
+        index=RANGE_PRESETS.index(DEFAULT_RANGE),
+        key=P_RANGE,
+        bind="query-params",
+        help="Presets are relative to the day the page is opened (a shared `last_7d` link "
+        "always shows the last 7 days). "
+        + "; ".join(f"`{k}` = {v}" for k, v in RANGE_LABELS.items())
+        + f". Days are calendar days in {tz}.",
+    )
+    if chosen_range == "custom":
+        left, right = st.columns(2)
+        left.date_input("From", value=None, key=P_FROM, bind="query-params", format="YYYY-MM-DD")
+        right.date_input("To", value=None, key=P_TO, bind="query-params", format="YYYY-MM-DD")
+    st.radio(
+        "Date basis",
+        BASES,
+        index=BASES.index(DEFAULT_BASIS),
+        key=P_BASIS,
+        bind="query-params",
+        horizontal=True,
+        help="Which date of a lead the range applies to: `updated` = its "
+        f"{BASIS_LABELS['updated']}, `created` = its {BASIS_LABELS['created']}.",
+    )
+    st.multiselect(
+        "Lead status",
+        LEAD_STATUSES,
+        key=P_STATUS,
+        bind="query-params",
+        placeholder="Any status",
+        help="An empty status counts as Pending.",
+    )
+    st.multiselect(
+        "Dial status",
+        DIAL_BUCKETS,
+        key=P_DIALSTATUS,
+        bind="query-params",
+        placeholder="Any dial status",
+        help="The API's buckets: `NoAnswer` groups not_answered, ring, NoResponse...; `Fail` is "
+        "any other outcome (busy, invalid number, congestion...); `Not dialled` = never dialled.",
+    )
+    st.multiselect(
+        "Disposition",
+        disposition_options,
+        key=P_DISPOSITION,
+        bind="query-params",
+        placeholder="Any disposition",
+    )
+
+widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}
+if chosen_range != "custom":
+    widget_state[P_FROM] = widget_state[P_TO] = None  # kept by the widgets, unused by presets
+filters, widget_notices = parse_query_params(
+    params_from_widgets(widget_state), campaign_options, disposition_options, today
+)
+if first_run and filters != link_filters:
+    # The bound widgets took something the validation rejected: apply the validated values.
+    ui.queue_filter_change(widget_values(link_filters))
+    st.rerun()
+
+share_query = to_query_string(filters)
+with st.sidebar:
+    st.caption(ui.md_escape(describe(filters, today)))
+    for notice in widget_notices:
+        st.warning(ui.md_escape(notice), icon=":material/warning:")
+    left, right = st.columns(2)
+    left.button("Clear filters", key="clear_filters", on_click=_clear_filters, width="stretch")
+    with right.popover("Share", icon=":material/share:", key="share", width="stretch"):
+        base = st.context.url or settings.public_url or ""
+        st.caption("The full link of this view (same filters, same numbers):")
+        st.code(f"{base}?{share_query}" if share_query else base, language=None, wrap_lines=True)
+
+st.session_state[ui.VIEW_KEY] = ui.View(
+    filters=filters,
+    tz=tz,
+    today=today,
+    version=version,
+    db=db,
+    campaigns=tuple(campaign_options),
+    dispositions=tuple(disposition_options),
+    total_leads=int(known["total_leads"]),
+    show_phones=settings.show_phones,
+    demo=settings.demo,
+    share_query=share_query,
+)
+if ui.SEEN_VERSION_KEY not in st.session_state:
+    st.session_state[ui.SEEN_VERSION_KEY] = version
+
+if settings.demo:
+    st.info(
+        "**Demo data.** No CloudAgent API key is configured, so the dashboard syncs generated "
+        "campaigns from its built-in sandbox. Set `CLOUDAGENT_API_KEY` and "
+        "`CLOUDAGENT_USERNAME` to use real data.",
+        icon=":material/science:",
+    )
+
+
+def _dismiss_notices() -> None:
+    st.session_state[NOTICES] = []
+
+
+notices = st.session_state.get(NOTICES) or []
+if notices:
+    with st.container(key="link_notices"):
+        for notice in notices:
+            st.warning(ui.md_escape(notice), icon=":material/link_off:")
+        st.button("Dismiss", key="dismiss_notices", on_click=_dismiss_notices)
+
+page = st.navigation(
+    [
+        st.Page(
+            ui.PAGE_FILES["overview"],
+            title="Overview",
+            icon=":material/dashboard:",
+            default=True,
+            help="KPIs, dial-status and disposition breakdowns per campaign, and a comparison "
+            "table of every campaign.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["campaign"],
+            title="Campaign",
+            icon=":material/campaign:",
+            url_path="campaign",
+            help="One campaign in depth: deltas vs the previous period, Pareto, trends, heatmap.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["leads"],
+            title="Leads",
+            icon=":material/table_rows:",
+            url_path="leads",
+            help="The filtered lead rows, searchable, with CSV and Excel exports.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["sync"],
+            title="Sync",
+            icon=":material/sync:",
+            url_path="sync",
+            help="Freshness per campaign, the request log, the rate limit, Sync now and a "
+            "hand-made API request.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["settings"],
+            title="Settings",
+            icon=":material/settings:",
+            url_path="settings",
+            help="Campaigns to sync and the disposition category map.",
+        ),
+    ],
+    position="top",
+)
+page.run()

@@ -1,0 +1,418 @@
+"""Plotly figures built from the small aggregated frames of lib/metrics.py.
+
+One colour per dial-status bucket everywhere (Okabe-Ito, colour-blind safe, mid-tone so it reads
+on light and dark themes). Text labels go through `label()` because plotly renders a subset of
+HTML in tick and hover text: a campaign named `<b>x</b>` must show as typed. Clickable bar traces
+carry the raw filter value in `customdata[0]` (empty when the segment is not a filter value,
+like "Other"); `selection_value()` reads it back from a Streamlit selection point.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.catalog import CATEGORIES
+from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.metrics import NO_DISPOSITION, OTHER, WEEKDAYS
+
+BUCKET_COLORS: dict[str, str] = {
+    "answered": "#009E73",  # bluish green
+    "NoAnswer": "#56B4E9",  # sky blue
+    "user_disconnected": "#CC79A7",  # reddish purple
+    "Fail": "#D55E00",  # vermillion
+    "Not dialled": "#8C8C8C",  # mid grey
+}
+STATUS_COLORS: dict[str, str] = {"Success": "#009E73", "Fail": "#D55E00", "Pending": "#8C8C8C"}
+CATEGORY_COLORS: dict[str, str] = {
+    "Sale": "#009E73",
+    "Contact": "#0072B2",
+    "Callback": "#E69F00",
+    "Do not call": "#D55E00",
+    "Unworkable": "#CC79A7",
+    "Other": "#8C8C8C",
+}
+# Qualitative colours for individual dispositions (Okabe-Ito + Tol muted), "Other" grey.
+DISPOSITION_PALETTE: tuple[str, ...] = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#AA4499",
+)  # fmt: skip
+OTHER_COLOR = "#B0B0B0"
+SEQUENTIAL = "Cividis"  # perceptually uniform and colour-blind safe
+
+MAX_LABEL = 40
+
+
+def label(text: Any, limit: int = MAX_LABEL) -> str:
+    """Display text for plotly: shortened and HTML-escaped (raw values stay in customdata)."""
+    value = "" if text is None else str(text)
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return html.escape(value, quote=False)
+
+
+def unique_labels(names: Sequence[str], limit: int = MAX_LABEL) -> dict[str, str]:
+    """Raw name -> display label, unique even when shortening makes two names collide."""
+    result: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        text = label(name, limit)
+        candidate, n = text, 2
+        while candidate in used:
+            candidate, n = f"{text} ({n})", n + 1
+        used.add(candidate)
+        result[name] = candidate
+    return result
+
+
+def _layout(fig: go.Figure, *, height: int = 360, **extra: Any) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        uniformtext={"mode": "hide", "minsize": 10},
+        clickmode="event+select",
+        dragmode="select",
+        **extra,
+    )
+    return fig
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None or pd.isna(value) else f"{value * 100:.1f}%"
+
+
+def stacked_bars(
+    frame: pd.DataFrame,
+    *,
+    category: str,
+    series: str,
+    series_order: Sequence[str],
+    colors: Mapping[str, str],
+    percent: bool,
+    clickable: Iterable[str] | None = None,
+    height: int | None = None,
+) -> go.Figure:
+    """Horizontal stacked bars: one bar per `category` value (e.g. campaign), one trace per
+    `series` value (e.g. bucket). `frame` has columns category, series, leads, share (0-1)."""
+    categories = list(dict.fromkeys(frame[category]))
+    labels = unique_labels(categories)
+    clickable_set = set(series_order if clickable is None else clickable)
+    fig = go.Figure()
+    for name in series_order:
+        part = frame[frame[series] == name]
+        if part.empty or int(part["leads"].sum()) == 0:
+            continue
+        value = name if name in clickable_set else ""
+        shares = [_percent(s) for s in part["share"]]
+        fig.add_trace(
+            go.Bar(
+                name=label(name),
+                legendgroup=str(name),
+                orientation="h",
+                y=[labels[c] for c in part[category]],
+                x=(part["share"] * 100).round(2) if percent else part["leads"],
+                marker_color=colors.get(name, OTHER_COLOR),
+                customdata=[
+                    [value, raw, label(name), int(n), s]
+                    for raw, n, s in zip(part[category], part["leads"], shares, strict=True)
+                ],
+                text=[f"{int(n):,} ({s})" for n, s in zip(part["leads"], shares, strict=True)],
+                textposition="inside",
+                insidetextanchor="middle",
+                hovertemplate="%{y}<br>%{customdata[2]}: %{customdata[3]:,} leads "
+                "(%{customdata[4]})<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(autorange="reversed", automargin=True, type="category")
+    fig.update_xaxes(
+        title="share of leads (%)" if percent else "leads", range=[0, 100] if percent else None
+    )
+    return _layout(fig, height=height or max(220, 60 + 42 * len(categories)))
+
+
+def dial_bucket_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+    """Dial-status breakdown per campaign (frame of metrics.dial_buckets_by_campaign)."""
+    return stacked_bars(
+        frame,
+        category="campaign",
+        series="bucket",
+        series_order=DIAL_BUCKETS,
+        colors=BUCKET_COLORS,
+        percent=percent,
+    )
+
+
+def disposition_colors(names: Iterable[str]) -> dict[str, str]:
+    colors: dict[str, str] = {}
+    palette = iter(DISPOSITION_PALETTE * 10)
+    for name in names:
+        colors[name] = OTHER_COLOR if name == OTHER else next(palette)
+    return colors
+
+
+def disposition_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+    """Disposition breakdown per campaign (frame of metrics.dispositions_by_campaign)."""
+    order_frame = frame.groupby(["disposition", "is_other"], as_index=False)["leads"].sum()
+    order_frame = order_frame.sort_values(["is_other", "leads"], ascending=[True, False])
+    order = list(order_frame["disposition"])
+    clickable = list(order_frame.loc[~order_frame["is_other"], "disposition"])
+    return stacked_bars(
+        frame,
+        category="campaign",
+        series="disposition",
+        series_order=order,
+        colors=disposition_colors(order),
+        percent=percent,
+        clickable=clickable,
+    )
+
+
+def bucket_bar(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+    """One campaign's dial-status breakdown as one stacked bar (frame of metrics.bucket_counts)."""
+    data = frame.assign(campaign="Selection")
+    return stacked_bars(
+        data,
+        category="campaign",
+        series="bucket",
+        series_order=DIAL_BUCKETS,
+        colors=BUCKET_COLORS,
+        percent=percent,
+        height=200,
+    )
+
+
+def pareto(frame: pd.DataFrame) -> go.Figure:
+    """Disposition Pareto: sorted bars (coloured by category) + cumulative % line."""
+    labels = unique_labels(list(frame["disposition"]))
+    x = [labels[d] for d in frame["disposition"]]
+    colors = [
+        OTHER_COLOR if other else CATEGORY_COLORS.get(cat, OTHER_COLOR)
+        for cat, other in zip(frame["category"], frame["is_other"], strict=True)
+    ]
+    shares = [_percent(s) for s in frame["share"]]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            name="Leads",
+            x=x,
+            y=frame["leads"],
+            marker_color=colors,
+            customdata=[
+                ["" if other else d, label(cat or "-"), s]
+                for d, cat, other, s in zip(
+                    frame["disposition"], frame["category"], frame["is_other"], shares, strict=True
+                )
+            ],
+            text=[f"{int(n):,} ({s})" for n, s in zip(frame["leads"], shares, strict=True)],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>%{y:,} leads (%{customdata[2]})<br>category: "
+            "%{customdata[1]}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="Cumulative %",
+            x=x,
+            y=(frame["cumulative_share"] * 100).round(2),
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": "#E69F00", "width": 2},
+            hovertemplate="%{x}<br>cumulative %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        yaxis={"title": "leads"},
+        yaxis2={"title": "cumulative %", "overlaying": "y", "side": "right", "range": [0, 105]},
+        xaxis={"type": "category", "automargin": True},
+    )
+    return _layout(fig, height=400)
+
+
+def status_matrix(matrix: pd.DataFrame) -> go.Figure:
+    """Lead status x dial bucket heatmap: counts with each row's share."""
+    totals = matrix.sum(axis=1).replace(0, pd.NA)
+    shares = matrix.div(totals, axis=0)
+    text = [
+        [
+            f"{int(matrix.iat[i, j]):,}<br>({_percent(shares.iat[i, j]) or '-'})"
+            for j in range(matrix.shape[1])
+        ]
+        for i in range(matrix.shape[0])
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.values,
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            text=text,
+            texttemplate="%{text}",
+            colorscale=SEQUENTIAL,
+            showscale=False,
+            hovertemplate="status %{y}, %{x}: %{z:,} leads<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", side="top")
+    return _layout(fig, height=260)
+
+
+def sunburst(paths: pd.DataFrame) -> go.Figure:
+    """Status -> dial status bucket -> disposition, sized by leads."""
+    ids: list[str] = []
+    labels: list[str] = []
+    parents: list[str] = []
+    values: list[int] = []
+    colors: list[str] = []
+    for status in LEAD_STATUSES:
+        part = paths[paths["lead_status"] == status]
+        if part.empty:
+            continue
+        sid = f"s:{status}"
+        ids.append(sid)
+        labels.append(status)
+        parents.append("")
+        values.append(int(part["leads"].sum()))
+        colors.append(STATUS_COLORS[status])
+        for bucket in DIAL_BUCKETS:
+            sub = part[part["dial_bucket"] == bucket]
+            if sub.empty:
+                continue
+            bid = f"{sid}/b:{bucket}"
+            ids.append(bid)
+            labels.append(bucket)
+            parents.append(sid)
+            values.append(int(sub["leads"].sum()))
+            colors.append(BUCKET_COLORS[bucket])
+            for disposition, leads in zip(sub["disposition"], sub["leads"], strict=True):
+                ids.append(f"{bid}/d:{disposition}")
+                labels.append(label(disposition, 30))
+                parents.append(bid)
+                values.append(int(leads))
+                colors.append(OTHER_COLOR if disposition == NO_DISPOSITION else "#A6CEE3")
+    fig = go.Figure(
+        go.Sunburst(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            marker={"colors": colors},
+            hovertemplate="%{label}: %{value:,} leads (%{percentParent:.1%} of %{parent})"
+            "<extra></extra>",
+            insidetextorientation="radial",
+        )
+    )
+    return _layout(fig, height=460)
+
+
+def daily_trend(frame: pd.DataFrame) -> go.Figure:
+    """Stacked bars of leads per day by bucket + the answer-rate line (right axis)."""
+    fig = go.Figure()
+    days = pd.to_datetime(frame["day"])
+    for bucket in DIAL_BUCKETS:
+        if bucket not in frame or int(frame[bucket].sum()) == 0:
+            continue
+        fig.add_trace(
+            go.Bar(
+                name=bucket,
+                legendgroup=bucket,
+                x=days,
+                y=frame[bucket],
+                marker_color=BUCKET_COLORS[bucket],
+                customdata=[[bucket]] * len(frame),
+                hovertemplate="%{x|%d %b %Y}<br>" + bucket + ": %{y:,}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            name="Answer rate",
+            x=days,
+            y=(frame["answer_rate"] * 100).round(2),
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": "#F0E442", "width": 3},
+            marker={"line": {"color": "#333333", "width": 1}},
+            customdata=list(zip(frame["n_answered"], frame["n_attempted"], strict=True)),
+            hovertemplate="%{x|%d %b %Y}<br>answer rate %{y:.1f}% "
+            "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        barmode="stack",
+        yaxis={"title": "leads"},
+        yaxis2={"title": "answer rate %", "overlaying": "y", "side": "right", "range": [0, 100]},
+    )
+    return _layout(fig, height=380)
+
+
+def hour_weekday_heatmap(frame: pd.DataFrame) -> go.Figure:
+    """Answer rate by weekday x hour of each lead's last update; cell text shows volumes."""
+    hours = list(range(24))
+    rates = [[None] * 24 for _ in WEEKDAYS]
+    text = [[""] * 24 for _ in WEEKDAYS]
+    custom = [[[0, 0]] * 24 for _ in WEEKDAYS]
+    for row in frame.itertuples(index=False):
+        d, h = int(row.weekday) - 1, int(row.hour)
+        rates[d][h] = round(float(row.answer_rate) * 100, 1)
+        text[d][h] = f"{int(row.attempted)}"
+        custom[d][h] = [int(row.answered), int(row.attempted)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=rates,
+            x=hours,
+            y=list(WEEKDAYS),
+            text=text,
+            texttemplate="%{text}",
+            customdata=custom,
+            colorscale=SEQUENTIAL,
+            zmin=0,
+            zmax=100,
+            colorbar={"title": "answer %"},
+            hoverongaps=False,
+            hovertemplate="%{y} %{x}:00: answer rate %{z:.1f}% "
+            "(%{customdata[0]:,} of %{customdata[1]:,} attempted)<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title="hour of last update (local time)", dtick=1)
+    return _layout(fig, height=330)
+
+
+def selection_value(event: Any) -> str | None:
+    """The filter value of the first clicked bar segment in a Streamlit plotly selection."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        try:
+            points = event.selection.points
+        except AttributeError:
+            return None
+    for point in points or []:
+        custom = point.get("customdata") if isinstance(point, Mapping) else None
+        if isinstance(custom, list | tuple) and custom and isinstance(custom[0], str) and custom[0]:
+            return custom[0]
+    return None
+
+
+__all__ = [
+    "BUCKET_COLORS",
+    "CATEGORIES",
+    "CATEGORY_COLORS",
+    "bucket_bar",
+    "daily_trend",
+    "dial_bucket_bars",
+    "disposition_bars",
+    "hour_weekday_heatmap",
+    "label",
+    "pareto",
+    "selection_value",
+    "status_matrix",
+    "sunburst",
+]

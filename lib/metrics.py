@@ -1,0 +1,697 @@
+"""KPI definitions and every aggregate query the pages show, computed in DuckDB.
+
+Each query function takes a DuckDB cursor, the validated `Filters`, the account time zone and
+(optionally) today's date in that zone, and returns a small pandas frame. Only the Leads page's
+current page of rows and the explicit exports return lead rows.
+
+The KPI vocabulary lives here, once: `COUNT_SQL` (how each count is computed), `KPIS` (the tiles,
+in order, with their help text) and `ATTEMPTED_SQL`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from lib.catalog import CATEGORIES, SALE, category_sql
+from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.filters import Filters, today_in, where_clause
+
+__all__ = ["CATEGORIES", "DIAL_BUCKETS", "KPIS", "LEAD_STATUSES"]
+
+SMALL_SAMPLE = 30  # a rate whose denominator is below this is shown but marked as a small sample
+NO_DISPOSITION = "(none)"
+OTHER = "Other"
+
+# A lead counts as attempted when it was dialled at least once: attempts > 0, or, when the
+# attempt count is absent, a dial status other than "not dialled".
+ATTEMPTED_SQL = "coalesce(attempts > 0, dial_bucket <> 'Not dialled')"
+
+# Count columns computed over the filtered leads (see `_base` for `attempted` and `category`).
+COUNT_SQL: dict[str, str] = {
+    "leads": "count(*)",
+    "pending": "count(*) FILTER (WHERE lead_status = 'Pending')",
+    "attempted": "count(*) FILTER (WHERE attempted)",
+    "answered": "count(*) FILTER (WHERE dial_bucket = 'answered')",
+    "successes": "count(*) FILTER (WHERE lead_status = 'Success')",
+    "conversions": f"count(*) FILTER (WHERE category = '{SALE}')",
+}
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str  # the tile's label: the product's vocabulary, the same on every page
+    column: str  # the count column (rates: the numerator)
+    denominator: str | None  # rates only
+    help: str
+
+    @property
+    def is_rate(self) -> bool:
+        return self.denominator is not None
+
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi("Leads", "leads", None, "Leads matching the filters (one row per lead per campaign)."),
+    Kpi(
+        "Pending",
+        "pending",
+        None,
+        "Leads whose status is Pending or empty (not yet dialled, or not final). "
+        "Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Attempted",
+        "attempted",
+        None,
+        "Leads dialled at least once: attempts > 0, or, when the attempt count is absent, "
+        "a dial status other than not dialled. Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Answered",
+        "answered",
+        None,
+        "Leads whose last dial status is in the answered bucket. Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Answer rate",
+        "answered",
+        "attempted",
+        "Answered / Attempted.",
+    ),
+    Kpi(
+        "Success rate",
+        "successes",
+        "attempted",
+        "Leads with status Success / Attempted.",
+    ),
+    Kpi(
+        "Conversions",
+        "conversions",
+        None,
+        "Leads whose disposition is in the Sale category (Settings page: disposition "
+        "categories). Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Conversion rate",
+        "conversions",
+        "answered",
+        "Conversions / Answered.",
+    ),
+)
+KPI_NAMES: tuple[str, ...] = tuple(k.name for k in KPIS)
+SMALL_SAMPLE_HELP = (
+    f"Rates whose denominator is under {SMALL_SAMPLE} are shown but marked as small samples."
+)
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    kpi: Kpi
+    value: float | int | None  # a count, or a rate as a fraction (None: nothing to divide by)
+    numerator: int
+    denominator: int | None  # rates: the denominator; counts: the Leads total (their share)
+
+    @property
+    def small_sample(self) -> bool:
+        return self.kpi.is_rate and (self.denominator or 0) < SMALL_SAMPLE
+
+    @property
+    def share(self) -> float | None:
+        """Counts: the share of Leads. Rates: the rate itself."""
+        if not self.denominator:
+            return None
+        return self.numerator / self.denominator
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def kpi_values(counts: Mapping[str, int]) -> list[KpiValue]:
+    """The tiles' values from the counts of `kpi_counts` (pure)."""
+    values = []
+    for kpi in KPIS:
+        numerator = int(counts.get(kpi.column, 0) or 0)
+        if kpi.is_rate:
+            denominator = int(counts.get(kpi.denominator or "", 0) or 0)
+            values.append(KpiValue(kpi, rate(numerator, denominator), numerator, denominator))
+        else:
+            total = int(counts.get("leads", 0) or 0)
+            values.append(
+                KpiValue(kpi, numerator, numerator, None if kpi.column == "leads" else total)
+            )
+    return values
+
+
+# -- the filtered relation -------------------------------------------------------------------
+
+
+def _today(tz: str, today: date | None) -> date:
+    return today if today is not None else today_in(tz)
+
+
+def _base(filters: Filters, tz: str, today: date | None) -> tuple[str, dict[str, Any]]:
+    """SQL of the filtered leads with `attempted` and `category` added, and its parameters."""
+    where, params = where_clause(filters, _today(tz, today), tz)
+    sql = f"""
+        SELECT l.*, {ATTEMPTED_SQL} AS attempted,
+               {category_sql("l.disposition", "dc.category")} AS category
+        FROM (SELECT * FROM leads WHERE {where}) l
+        LEFT JOIN disposition_categories dc ON dc.disposition = l.disposition
+    """
+    return sql, params
+
+
+def _counts_select() -> str:
+    return ", ".join(f"{sql} AS {name}" for name, sql in COUNT_SQL.items())
+
+
+def _df(cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    return cursor.execute(sql, dict(params)).df()
+
+
+def kpi_counts(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> dict[str, int]:
+    """Every count behind the KPI tiles (`COUNT_SQL` keys) for the filtered leads."""
+    base, params = _base(filters, tz, today)
+    row = cursor.execute(f"SELECT {_counts_select()} FROM ({base})", params).fetchone()
+    return {name: int(value or 0) for name, value in zip(COUNT_SQL, row, strict=True)}
+
+
+def kpis(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> list[KpiValue]:
+    return kpi_values(kpi_counts(cursor, filters, tz, today))
+
+
+def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    for kpi in KPIS:
+        if kpi.is_rate:
+            num, den = frame[kpi.column].astype(float), frame[kpi.denominator].astype(float)
+            frame[kpi.name] = (num / den.where(den > 0)) * 100.0
+            frame[kpi.name + " n"] = frame[kpi.denominator]
+    return frame
+
+
+def campaign_kpis(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """One row per campaign: every count, every rate (percent) and its denominator (`<rate> n`)."""
+    base, params = _base(filters, tz, today)
+    frame = _df(
+        cursor,
+        f"SELECT campaign_name AS campaign, {_counts_select()} FROM ({base}) "
+        "GROUP BY campaign_name ORDER BY leads DESC, campaign_name",
+        params,
+    )
+    return _with_rates(frame)
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Overview's comparison table: KPI names as columns, rates in percent, small samples."""
+    columns = {"campaign": "Campaign"}
+    for kpi in KPIS:
+        columns[kpi.name if kpi.is_rate else kpi.column] = kpi.name
+    table = frame[list(columns)].rename(columns=columns)
+    notes = []
+    for _, row in frame.iterrows():
+        small = [
+            f"{k.name} (n={int(row[k.denominator])})"
+            for k in KPIS
+            if k.is_rate and int(row[k.denominator]) < SMALL_SAMPLE
+        ]
+        notes.append(", ".join(small))
+    table["Small samples"] = notes
+    return table
+
+
+def dial_buckets_by_campaign(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """Long frame: campaign, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1)."""
+    base, params = _base(filters, tz, today)
+    frame = _df(
+        cursor,
+        f"""
+        WITH counts AS (
+            SELECT campaign_name, dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL
+        ), campaigns AS (SELECT DISTINCT campaign_name FROM counts),
+        buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
+        SELECT c.campaign_name AS campaign, b.dial_bucket AS bucket,
+               coalesce(n.leads, 0) AS leads,
+               coalesce(n.leads, 0) / sum(coalesce(n.leads, 0)) OVER (PARTITION BY c.campaign_name)
+                   AS share
+        FROM campaigns c CROSS JOIN buckets b
+        LEFT JOIN counts n ON n.campaign_name = c.campaign_name AND n.dial_bucket = b.dial_bucket
+        ORDER BY c.campaign_name, b.o
+        """,
+        {**params, "buckets": list(DIAL_BUCKETS)},
+    )
+    return frame
+
+
+def bucket_counts(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """bucket, leads, share for the whole selection (all five buckets, in order)."""
+    base, params = _base(filters, tz, today)
+    return _df(
+        cursor,
+        f"""
+        WITH counts AS (SELECT dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL),
+        buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
+        SELECT b.dial_bucket AS bucket, coalesce(n.leads, 0) AS leads,
+               coalesce(n.leads, 0) / nullif(sum(coalesce(n.leads, 0)) OVER (), 0) AS share
+        FROM buckets b LEFT JOIN counts n USING (dial_bucket) ORDER BY b.o
+        """,
+        {**params, "buckets": list(DIAL_BUCKETS)},
+    )
+
+
+def dispositions_by_campaign(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    top: int = 8,
+) -> pd.DataFrame:
+    """Long frame over leads that have a disposition: campaign, disposition (the `top` most
+    frequent overall, the rest as "Other"), is_other, leads, share within the campaign."""
+    base, params = _base(filters, tz, today)
+    return _df(
+        cursor,
+        f"""
+        WITH d AS (
+            SELECT campaign_name, disposition FROM ({base})
+            WHERE disposition IS NOT NULL AND trim(disposition) <> ''
+        ), ranked AS (
+            SELECT disposition, row_number() OVER (ORDER BY count(*) DESC, disposition) AS r
+            FROM d GROUP BY disposition
+        ), grouped AS (
+            SELECT d.campaign_name,
+                   CASE WHEN r.r <= $top THEN d.disposition ELSE NULL END AS disposition,
+                   min(r.r) AS r, count(*) AS leads
+            FROM d JOIN ranked r USING (disposition) GROUP BY ALL
+        )
+        SELECT campaign_name AS campaign, coalesce(disposition, $other) AS disposition,
+               disposition IS NULL AS is_other, leads,
+               leads / sum(leads) OVER (PARTITION BY campaign_name) AS share
+        FROM grouped ORDER BY campaign_name, is_other, r
+        """,
+        {**params, "top": int(top), "other": OTHER},
+    )
+
+
+def disposition_pareto(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    top: int = 10,
+) -> pd.DataFrame:
+    """disposition, category, is_other, leads, share, cumulative_share (0-1), sorted by leads
+    (the `top` dispositions, then "Other"); leads without a disposition are left out."""
+    base, params = _base(filters, tz, today)
+    return _df(
+        cursor,
+        f"""
+        WITH counts AS (
+            SELECT disposition, any_value(category) AS category, count(*) AS leads,
+                   row_number() OVER (ORDER BY count(*) DESC, disposition) AS r
+            FROM ({base}) WHERE disposition IS NOT NULL AND trim(disposition) <> ''
+            GROUP BY disposition
+        ), grouped AS (
+            SELECT CASE WHEN r <= $top THEN disposition END AS disposition,
+                   CASE WHEN r <= $top THEN category END AS category,
+                   sum(leads) AS leads, min(r) AS r
+            FROM counts GROUP BY ALL
+        )
+        SELECT coalesce(disposition, $other) AS disposition, coalesce(category, '') AS category,
+               disposition IS NULL AS is_other, leads,
+               leads / sum(leads) OVER () AS share,
+               sum(leads) OVER (ORDER BY disposition IS NULL, r) / sum(leads) OVER ()
+                   AS cumulative_share
+        FROM grouped ORDER BY disposition IS NULL, r
+        """,
+        {**params, "top": int(top), "other": OTHER},
+    )
+
+
+def status_bucket_matrix(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """Wide frame of counts: a row per lead status (Success, Fail, Pending), a column per bucket."""
+    base, params = _base(filters, tz, today)
+    long = _df(
+        cursor,
+        f"SELECT lead_status, dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL",
+        params,
+    )
+    wide = long.pivot_table(
+        index="lead_status", columns="dial_bucket", values="leads", aggfunc="sum", fill_value=0
+    )
+    wide = wide.reindex(index=list(LEAD_STATUSES), columns=list(DIAL_BUCKETS), fill_value=0)
+    wide.index.name = "Lead status"
+    wide.columns.name = None
+    return wide.astype("int64")
+
+
+def sunburst_paths(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """lead_status, dial_bucket, disposition ("(none)" when empty), leads."""
+    base, params = _base(filters, tz, today)
+    return _df(
+        cursor,
+        f"""
+        SELECT lead_status, dial_bucket,
+               CASE WHEN disposition IS NULL OR trim(disposition) = '' THEN $none
+                    ELSE disposition END AS disposition,
+               count(*) AS leads
+        FROM ({base}) GROUP BY ALL ORDER BY lead_status, dial_bucket, leads DESC
+        """,
+        {**params, "none": NO_DISPOSITION},
+    )
+
+
+def daily_trend(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """One row per local calendar day of the basis date: a count column per bucket (named as
+    the bucket), n_attempted, n_answered and answer_rate (0-1, NaN when nothing was attempted)."""
+    base, params = _base(filters, tz, today)
+    column = filters.basis_column
+    pivots = ", ".join(
+        f'count(*) FILTER (WHERE dial_bucket = $b{i}) AS "{bucket}"'
+        for i, bucket in enumerate(DIAL_BUCKETS)
+    )
+    frame = _df(
+        cursor,
+        f"""
+        SELECT CAST({column} AS DATE) AS day, {pivots},
+               count(*) FILTER (WHERE attempted) AS n_attempted,
+               count(*) FILTER (WHERE dial_bucket = 'answered') AS n_answered
+        FROM ({base}) WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY day
+        """,
+        {**params, **{f"b{i}": bucket for i, bucket in enumerate(DIAL_BUCKETS)}},
+    )
+    frame["answer_rate"] = frame["n_answered"] / frame["n_attempted"].where(
+        frame["n_attempted"] > 0
+    )
+    return frame
+
+
+WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hour_weekday(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """Attempted leads by the local weekday (1 = Monday) and hour of their LAST UPDATE:
+    weekday, hour, attempted, answered, answer_rate. Only cells with attempts appear."""
+    base, params = _base(filters, tz, today)
+    frame = _df(
+        cursor,
+        f"""
+        SELECT isodow(updated_at) AS weekday, hour(updated_at) AS hour,
+               count(*) AS attempted, count(*) FILTER (WHERE dial_bucket = 'answered') AS answered
+        FROM ({base}) WHERE attempted AND updated_at IS NOT NULL
+        GROUP BY ALL ORDER BY weekday, hour
+        """,
+        params,
+    )
+    frame["answer_rate"] = frame["answered"] / frame["attempted"]
+    return frame
+
+
+# -- lead rows ---------------------------------------------------------------------------------
+
+LEAD_SORTS: dict[str, str] = {
+    "Last updated (newest first)": "updated_at DESC NULLS LAST, campaign_name, lead_key",
+    "Created (newest first)": "created_at DESC NULLS LAST, campaign_name, lead_key",
+    "Most attempts first": "attempts DESC NULLS LAST, updated_at DESC NULLS LAST, lead_key",
+    "Name (A to Z)": "name ASC NULLS LAST, campaign_name, lead_key",
+}
+DEFAULT_SORT = next(iter(LEAD_SORTS))
+
+_DIGITS = "regexp_replace(coalesce(phone_number, ''), '[^0-9]', '', 'g')"
+MASKED_PHONE_SQL = (
+    f"CASE WHEN phone_number IS NULL THEN NULL WHEN length({_DIGITS}) <= 4 THEN {_DIGITS} "
+    f"ELSE repeat('•', length({_DIGITS}) - 4) || right({_DIGITS}, 4) END"
+)
+_TS = "%Y-%m-%d %H:%M:%S"
+
+
+def phone_sql(show_phones: bool) -> str:
+    return "phone_number" if show_phones else MASKED_PHONE_SQL
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Python twin of MASKED_PHONE_SQL (for values outside the leads table)."""
+    if phone is None:
+        return None
+    digits = "".join(ch for ch in str(phone) if ch.isdigit() and ch.isascii())
+    return digits if len(digits) <= 4 else "•" * (len(digits) - 4) + digits[-4:]
+
+
+def _search_condition(search: str | None) -> tuple[str, dict[str, Any]]:
+    text = (search or "").strip()
+    if not text:
+        return "TRUE", {}
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    columns = ("phone_number", "name", "comments", "agent_id", "agent_name")
+    sql = " OR ".join(f"{c} ILIKE $search ESCAPE '\\'" for c in columns)
+    return f"({sql})", {"search": f"%{escaped}%"}
+
+
+def _lead_rows_sql(
+    filters: Filters, tz: str, today: date | None, search: str | None, show_phones: bool
+) -> tuple[str, dict[str, Any]]:
+    where, params = where_clause(filters, _today(tz, today), tz)
+    condition, search_params = _search_condition(search)
+    sql = f"""
+        SELECT campaign_name AS "Campaign", {phone_sql(show_phones)} AS "Phone",
+               name AS "Name", lead_status AS "Status", dial_status AS "Dial status",
+               dial_bucket AS "Dial bucket", disposition AS "Disposition",
+               attempts AS "Attempts", coalesce(agent_name, agent_id) AS "Agent",
+               strftime(created_at, '{_TS}') AS "Created",
+               strftime(updated_at, '{_TS}') AS "Updated",
+               comments AS "Comments", lead_key
+        FROM leads WHERE {where} AND {condition}
+    """
+    return sql, {**params, **search_params}
+
+
+def lead_count(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    search: str | None = None,
+) -> int:
+    where, params = where_clause(filters, _today(tz, today), tz)
+    condition, search_params = _search_condition(search)
+    sql = f"SELECT count(*) FROM leads WHERE {where} AND {condition}"
+    return int(cursor.execute(sql, {**params, **search_params}).fetchone()[0])
+
+
+def lead_page(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    *,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str = DEFAULT_SORT,
+    show_phones: bool = False,
+) -> pd.DataFrame:
+    """One page of lead rows (LIMIT/OFFSET in SQL); timestamps as local-time text."""
+    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
+    order = LEAD_SORTS.get(sort, LEAD_SORTS[DEFAULT_SORT])
+    params.update(limit=max(1, int(limit)), offset=max(0, int(offset)))
+    return _df(cursor, f"{sql} ORDER BY {order} LIMIT $limit OFFSET $offset", params)
+
+
+def export_rows(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    *,
+    search: str | None = None,
+    show_phones: bool = False,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Every filtered lead row (the exports), in the default order, without the internal key."""
+    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
+    sql = f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}"
+    if limit is not None:
+        sql += " LIMIT $limit"
+        params["limit"] = int(limit)
+    return _df(cursor, sql, params).drop(columns=["lead_key"])
+
+
+EXCEL_MAX_ROWS = 1_048_575  # one header row + this many rows is Excel's sheet limit
+
+
+def export_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens UTF-8 CSV right
+
+
+def export_xlsx(frame: pd.DataFrame, sheet: str = "Leads") -> bytes:
+    buffer = io.BytesIO()
+    truncated = len(frame) > EXCEL_MAX_ROWS
+    with pd.ExcelWriter(
+        buffer, engine="xlsxwriter", engine_kwargs={"options": {"constant_memory": True}}
+    ) as writer:
+        frame.head(EXCEL_MAX_ROWS).to_excel(writer, sheet_name=sheet, index=False)
+        if truncated:
+            pd.DataFrame(
+                {
+                    "note": [
+                        f"Excel holds {EXCEL_MAX_ROWS:,} rows; use the CSV for all {len(frame):,}."
+                    ]
+                }
+            ).to_excel(writer, sheet_name="Note", index=False)
+    return buffer.getvalue()
+
+
+_SENSITIVE_EXTRA = ("phone", "mobile", "msisdn", "number", "contact")
+
+
+def lead_record(
+    cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: str, show_phones: bool = False
+) -> dict[str, Any] | None:
+    """One lead's full stored record (every column; `extra` decoded), phones masked unless shown."""
+    cursor.execute(
+        f"SELECT * REPLACE ({phone_sql(show_phones)} AS phone_number, "
+        f"strftime(created_at, '{_TS}') AS created_at, "
+        f"strftime(updated_at, '{_TS}') AS updated_at) "
+        "FROM leads WHERE campaign_name = $c AND lead_key = $k",
+        {"c": campaign, "k": lead_key},
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    names = [d[0] for d in cursor.description]
+    record = dict(zip(names, row, strict=True))
+    if not show_phones and record.get("lead_key") and record.get("lead_id") is None:
+        # Without a lead id the key is "phone|created": mask its phone part.
+        phone, _, rest = str(record["lead_key"]).partition("|")
+        record["lead_key"] = f"{mask_phone(phone)}|{rest}" if rest else mask_phone(phone)
+    extra = record.get("extra")
+    if isinstance(extra, str):
+        with contextlib.suppress(ValueError):
+            extra = json.loads(extra)
+    if isinstance(extra, dict) and not show_phones:
+        extra = {
+            k: (mask_phone(str(v)) if any(s in k.lower() for s in _SENSITIVE_EXTRA) and v else v)
+            for k, v in extra.items()
+        }
+    record["extra"] = extra
+    return record
+
+
+# -- options, freshness, sync ---------------------------------------------------------------
+
+
+def campaign_options(
+    cursor: duckdb.DuckDBPyConnection, configured: Iterable[str] = ()
+) -> list[str]:
+    """Every campaign a filter may name: catalog, configuration and stored leads, sorted."""
+    rows = cursor.execute(
+        "SELECT name FROM campaigns UNION SELECT DISTINCT campaign_name FROM leads"
+    ).fetchall()
+    names = {row[0] for row in rows} | {c for c in configured if c}
+    return sorted(names, key=lambda n: (n.casefold(), n))
+
+
+def disposition_options(cursor: duckdb.DuckDBPyConnection) -> list[str]:
+    """Distinct non-empty dispositions exactly as stored, most frequent first."""
+    rows = cursor.execute(
+        "SELECT disposition FROM leads WHERE disposition IS NOT NULL AND trim(disposition) <> '' "
+        "GROUP BY disposition ORDER BY count(*) DESC, disposition"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def freshness(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str] = ()) -> pd.DataFrame:
+    """Per campaign (catalog + stored): enabled, leads, newest_update, last_success_at,
+    last_delivery_at, data_as_of (last success, else last delivery), last_error, last_error_at."""
+    names = list(campaigns)
+    return _df(
+        cursor,
+        """
+        WITH names AS (
+            SELECT name AS campaign FROM campaigns UNION SELECT DISTINCT campaign_name FROM leads
+        ), l AS (
+            SELECT campaign_name, count(*) AS leads, max(updated_at) AS newest_update
+            FROM leads GROUP BY ALL
+        ), d AS (
+            SELECT campaign_name, max(coalesce(ingested_at, received_at)) AS last_delivery_at
+            FROM raw_deliveries WHERE state = 'ingested' GROUP BY ALL
+        )
+        SELECT n.campaign, c.enabled, c.source, coalesce(l.leads, 0) AS leads, l.newest_update,
+               s.last_success_at, d.last_delivery_at,
+               coalesce(s.last_success_at, d.last_delivery_at) AS data_as_of,
+               s.full_load_done, s.last_error, s.last_error_at
+        FROM names n
+        LEFT JOIN campaigns c ON c.name = n.campaign
+        LEFT JOIN l ON l.campaign_name = n.campaign
+        LEFT JOIN d ON d.campaign_name = n.campaign
+        LEFT JOIN sync_state s ON s.campaign_name = n.campaign
+        WHERE len($names) = 0 OR list_contains($names, n.campaign)
+        ORDER BY n.campaign
+        """,
+        {"names": names},
+    )
+
+
+def sync_requests(cursor: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:
+    """The newest requests sent to CloudAgent (parameters are stored with secrets redacted)."""
+    return _df(
+        cursor,
+        """
+        SELECT id, campaign_name AS campaign, kind, state, CAST(params AS VARCHAR) AS params,
+               unique_id, queued_at, sent_at, accepted_at, delivered_at, rows, error
+        FROM sync_requests ORDER BY id DESC LIMIT $limit
+        """,
+        {"limit": int(limit)},
+    )
+
+
+def active_requests(cursor: duckdb.DuckDBPyConnection) -> int:
+    """Requests queued or waiting for CloudAgent's delivery (for the "sync in progress" state)."""
+    return int(
+        cursor.execute(
+            "SELECT count(*) FROM sync_requests WHERE state IN ('queued', 'sent', 'accepted')"
+        ).fetchone()[0]
+    )
+
+
+def failed_deliveries(cursor: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
+    """Callback bodies that could not be parsed or ingested (kept on disk for inspection)."""
+    return _df(
+        cursor,
+        """
+        SELECT id, received_at, campaign_name AS campaign, unique_id, request_id, content_type,
+               size_bytes, state, error, regexp_extract(path, '[^/\\\\]+$') AS file
+        FROM raw_deliveries WHERE state = 'failed' ORDER BY id DESC LIMIT $limit
+        """,
+        {"limit": int(limit)},
+    )
+
+
+def total_leads(cursor: duckdb.DuckDBPyConnection) -> int:
+    return int(cursor.execute("SELECT count(*) FROM leads").fetchone()[0])

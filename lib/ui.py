@@ -1,0 +1,461 @@
+"""Shared Streamlit helpers so page files stay thin: the current view, cached queries, KPI tiles,
+charts with their numbers, empty states, freshness and the auto-refresh fragment.
+
+`dashboard.py` builds a `View` once per script run (filters validated from the sidebar widgets,
+today's date in the account zone, the data version) and stores it in session state; pages read
+it with `view()`. Cached queries are keyed by (database, data version, query, filters, zone,
+today, options), so fresh data is never hidden behind a stale cache entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts, metrics
+from lib.filters import (
+    P_CAMPAIGN,
+    P_DIALSTATUS,
+    P_DISPOSITION,
+    Filters,
+)
+from lib.services import Services, get_services
+
+VIEW_KEY = "_dialstatus_view"
+PENDING_KEY = "_dialstatus_pending_filters"
+SEEN_VERSION_KEY = "_dialstatus_seen_version"
+REFRESH_EVERY = "15s"
+PAGE_FILES = {
+    "overview": "app_pages/overview.py",
+    "campaign": "app_pages/campaign.py",
+    "leads": "app_pages/leads.py",
+    "sync": "app_pages/sync.py",
+    "settings": "app_pages/settings.py",
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a page needs to query the current selection."""
+
+    filters: Filters
+    tz: str
+    today: date
+    version: int
+    db: str
+    campaigns: tuple[str, ...]  # every known campaign (catalog, config, stored leads)
+    dispositions: tuple[str, ...]
+    total_leads: int
+    show_phones: bool
+    demo: bool
+    share_query: str = ""
+    notices: tuple[str, ...] = field(default=())
+
+
+def services() -> Services:
+    return get_services()
+
+
+def view() -> View:
+    """The current run's view (set by dashboard.py before the page runs)."""
+    current = st.session_state.get(VIEW_KEY)
+    if not isinstance(current, View):
+        st.error("Open the dashboard from its main address; this page needs the sidebar filters.")
+        st.stop()
+    return current
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_escape(text: Any) -> str:
+    """Text shown through markdown (st.warning, st.caption...) exactly as typed."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+# -- cached queries ----------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _cached_query(
+    db: str,
+    version: int,
+    name: str,
+    filters: Filters,
+    tz: str,
+    today: date,
+    options: tuple[tuple[str, Any], ...],
+) -> Any:
+    del db, version  # cache key only: a new database or new data is a new entry
+    function = getattr(metrics, name)
+    with services().store.cursor() as cursor:
+        return function(cursor, filters, tz, today, **dict(options))
+
+
+def query(name: str, filters: Filters | None = None, **options: Any) -> Any:
+    """Runs `lib.metrics.<name>(cursor, filters, tz, today, **options)` through the cache."""
+    current = view()
+    return _cached_query(
+        current.db,
+        current.version,
+        name,
+        current.filters if filters is None else filters,
+        current.tz,
+        current.today,
+        tuple(sorted(options.items())),
+    )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any]:
+    del db, version
+    with services().store.cursor() as cursor:
+        return {
+            "campaigns": tuple(metrics.campaign_options(cursor, configured)),
+            "dispositions": tuple(metrics.disposition_options(cursor)),
+            "total_leads": metrics.total_leads(cursor),
+        }
+
+
+def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any]:
+    """Known campaigns and dispositions (the filters' choices) and the stored lead count."""
+    return _cached_options(db, version, configured)
+
+
+# -- filters changed by clicks ------------------------------------------------------------------
+
+
+def queue_filter_change(changes: Mapping[str, Any]) -> None:
+    """Ask dashboard.py to set sidebar widget values at the top of the next run."""
+    pending = dict(st.session_state.get(PENDING_KEY) or {})
+    pending.update(changes)
+    st.session_state[PENDING_KEY] = pending
+
+
+def apply_pending_filter_changes() -> None:
+    """Called by dashboard.py before any sidebar widget exists."""
+    pending = st.session_state.pop(PENDING_KEY, None)
+    if pending:
+        for key, value in pending.items():
+            st.session_state[key] = value
+
+
+def _on_chart_select(chart_key: str, filter_key: str) -> None:
+    value = charts.selection_value(st.session_state.get(chart_key))
+    if value:
+        # A callback runs before the script, so the sidebar widget is not built yet.
+        st.session_state[filter_key] = [value]
+
+
+def _on_focus_campaign(select_key: str) -> None:
+    value = st.session_state.get(select_key)
+    if value:
+        st.session_state[P_CAMPAIGN] = [value]
+
+
+# -- display ------------------------------------------------------------------------------------
+
+
+def fmt_count(value: int | None) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def fmt_pct(value: float | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value * 100:.1f}%"
+
+
+def _tile_args(value: metrics.KpiValue, previous: metrics.KpiValue | None, period: str) -> dict:
+    kpi = value.kpi
+    help_text = kpi.help
+    if kpi.is_rate:
+        shown = fmt_pct(value.value)  # type: ignore[arg-type]
+        detail = f"{value.numerator:,} of {value.denominator or 0:,}"
+        if value.small_sample:
+            detail += " · small sample"
+            help_text += f" Small sample: the denominator is under {metrics.SMALL_SAMPLE}."
+        help_text += " " + metrics.SMALL_SAMPLE_HELP
+    else:
+        shown = fmt_count(value.numerator)
+        detail = "" if value.denominator is None else f"{fmt_pct(value.share)} of leads"
+    args: dict[str, Any] = {"label": kpi.name, "value": shown, "help": help_text, "border": True}
+    if previous is None:
+        if detail:
+            args.update(delta=detail, delta_color="off", delta_arrow="off")
+        return args
+    if kpi.is_rate:
+        if value.value is not None and previous.value is not None:
+            args["delta"] = f"{(value.value - previous.value) * 100:+.1f} pp"
+        prev_text = fmt_pct(previous.value)  # type: ignore[arg-type]
+    else:
+        args["delta"] = f"{value.numerator - previous.numerator:+,}"
+        prev_text = fmt_count(previous.numerator)
+    if kpi.column in ("leads", "pending"):
+        args["delta_color"] = "off"
+    description = f"vs {prev_text} in the {period}"
+    args["delta_description"] = f"{detail} · {description}" if detail else description
+    if "delta" not in args:
+        args.update(delta=args.pop("delta_description"), delta_color="off", delta_arrow="off")
+    return args
+
+
+def kpi_tiles(
+    values: list[metrics.KpiValue],
+    previous: list[metrics.KpiValue] | None = None,
+    period: str = "previous period",
+) -> None:
+    """The eight KPI tiles, in order, in two rows of four."""
+    for row in range(0, len(values), 4):
+        columns = st.columns(4)
+        for column, index in zip(columns, range(row, min(row + 4, len(values))), strict=False):
+            prev = previous[index] if previous is not None else None
+            column.metric(**_tile_args(values[index], prev, period))
+
+
+def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numbers") -> None:
+    """A chart's numbers one click away: a table and its CSV download."""
+    with st.expander(label, icon=":material/table:", key=f"{key}_numbers"):
+        st.dataframe(frame, hide_index=True)
+        st.download_button(
+            "Download CSV",
+            data=frame.to_csv(index=False).encode("utf-8-sig"),
+            file_name=file_name,
+            mime="text/csv",
+            key=f"{key}_csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+
+
+def chart(
+    figure: Any,
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    file_name: str,
+    filter_key: str | None = None,
+) -> None:
+    """A plotly chart (clickable when `filter_key` names a sidebar filter) and its numbers."""
+    if filter_key:
+        st.plotly_chart(
+            figure,
+            key=key,
+            on_select=functools.partial(_on_chart_select, key, filter_key),
+            selection_mode="points",
+            config={"displaylogo": False},
+        )
+    else:
+        st.plotly_chart(figure, key=key, config={"displaylogo": False})
+    numbers(frame, key=key, file_name=file_name)
+
+
+CLICK_HINT = {
+    P_DIALSTATUS: "Click a segment to filter by that dial status.",
+    P_DISPOSITION: "Click a segment to filter by that disposition.",
+}
+
+
+def show_leads_link(key: str = "show_leads") -> None:
+    """Opens the Leads page with the current filters (bound parameters travel with page links)."""
+    del key
+    st.page_link(
+        PAGE_FILES["leads"], label="Show leads", icon=":material/table_rows:", width="content"
+    )
+
+
+def campaign_focus(candidates: list[str]) -> str | None:
+    """The Campaign page's single campaign: the filter's one campaign, else a pick that pins it."""
+    current = view()
+    if len(current.filters.campaigns) == 1:
+        return current.filters.campaigns[0]
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    key = "campaign_focus"
+    st.selectbox(
+        "Campaign to look at",
+        candidates,
+        index=0,
+        key=key,
+        on_change=_on_focus_campaign,
+        args=(key,),
+        help="Choosing one also sets the sidebar's campaign filter, so the link names it.",
+    )
+    choice = st.session_state.get(key)
+    return choice if choice in candidates else candidates[0]
+
+
+# -- freshness, empty states, refresh ------------------------------------------------------------
+
+
+def _ago(moment: Any, now: datetime) -> str:
+    if moment is None or pd.isna(moment):
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 90:
+        return f"{seconds} s ago"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min ago"
+    if seconds < 36 * 3600:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
+    """ "Data as of 14:05 (Renewals, 3 min ago) · ..." for the given campaigns."""
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo(tz))
+    parts = []
+    for row in frame.itertuples(index=False):
+        moment = row.data_as_of
+        if moment is None or pd.isna(moment):
+            when = "not synced yet"
+        else:
+            stamp = pd.Timestamp(moment).tz_convert(tz)
+            when = f"{stamp:%d %b %H:%M} ({_ago(stamp.to_pydatetime(), now)})"
+        parts.append(f"{md_escape(charts.label(row.campaign, 30))}: {when}")
+    if not parts:
+        return "No campaign has data yet."
+    shown = parts[:limit]
+    if len(parts) > limit:
+        shown.append(f"and {len(parts) - limit} more (Sync page)")
+    return f"Data as of ({tz}): " + " · ".join(shown)
+
+
+@st.fragment(run_every=REFRESH_EVERY)
+def live_status() -> None:
+    """Re-runs the page when new deliveries land (data version changed), and shows freshness."""
+    current = view()
+    store = services().store
+    try:
+        version = store.data_version()
+    except Exception:
+        return
+    seen = st.session_state.get(SEEN_VERSION_KEY)
+    if seen is not None and version != seen:
+        st.session_state[SEEN_VERSION_KEY] = version
+        st.rerun(scope="app")
+    st.session_state[SEEN_VERSION_KEY] = version
+    names = current.filters.campaigns or current.campaigns
+    with store.cursor() as cursor:
+        frame = metrics.freshness(cursor, names)
+    st.caption(
+        freshness_text(frame, current.tz) + f" · checks for new data every {REFRESH_EVERY}",
+    )
+
+
+def sync_activity() -> int:
+    """Requests queued or in flight (the engine's queue, else the request log)."""
+    engine = services().sync
+    if engine is not None:
+        try:
+            status = engine.status()
+        except Exception:  # the engine's view is optional: fall back to the request log
+            status = None
+        if isinstance(status, dict):
+            return len(status.get("queue") or []) + len(status.get("in_flight") or [])
+    with services().store.cursor() as cursor:
+        return metrics.active_requests(cursor)
+
+
+def empty_state(*, lead_count: int | None = None) -> bool:
+    """Shows an explanation and returns True when there is nothing to chart."""
+    current = view()
+    if not current.campaigns:
+        st.info(
+            "**No campaign configured yet.** Add the CloudAgent campaigns to follow on the "
+            "Settings page (or set `DIALSTATUS_CAMPAIGNS`); the dashboard fills in after the "
+            "first sync.",
+            icon=":material/campaign:",
+        )
+        st.page_link(PAGE_FILES["settings"], label="Open Settings", icon=":material/settings:")
+        return True
+    if current.total_leads == 0:
+        if sync_activity():
+            st.info(
+                "**Sync in progress.** CloudAgent has been asked for the campaigns' leads; they "
+                "appear here as soon as its delivery lands (this page refreshes itself).",
+                icon=":material/sync:",
+            )
+        else:
+            st.info(
+                "**No lead data yet.** The campaigns are configured but nothing has been "
+                "delivered. Start a sync from the Sync page.",
+                icon=":material/hourglass_empty:",
+            )
+        st.page_link(PAGE_FILES["sync"], label="Open Sync", icon=":material/sync:")
+        return True
+    if lead_count == 0:
+        st.info(
+            "**Nothing matches the filters.** Widen the date range or remove a filter in the "
+            "sidebar.",
+            icon=":material/filter_alt_off:",
+        )
+        return True
+    return False
+
+
+def page_header(title: str, caption: str | None = None) -> None:
+    st.header(title, anchor=False)
+    if caption:
+        st.caption(caption)
+    live_status()
+
+
+def with_percent(frame: pd.DataFrame, column: str = "share") -> pd.DataFrame:
+    """A copy for the numbers table: the 0-1 share column as a percentage with one decimal."""
+    if column not in frame:
+        return frame
+    result = frame.copy()
+    result[column] = (result[column] * 100).round(1)
+    return result.rename(columns={column: "share %"})
+
+
+_BEST = "background-color: rgba(0, 158, 115, 0.28); font-weight: 600"
+_WORST = "background-color: rgba(213, 94, 0, 0.28); font-weight: 600"
+
+
+def comparison(table: pd.DataFrame, *, key: str) -> None:
+    """The campaign comparison table: sortable, each rate's best and worst campaign highlighted
+    (among campaigns whose denominator is not a small sample)."""
+    rate_columns = [k.name for k in metrics.KPIS if k.is_rate]
+
+    def highlight(column: pd.Series) -> list[str]:
+        styles = [""] * len(column)
+        if column.name not in rate_columns:
+            return styles
+        eligible = [
+            i
+            for i, (value, note) in enumerate(zip(column, table["Small samples"], strict=True))
+            if pd.notna(value) and f"{column.name} (n=" not in note
+        ]
+        if len(eligible) < 2:
+            return styles
+        values = [column.iloc[i] for i in eligible]
+        best, worst = max(values), min(values)
+        if best == worst:
+            return styles
+        for i in eligible:
+            if column.iloc[i] == best:
+                styles[i] = _BEST
+            elif column.iloc[i] == worst:
+                styles[i] = _WORST
+        return styles
+
+    styled = table.style.apply(highlight, axis=0).format(
+        {name: "{:.1f}%" for name in rate_columns}, na_rep="–"
+    )
+    styled = styled.format({k.name: "{:,}" for k in metrics.KPIS if not k.is_rate})
+    st.dataframe(styled, hide_index=True, key=key)
+    st.caption(
+        "Click a column header to sort. Green = best, red = worst for each rate, among "
+        f"campaigns with at least {metrics.SMALL_SAMPLE} in the rate's denominator."
+    )
