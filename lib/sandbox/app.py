@@ -1,0 +1,578 @@
+"""A faithful local CloudAgent "Campaign Dial Status" endpoint, as a mountable Starlette app.
+
+    app = create_sandbox_app(SandboxConfig(api_key=..., username=..., public_base_url=...))
+    Mount("/api/sandbox", app=app)            # every route below is relative
+
+POST <API_PATH>           the API: validation in the documented order and wording, HTTP 200
+                          errors, 10 requests per 60 s per account, then an asynchronous
+                          delivery of the selected records to callBackUrl (DeliveryVariant)
+GET  /files/<token>.csv|.json   files for the link variants
+GET  /_sandbox/requests   every request received (no api key; callback secret replaced by ***)
+GET  /_sandbox/deliveries what was POSTed where (uniqueId, status code, record count, variant)
+GET  /_sandbox/config     the runtime settings;  POST /_sandbox/config  changes them (JSON body)
+POST /_sandbox/reset      clears both logs and the rate-limit windows
+
+Fault modes (slow answers, 5xx, garbage, lost or doubled callbacks) will plug in at three seams
+without touching the rest: `Sandbox.check` (the answer), `Sandbox.prepare_posts` (the bodies)
+and `Sandbox.send_posts` (the callback transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import itertools
+import json
+import logging
+import math
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import httpx
+import numpy as np
+import pyarrow as pa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from lib.config import API_PATH
+from lib.sandbox.config import DeliveryVariant, ErrorStyle, SandboxConfig
+from lib.sandbox.data import DIAL_FILTERS, STATUS_FILTERS, CampaignData, Selection
+from lib.sandbox.datagen import generate_campaign, local_naive, local_seconds
+from lib.sandbox.encode import envelope_json, records_csv, records_json
+
+logger = logging.getLogger(__name__)
+
+# The vendor page's answers, verbatim (curly quotes included).
+APIKEY_INVALID = "apiKey is invalid"
+AUTH_FAILED = "Authentication failed"
+USERNAME_INVALID = "userName is invalid"
+CAMPAIGN_INVALID = "campaignName is invalid"
+CALLBACK_INVALID = (
+    "callBackUrl cannot be empty (OR) it should contain ‘http://test.com/’ or 'https://test.com/"
+)
+MAX_LIMIT = "Max limit exceeded"  # sibling APIs' wording (not on the vendor page)
+QUEUED = "queued successfully"  # inferred
+
+PARAM_NAMES = (
+    "fromDate", "toDate", "sortby", "status", "dialstatus", "dispositions", "campaignName",
+    "userName", "callBackUrl",
+)  # fmt: skip
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_REQUEST_BYTES = 64 * 1024
+_RUNTIME_FIELDS = {
+    "delivery": DeliveryVariant,
+    "rate_limit_http_status": int,
+    "rate_limit": int,
+    "window_s": float,
+    "delivery_delay_s": float,
+    "error_style": ErrorStyle,
+    "single_record_cap": int,
+    "rate_limit_retry_after": bool,
+}
+
+
+def redact_callback(url: str) -> str:
+    """scheme://host[:port]/path with the last path segment (the receiver's secret) as ***."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable>"
+    if not parts.scheme or not parts.hostname:
+        return "<not a URL>" if url else ""
+    host = parts.hostname + (f":{port}" if port else "")
+    path = parts.path
+    if path.strip("/"):
+        path = path.rstrip("/").rpartition("/")[0] + "/***"
+    return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+@dataclass
+class Decision:
+    """What the API answers to one request."""
+
+    message: str
+    outcome: str  # accepted | rejected | rate_limited
+    http_status: int = 200
+    retry_after: float | None = None
+    selection: Selection | None = None
+
+
+@dataclass
+class DeliveryJob:
+    unique_id: str
+    campaign: str
+    selection: Selection
+    now_s: int  # the data's "now" at request time (local wall-clock seconds)
+    callback_url: str = field(repr=False)
+    variant: DeliveryVariant
+    base_url: str  # where this sandbox is reachable (file links)
+    entry: dict  # its row in the deliveries log
+
+
+def _form_encode(data: bytes) -> bytes:
+    """application/x-www-form-urlencoded bytes of `data`, vectorised (unreserved bytes kept)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    safe = np.zeros(256, dtype=bool)
+    for chars in (b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz", b"0123456789-._~"):
+        safe[np.frombuffer(chars, dtype=np.uint8)] = True
+    unsafe = ~safe[raw]
+    starts = np.arange(len(raw)) + 2 * (np.cumsum(unsafe) - unsafe)
+    out = np.empty(len(raw) + 2 * int(unsafe.sum()), dtype=np.uint8)
+    out[starts[~unsafe]] = raw[~unsafe]
+    hexdigits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+    escaped = starts[unsafe]
+    out[escaped] = ord("%")
+    out[escaped + 1] = hexdigits[raw[unsafe] >> 4]
+    out[escaped + 2] = hexdigits[raw[unsafe] & 15]
+    return out.tobytes()
+
+
+class Sandbox:
+    """State and behaviour behind the routes; reachable as `app.state.sandbox`."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = dataclasses.replace(config)  # runtime changes never touch the caller's
+        self.data_now = local_naive(config.clock(), config.timezone)  # the generated data's now
+        self._lock = threading.Lock()
+        self._data: dict[str, CampaignData] = {}
+        self._data_lock = threading.Lock()
+        self._windows: dict[str, deque[float]] = {}
+        self._requests: deque[dict] = deque(maxlen=config.max_log_entries)
+        self._deliveries: deque[dict] = deque(maxlen=config.max_log_entries)
+        self._sequence = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._files: OrderedDict[str, Path] = OrderedDict()
+        self._own_files_dir = config.files_dir is None
+        self.files_dir = config.files_dir or Path(tempfile.mkdtemp(prefix="cloudagent-sandbox-"))
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- data ------------------------------------------------------------------------------
+
+    def campaign_data(self, name: str) -> CampaignData:
+        """The campaign's generated leads (made on first use; blocking: call from a thread)."""
+        with self._data_lock:
+            data = self._data.get(name)
+            if data is None:
+                table = generate_campaign(
+                    name,
+                    self.config.campaigns[name],
+                    self.config.seed,
+                    self.data_now,
+                    timezone=self.config.timezone,
+                    update_horizon_h=self.config.update_horizon_h,
+                )
+                data = self._data[name] = CampaignData(table)
+            return data
+
+    def dataset(self, name: str) -> pa.Table:
+        """Every version of every lead of a campaign (what tests compare deliveries with)."""
+        return self.campaign_data(name).table
+
+    def warm(self) -> None:
+        """Generates every campaign now instead of on its first request."""
+        for name in self.config.campaigns:
+            self.campaign_data(name)
+
+    def now_s(self) -> int:
+        return local_seconds(local_naive(self.config.clock(), self.config.timezone))
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def _rate_limited(self, account: str, now: float) -> float | None:
+        """Counts one request for `account`; returns seconds to wait if over the limit."""
+        cfg = self.config
+        with self._lock:
+            window = self._windows.setdefault(account, deque())
+            while window and window[0] <= now - cfg.window_s:
+                window.popleft()
+            if len(window) >= cfg.rate_limit:
+                return max(0.0, window[len(window) - cfg.rate_limit] + cfg.window_s - now)
+            window.append(now)
+            return None
+
+    def check(self, api_key: str | None, params: dict[str, str], now: float) -> Decision:
+        """Validates in the documented order; counts the request against the rate limit."""
+        cfg = self.config
+        if api_key is None or not api_key.strip():
+            return Decision(APIKEY_INVALID, "rejected")
+        if not hmac.compare_digest(api_key.strip().encode(), cfg.api_key.encode()):
+            return Decision(AUTH_FAILED, "rejected")
+        username = params.get("userName", "").strip()
+        if not username:
+            return Decision(USERNAME_INVALID, "rejected")
+        if username != cfg.username:
+            return Decision(AUTH_FAILED, "rejected")
+        wait = self._rate_limited(username, now)
+        if wait is not None:
+            return Decision(MAX_LIMIT, "rate_limited", cfg.rate_limit_http_status, wait)
+        campaign = params.get("campaignName", "")
+        if not campaign.strip() or campaign not in cfg.campaigns:
+            return Decision(CAMPAIGN_INVALID, "rejected")
+        callback = params.get("callBackUrl", "").strip()
+        try:
+            parts = urlsplit(callback)
+            valid_callback = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            valid_callback = False
+        if not valid_callback:
+            return Decision(CALLBACK_INVALID, "rejected")
+        return self._check_filters(params)
+
+    def _check_filters(self, params: dict[str, str]) -> Decision:
+        status_text = params.get("status", "").strip().lower()
+        if status_text not in STATUS_FILTERS:
+            return Decision("status is invalid", "rejected")
+        dial_text = params.get("dialstatus", "").strip().lower()
+        if dial_text not in DIAL_FILTERS:
+            return Decision("dialstatus is invalid", "rejected")
+        dispositions = params.get("dispositions", "").strip()
+        if not dispositions:
+            return Decision("dispositions is invalid", "rejected")
+        sortby_text = params.get("sortby", "").strip() or "0"
+        if sortby_text not in ("0", "1", "2"):
+            return Decision("sortby is invalid", "rejected")
+        sortby = int(sortby_text)
+        stamps: dict[str, int | None] = {}
+        for name in ("fromDate", "toDate"):
+            text = params.get(name, "").strip()
+            if not text:
+                stamps[name] = None
+                continue
+            try:
+                stamps[name] = local_seconds(datetime.strptime(text, TIMESTAMP_FORMAT))
+            except ValueError:
+                return Decision(f"{name} is invalid", "rejected")
+        if sortby and (stamps["fromDate"] is None or stamps["toDate"] is None):
+            missing = "fromDate" if stamps["fromDate"] is None else "toDate"
+            return Decision(f"{missing} is invalid", "rejected")
+        if None not in stamps.values() and stamps["fromDate"] > stamps["toDate"]:
+            return Decision("fromDate should not be after toDate", "rejected")
+        selection = Selection(
+            status=STATUS_FILTERS[status_text],
+            dial_bucket=DIAL_FILTERS[dial_text],
+            disposition=None if dispositions.upper() == "ALL" else dispositions,
+            sortby=sortby,
+            from_s=stamps["fromDate"],
+            to_s=stamps["toDate"],
+        )
+        return Decision(QUEUED, "accepted", selection=selection)
+
+    def _answer(self, decision: Decision, unique_id: str = "") -> Response:
+        ok = decision.outcome == "accepted"
+        body = {"status": "success" if ok else "error", "message": decision.message,
+                "uniqueId": unique_id}  # fmt: skip
+        headers = {}
+        limited = decision.http_status == 429 and decision.retry_after is not None
+        if limited and self.config.rate_limit_retry_after:
+            headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        text = json.dumps(body)
+        if not ok and self.config.error_style == ErrorStyle.DOC_QUOTED:
+            text = '"' + text.replace('"', '""') + '"'
+        return Response(text, decision.http_status, headers, media_type="application/json")
+
+    async def handle_api(self, request: Request) -> Response:
+        now = self.config.monotonic()
+        wall = self.config.clock()
+        params, extra = await _read_params(request)
+        decision = self.check(request.headers.get("apikey"), params, now)
+        unique_id = str(uuid.uuid4()) if decision.outcome == "accepted" else ""
+        logged = {name: params[name] for name in PARAM_NAMES if name in params}
+        if "callBackUrl" in logged:
+            logged["callBackUrl"] = redact_callback(logged["callBackUrl"])
+        entry = {
+            "seq": next(self._sequence),
+            "monotonic": now,
+            "wall_time": wall.isoformat(),
+            "account": params.get("userName") or None,
+            "campaign": params.get("campaignName") or None,
+            "outcome": decision.outcome,
+            "message": decision.message,
+            "http_status": decision.http_status,
+            "unique_id": unique_id or None,
+            "params": logged,
+            "extra_params": extra,
+        }
+        with self._lock:
+            self._requests.append(entry)
+        if decision.outcome == "accepted":
+            logger.info("sandbox queued %s for %r", unique_id, params["campaignName"])
+            self._start_delivery(request, params, decision.selection, unique_id)
+        return self._answer(decision, unique_id)
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def _start_delivery(
+        self, request: Request, params: dict[str, str], selection: Selection, unique_id: str
+    ) -> None:
+        cfg = self.config
+        root = request.scope.get("root_path", "")
+        base_url = cfg.public_base_url or str(
+            request.url.replace(path=root, query="", fragment="")
+        ).rstrip("/")
+        entry = {
+            "unique_id": unique_id,
+            "campaign": params["campaignName"],
+            "variant": cfg.delivery.value,
+            "url": redact_callback(params["callBackUrl"]),
+            "state": "pending",
+            "status_code": None,
+            "records": None,
+            "posts": 0,
+            "failed_posts": 0,
+            "truncated": 0,
+            "bytes": 0,
+            "error": None,
+            "queued_monotonic": cfg.monotonic(),
+            "finished_monotonic": None,
+        }
+        with self._lock:
+            self._deliveries.append(entry)
+        job = DeliveryJob(
+            unique_id=unique_id,
+            campaign=params["campaignName"],
+            selection=selection,
+            now_s=self.now_s(),
+            callback_url=params["callBackUrl"].strip(),
+            variant=cfg.delivery,
+            base_url=base_url,
+            entry=entry,
+        )
+        task = asyncio.get_running_loop().create_task(self._deliver(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, job: DeliveryJob) -> None:
+        entry = job.entry
+        try:
+            await anyio.sleep(self.config.delivery_delay_s)
+            posts = await anyio.to_thread.run_sync(self.prepare_posts, job)
+            await self.send_posts(job, posts)
+            entry["state"] = "delivered" if entry["failed_posts"] == 0 else "rejected"
+        except Exception as exc:  # the log says what went wrong; the server keeps running
+            entry["state"] = "failed"
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            logger.warning("sandbox delivery %s failed: %s", job.unique_id, entry["error"])
+        finally:
+            entry["finished_monotonic"] = self.config.monotonic()
+
+    def prepare_posts(self, job: DeliveryJob) -> list[tuple[bytes, str]]:
+        """Selects the records and builds the POST bodies (CPU work: runs in a worker thread)."""
+        table = self.campaign_data(job.campaign).select(job.selection, job.now_s)
+        job.entry["records"] = table.num_rows
+        header = {"status": "success", "uniqueId": job.unique_id, "campaignName": job.campaign}
+        variant = job.variant
+        if variant in (
+            DeliveryVariant.JSON_DATA,
+            DeliveryVariant.JSON_DETAILS,
+            DeliveryVariant.JSON_RECORDS,
+            DeliveryVariant.FORM_DATA,
+        ):
+            key = {DeliveryVariant.JSON_DETAILS: "details", DeliveryVariant.JSON_RECORDS: "records"}
+            body = envelope_json(header, key.get(variant, "data"), records_json(table))
+            if variant == DeliveryVariant.FORM_DATA:
+                return [(b"data=" + _form_encode(body), "application/x-www-form-urlencoded")]
+            return [(body, "application/json")]
+        if variant == DeliveryVariant.SINGLE_RECORD:
+            cap = self.config.single_record_cap
+            job.entry["truncated"] = max(0, table.num_rows - cap)
+            records = json.loads(records_json(table.slice(0, cap)))
+            return [(json.dumps(record).encode(), "application/json") for record in records]
+        suffix = ".csv" if variant == DeliveryVariant.CSV_LINK else ".json"
+        content = records_csv(table) if suffix == ".csv" else records_json(table)
+        name = self._store_file(content, suffix)
+        link = {
+            "uniqueId": job.unique_id,
+            "campaignName": job.campaign,
+            "fileUrl": f"{job.base_url}/files/{name}",
+        }
+        return [(json.dumps(link).encode(), "application/json")]
+
+    async def send_posts(self, job: DeliveryJob, posts: list[tuple[bytes, str]]) -> None:
+        entry = job.entry
+        timeout = httpx.Timeout(self.config.callback_timeout_s, connect=10.0)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            for content, content_type in posts:
+                entry["bytes"] += len(content)
+                response = await client.post(
+                    job.callback_url, content=content, headers={"Content-Type": content_type}
+                )
+                entry["posts"] += 1
+                entry["status_code"] = response.status_code
+                if not 200 <= response.status_code < 300:
+                    entry["failed_posts"] += 1
+
+    def _store_file(self, content: bytes, suffix: str) -> str:
+        name = uuid.uuid4().hex + suffix
+        path = self.files_dir / name
+        path.write_bytes(content)
+        with self._lock:
+            self._files[name] = path
+            while len(self._files) > self.config.max_files:
+                _, old = self._files.popitem(last=False)
+                old.unlink(missing_ok=True)
+        return name
+
+    def file_path(self, name: str) -> Path | None:
+        with self._lock:
+            return self._files.get(name)
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        """Waits for every scheduled delivery (tests against the ASGI app in-process)."""
+        with anyio.fail_after(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._own_files_dir:
+            shutil.rmtree(self.files_dir, ignore_errors=True)
+
+    # -- admin -----------------------------------------------------------------------------
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return [dict(entry) for entry in self._requests]
+
+    def deliveries(self) -> list[dict]:
+        with self._lock:
+            return [dict(entry) for entry in self._deliveries]
+
+    def runtime_config(self) -> dict:
+        cfg = self.config
+        return {
+            **{name: _plain(getattr(cfg, name)) for name in _RUNTIME_FIELDS},
+            "username": cfg.username,
+            "campaigns": dict(cfg.campaigns),
+            "seed": cfg.seed,
+            "timezone": cfg.timezone,
+            "data_now": self.data_now.strftime(TIMESTAMP_FORMAT),
+            "public_base_url": cfg.public_base_url,
+        }
+
+    def update_config(self, changes: dict) -> dict:
+        """Applies runtime changes (validated); raises ValueError naming the bad field."""
+        unknown = set(changes) - set(_RUNTIME_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values = {}
+        for name, value in changes.items():
+            kind = _RUNTIME_FIELDS[name]
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
+            try:
+                values[name] = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: invalid value {value!r}") from None
+        if not 0 <= values.get("delivery_delay_s", 0) <= 60:
+            raise ValueError("delivery_delay_s must be between 0 and 60")
+        if values.get("single_record_cap", 1) < 1:
+            raise ValueError("single_record_cap must be at least 1")
+        try:
+            updated = dataclasses.replace(self.config, **values)  # __post_init__ validates
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        self.config = updated
+        return self.runtime_config()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._deliveries.clear()
+            self._windows.clear()
+
+
+def _plain(value):
+    return value.value if hasattr(value, "value") else value
+
+
+async def _read_params(request: Request) -> tuple[dict[str, str], list[str]]:
+    """The request's parameters from a JSON or form body; unknown names listed separately."""
+    raw = await request.body()
+    if len(raw) > MAX_REQUEST_BYTES:
+        return {}, []
+    content_type = request.headers.get("content-type", "").lower()
+    values: dict = {}
+    if "form" in content_type:
+        try:
+            form = await request.form()
+            values = {k: v for k, v in form.items() if isinstance(v, str)}
+        except Exception:  # a malformed form is an empty request, as a JSON parse error is
+            values = {}
+    else:
+        try:
+            parsed = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            parsed = {}
+        values = parsed if isinstance(parsed, dict) else {}
+    params = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        params[str(name)] = value if isinstance(value, str) else json.dumps(value).strip('"')
+    extra = sorted(name for name in params if name not in PARAM_NAMES)
+    return params, extra
+
+
+def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
+    """The sandbox as an ASGI app; `app.state.sandbox` is its Sandbox (logs, data, config)."""
+    sandbox = Sandbox(config or SandboxConfig())
+
+    async def api(request: Request) -> Response:
+        return await sandbox.handle_api(request)
+
+    async def files(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = sandbox.file_path(name)
+        if path is None or not path.exists():
+            return JSONResponse({"status": "error", "message": "file not found"}, 404)
+        media = "text/csv" if name.endswith(".csv") else "application/json"
+        return FileResponse(path, media_type=media)
+
+    async def requests_log(request: Request) -> Response:
+        return JSONResponse(sandbox.requests())
+
+    async def deliveries_log(request: Request) -> Response:
+        return JSONResponse(sandbox.deliveries())
+
+    async def config_route(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(sandbox.runtime_config())
+        try:
+            changes = json.loads(await request.body())
+            if not isinstance(changes, dict):
+                raise ValueError("the body must be a JSON object")
+            return JSONResponse(sandbox.update_config(changes))
+        except ValueError as exc:
+            return JSONResponse({"status": "error", "message": str(exc)}, 400)
+
+    async def reset(request: Request) -> Response:
+        sandbox.reset()
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route(API_PATH, api, methods=["POST"]),
+        Route("/files/{name:str}", files, methods=["GET"]),
+    ]
+    if sandbox.config.admin_routes:
+        routes += [
+            Route("/_sandbox/requests", requests_log, methods=["GET"]),
+            Route("/_sandbox/deliveries", deliveries_log, methods=["GET"]),
+            Route("/_sandbox/config", config_route, methods=["GET", "POST"]),
+            Route("/_sandbox/reset", reset, methods=["POST"]),
+        ]
+    app = Starlette(routes=routes)
+    app.state.sandbox = sandbox
+    return app
