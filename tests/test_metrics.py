@@ -1,0 +1,413 @@
+"""lib/metrics.py against the seeded database: every KPI checked two independent ways (plain
+Python over the seed rows, and hand-written SQL over the raw table), plus every aggregate."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from lib import metrics
+from lib.filters import Filters, date_span
+from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
+
+ZONE = ZoneInfo(TZ)
+
+
+def select(rows, filters, today):
+    """Rows kept by the filters, written independently of lib/filters.py."""
+    span = date_span(filters, today)
+    column = "updated_at" if filters.basis == "updated" else "created_at"
+    out = []
+    for r in rows:
+        if filters.campaigns and r["campaign_name"] not in filters.campaigns:
+            continue
+        if filters.statuses and r["lead_status"] not in filters.statuses:
+            continue
+        if filters.dial_buckets and r["dial_bucket"] not in filters.dial_buckets:
+            continue
+        if filters.dispositions and r["disposition"] not in filters.dispositions:
+            continue
+        if span is not None:
+            day = r[column].astimezone(ZONE).date()
+            if (span[0] is not None and day < span[0]) or (span[1] is not None and day >= span[1]):
+                continue
+        out.append(r)
+    return out
+
+
+def attempted(r) -> bool:
+    if r["attempts"] is not None:
+        return r["attempts"] > 0
+    return r["dial_bucket"] != "Not dialled"
+
+
+def expected_counts(rows) -> dict[str, int]:
+    return {
+        "leads": len(rows),
+        "pending": sum(r["lead_status"] == "Pending" for r in rows),
+        "attempted": sum(attempted(r) for r in rows),
+        "answered": sum(r["dial_bucket"] == "answered" for r in rows),
+        "successes": sum(r["lead_status"] == "Success" for r in rows),
+        "conversions": sum(EXPECTED_CATEGORY.get(r["disposition"]) == "Sale" for r in rows),
+    }
+
+
+# Independent SQL over the raw table; categories from the test's own literal map.
+INDEPENDENT_SQL = """
+    WITH cat AS (SELECT * FROM (VALUES {values}) t(disposition, category))
+    SELECT count(*),
+           sum(CASE WHEN lead_status = 'Pending' THEN 1 ELSE 0 END),
+           sum(CASE WHEN (attempts IS NOT NULL AND attempts > 0)
+                     OR (attempts IS NULL AND dial_bucket != 'Not dialled') THEN 1 ELSE 0 END),
+           sum(CASE WHEN dial_bucket = 'answered' THEN 1 ELSE 0 END),
+           sum(CASE WHEN lead_status = 'Success' THEN 1 ELSE 0 END),
+           sum(CASE WHEN cat.category = 'Sale' THEN 1 ELSE 0 END)
+    FROM leads LEFT JOIN cat USING (disposition)
+    WHERE lead_key IN (SELECT unnest(?))
+"""
+
+
+def independent_sql_counts(cursor, keys) -> dict[str, int]:
+    values = ", ".join("(?, ?)" for _ in EXPECTED_CATEGORY)
+    params = [x for pair in EXPECTED_CATEGORY.items() for x in pair] + [list(keys)]
+    row = cursor.execute(INDEPENDENT_SQL.format(values=values), params).fetchone()
+    names = ("leads", "pending", "attempted", "answered", "successes", "conversions")
+    return {n: int(v or 0) for n, v in zip(names, row, strict=True)}
+
+
+FILTER_CASES = [
+    Filters(),
+    Filters(campaigns=(CAMPAIGNS[0],)),
+    Filters(campaigns=(CAMPAIGNS[1], CAMPAIGNS[2])),
+    Filters(campaigns=(CAMPAIGNS[3],)),
+    Filters(range="last_7d"),
+    Filters(range="last_30d", basis="created"),
+    Filters(range="today"),
+    Filters(statuses=("Pending",)),
+    Filters(dial_buckets=("answered",)),
+    Filters(dispositions=("Interested", "Sale Closed")),
+    Filters(range="this_month", dial_buckets=("Fail", "NoAnswer"), statuses=("Fail",)),
+]
+
+
+@pytest.mark.parametrize("filters", FILTER_CASES, ids=lambda f: repr(f)[8:70])
+def test_kpi_counts_match_python_and_independent_sql(seeded, cursor, filters):
+    rows = select(seeded.rows, filters, seeded.today)
+    expected = expected_counts(rows)
+    assert metrics.kpi_counts(cursor, filters, TZ, seeded.today) == expected
+    assert independent_sql_counts(cursor, [r["lead_key"] for r in rows]) == expected
+
+
+def test_the_seed_exercises_every_case(seeded):
+    rows = seeded.rows
+    assert {r["dial_bucket"] for r in rows} == {
+        "answered",
+        "NoAnswer",
+        "user_disconnected",
+        "Fail",
+        "Not dialled",
+    }
+    assert any(r["attempts"] is None and r["dial_bucket"] != "Not dialled" for r in rows)
+    assert any(r["attempts"] == 0 for r in rows)
+    assert any(r["status"] in ("", None) for r in rows)
+    assert any(r["disposition"] == "Interested" for r in rows)  # stored override applies
+
+
+def test_kpi_tiles_in_order_with_rates(seeded, cursor):
+    values = metrics.kpis(cursor, Filters(), TZ, seeded.today)
+    assert [v.kpi.name for v in values] == [
+        "Leads",
+        "Pending",
+        "Attempted",
+        "Answered",
+        "Answer rate",
+        "Success rate",
+        "Conversions",
+        "Conversion rate",
+    ]
+    c = expected_counts(seeded.rows)
+    by_name = {v.kpi.name: v for v in values}
+    assert by_name["Answer rate"].value == pytest.approx(c["answered"] / c["attempted"])
+    assert by_name["Success rate"].value == pytest.approx(c["successes"] / c["attempted"])
+    assert by_name["Conversion rate"].value == pytest.approx(c["conversions"] / c["answered"])
+    assert (by_name["Answer rate"].numerator, by_name["Answer rate"].denominator) == (
+        c["answered"],
+        c["attempted"],
+    )
+    assert by_name["Pending"].share == pytest.approx(c["pending"] / c["leads"])
+    assert all(v.kpi.help for v in values)
+
+
+def test_kpi_values_handle_empty_selection():
+    values = metrics.kpi_values(dict.fromkeys(metrics.COUNT_SQL, 0))
+    rates = [v for v in values if v.kpi.is_rate]
+    assert all(v.value is None and v.small_sample for v in rates)
+    assert [v.value for v in values if not v.kpi.is_rate] == [0, 0, 0, 0, 0]
+
+
+def test_small_samples_are_marked(seeded, cursor):
+    values = metrics.kpis(cursor, Filters(campaigns=(CAMPAIGNS[3],)), TZ, seeded.today)
+    small = {v.kpi.name for v in values if v.small_sample}
+    assert small == {"Answer rate", "Success rate", "Conversion rate"}  # 12 leads
+    values = metrics.kpis(cursor, Filters(campaigns=(CAMPAIGNS[0],)), TZ, seeded.today)
+    c = expected_counts(select(seeded.rows, Filters(campaigns=(CAMPAIGNS[0],)), seeded.today))
+    assert c["attempted"] >= 30 and c["answered"] >= 30
+    assert not any(v.small_sample for v in values)
+
+
+def test_campaign_kpis_and_comparison_table(seeded, cursor):
+    frame = metrics.campaign_kpis(cursor, Filters(), TZ, seeded.today)
+    assert set(frame["campaign"]) == set(CAMPAIGNS)
+    for campaign in CAMPAIGNS:
+        expected = expected_counts([r for r in seeded.rows if r["campaign_name"] == campaign])
+        row = frame[frame["campaign"] == campaign].iloc[0]
+        assert {k: int(row[k]) for k in expected} == expected
+        assert row["Answer rate"] == pytest.approx(
+            100 * expected["answered"] / expected["attempted"]
+        )
+    table = metrics.comparison_table(frame)
+    assert list(table.columns) == ["Campaign", *metrics.KPI_NAMES, "Small samples"]
+    notes = dict(zip(table["Campaign"], table["Small samples"], strict=True))
+    assert notes[CAMPAIGNS[0]] == ""
+    assert "Answer rate (n=" in notes[CAMPAIGNS[3]]
+
+
+def test_dial_buckets_by_campaign(seeded, cursor):
+    frame = metrics.dial_buckets_by_campaign(cursor, Filters(), TZ, seeded.today)
+    counts = Counter((r["campaign_name"], r["dial_bucket"]) for r in seeded.rows)
+    assert len(frame) == 5 * len(CAMPAIGNS)
+    for row in frame.itertuples():
+        assert row.leads == counts[(row.campaign, row.bucket)]
+    shares = frame.groupby("campaign")["share"].sum()
+    assert all(s == pytest.approx(1.0) for s in shares)
+    order = list(frame[frame["campaign"] == CAMPAIGNS[0]]["bucket"])
+    assert order == ["answered", "NoAnswer", "user_disconnected", "Fail", "Not dialled"]
+
+
+def test_bucket_counts_whole_selection(seeded, cursor):
+    frame = metrics.bucket_counts(cursor, Filters(campaigns=(CAMPAIGNS[2],)), TZ, seeded.today)
+    counts = Counter(r["dial_bucket"] for r in seeded.rows if r["campaign_name"] == CAMPAIGNS[2])
+    assert dict(zip(frame["bucket"], frame["leads"], strict=True)) == {
+        b: counts.get(b, 0) for b in frame["bucket"]
+    }
+
+
+def test_dispositions_by_campaign_top_and_other(seeded, cursor):
+    frame = metrics.dispositions_by_campaign(cursor, Filters(), TZ, seeded.today, top=3)
+    with_disposition = [r for r in seeded.rows if r["disposition"]]
+    overall = Counter(r["disposition"] for r in with_disposition)
+    top3 = {d for d, _ in sorted(overall.items(), key=lambda kv: (-kv[1], kv[0]))[:3]}
+    assert set(frame.loc[~frame["is_other"], "disposition"]) <= top3
+    assert int(frame["leads"].sum()) == len(with_disposition)
+    for campaign in CAMPAIGNS:
+        part = frame[frame["campaign"] == campaign]
+        here = Counter(r["disposition"] for r in with_disposition if r["campaign_name"] == campaign)
+        other = sum(n for d, n in here.items() if d not in top3)
+        assert int(part.loc[part["is_other"], "leads"].sum()) == other
+
+
+def test_pareto_sorted_with_cumulative_share(seeded, cursor):
+    frame = metrics.disposition_pareto(cursor, Filters(), TZ, seeded.today, top=4)
+    top = frame[~frame["is_other"]]
+    assert list(top["leads"]) == sorted(top["leads"], reverse=True)
+    assert bool(frame.iloc[-1]["is_other"])
+    assert frame.iloc[-1]["cumulative_share"] == pytest.approx(1.0)
+    assert list(frame["cumulative_share"]) == sorted(frame["cumulative_share"])
+    counts = Counter(r["disposition"] for r in seeded.rows if r["disposition"])
+    assert int(frame["leads"].sum()) == sum(counts.values())
+    cats = dict(zip(top["disposition"], top["category"], strict=True))
+    assert all(cats[d] == EXPECTED_CATEGORY[d] for d in cats)
+
+
+def test_status_bucket_matrix(seeded, cursor):
+    matrix = metrics.status_bucket_matrix(cursor, Filters(), TZ, seeded.today)
+    counts = Counter((r["lead_status"], r["dial_bucket"]) for r in seeded.rows)
+    assert list(matrix.index) == ["Success", "Fail", "Pending"]
+    for status in matrix.index:
+        for bucket in matrix.columns:
+            assert matrix.loc[status, bucket] == counts.get((status, bucket), 0)
+
+
+def test_sunburst_paths(seeded, cursor):
+    frame = metrics.sunburst_paths(cursor, Filters(), TZ, seeded.today)
+    assert int(frame["leads"].sum()) == len(seeded.rows)
+    none = sum(1 for r in seeded.rows if not r["disposition"])
+    assert int(frame.loc[frame["disposition"] == metrics.NO_DISPOSITION, "leads"].sum()) == none
+
+
+def test_daily_trend_by_local_day(seeded, cursor):
+    filters = Filters(range="last_7d")
+    frame = metrics.daily_trend(cursor, filters, TZ, seeded.today)
+    rows = select(seeded.rows, filters, seeded.today)
+    by_day = Counter(r["updated_at"].astimezone(ZONE).date() for r in rows)
+    got = {d.date() if hasattr(d, "date") else d: n for d, n in zip(
+        pd.to_datetime(frame["day"]), frame[list(metrics.DIAL_BUCKETS)].sum(axis=1), strict=True
+    )}  # fmt: skip
+    assert got == dict(by_day)
+    assert frame["n_answered"].sum() == sum(r["dial_bucket"] == "answered" for r in rows)
+    ok = frame["n_attempted"] > 0
+    assert (frame.loc[ok, "answer_rate"] * frame.loc[ok, "n_attempted"]).round().tolist() == (
+        frame.loc[ok, "n_answered"].tolist()
+    )
+
+
+def test_hour_weekday_uses_local_last_update(seeded, cursor):
+    frame = metrics.hour_weekday(cursor, Filters(), TZ, seeded.today)
+    cells = Counter(
+        (r["updated_at"].astimezone(ZONE).isoweekday(), r["updated_at"].astimezone(ZONE).hour)
+        for r in seeded.rows
+        if attempted(r)
+    )
+    got = {(int(w), int(h)): int(n) for w, h, n in frame[["weekday", "hour", "attempted"]].values}
+    assert got == dict(cells)
+
+
+# -- lead rows ------------------------------------------------------------------------------
+
+
+def test_lead_page_paginates_in_sql_and_masks_phones(seeded, cursor):
+    total = metrics.lead_count(cursor, Filters(), TZ, seeded.today)
+    assert total == len(seeded.rows)
+    first = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=25, offset=0)
+    second = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=25, offset=25)
+    assert len(first) == len(second) == 25
+    assert not set(first["lead_key"]) & set(second["lead_key"])
+    by_key = {r["lead_key"]: r for r in seeded.rows}
+    for row in first.itertuples():
+        phone = by_key[row.lead_key]["phone_number"]
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        assert row.Phone.endswith(digits[-4:]) and digits[:-4] not in row.Phone
+        assert set(row.Phone[:-4]) == {"•"}
+    updated = list(first["Updated"])
+    assert updated == sorted(updated, reverse=True)
+    assert list(first.columns) == [
+        "Campaign",
+        "Phone",
+        "Name",
+        "Status",
+        "Dial status",
+        "Dial bucket",
+        "Disposition",
+        "Attempts",
+        "Agent",
+        "Created",
+        "Updated",
+        "Comments",
+        "lead_key",
+    ]
+
+
+def test_lead_page_shows_phones_when_configured(seeded, cursor):
+    page = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=5, show_phones=True)
+    by_key = {r["lead_key"]: r["phone_number"] for r in seeded.rows}
+    assert all(p == by_key[k] for p, k in zip(page["Phone"], page["lead_key"], strict=True))
+
+
+def test_timestamps_are_local_time_text(seeded, cursor):
+    page = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=3)
+    by_key = {r["lead_key"]: r for r in seeded.rows}
+    for key, text in zip(page["lead_key"], page["Updated"], strict=True):
+        assert text == by_key[key]["updated_at"].astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("search", "predicate"),
+    [
+        ("50%", lambda r: "50%" in (r["comments"] or "")),
+        ("off_now", lambda r: "off_now" in (r["comments"] or "")),
+        ("_", lambda r: any("_" in (r[c] or "") for c in ("comments", "name", "agent_id"))),
+        ("zoë", lambda r: "zoë" in (r["name"] or "").lower()),
+        ("agent 2", lambda r: (r["agent_name"] or "").lower() == "agent 2"),
+        ("9800000042", lambda r: "9800000042" in r["phone_number"]),
+        ("' OR 1=1 --", lambda r: False),
+    ],
+)
+def test_search_is_literal_and_case_insensitive(seeded, cursor, search, predicate):
+    expected = sorted(r["lead_key"] for r in seeded.rows if predicate(r))
+    count = metrics.lead_count(cursor, Filters(), TZ, seeded.today, search=search)
+    page = metrics.lead_page(cursor, Filters(), TZ, seeded.today, search=search, limit=500)
+    assert count == len(expected)
+    assert sorted(page["lead_key"]) == expected
+
+
+def test_exports_hold_the_whole_filtered_set(seeded, cursor):
+    filters = Filters(statuses=("Fail",))
+    expected = len(select(seeded.rows, filters, seeded.today))
+    frame = metrics.export_rows(cursor, filters, TZ, seeded.today)
+    assert len(frame) == expected and "lead_key" not in frame
+    csv = metrics.export_csv(frame).decode("utf-8-sig")
+    assert len(pd.read_csv(io.StringIO(csv))) == expected
+    xlsx = metrics.export_xlsx(frame)
+    assert xlsx[:2] == b"PK"
+    assert len(pd.read_excel(io.BytesIO(xlsx))) == expected if _has_reader() else True
+
+
+def _has_reader() -> bool:
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_lead_record_masks_phones_everywhere(seeded, cursor):
+    record = metrics.lead_record(cursor, CAMPAIGNS[0], "L1")
+    assert record["phone_number"].endswith("0001") and "98" not in record["phone_number"]
+    assert record["extra"] == {"AltPhone": "••••••••2345", "Region": "West"}
+    shown = metrics.lead_record(cursor, CAMPAIGNS[0], "L1", show_phones=True)
+    assert shown["phone_number"] == "+91 9800000001"
+    assert metrics.lead_record(cursor, CAMPAIGNS[0], "nope") is None
+
+
+def test_mask_phone():
+    assert metrics.mask_phone("+91 98765 43210") == "••••••••3210"
+    assert metrics.mask_phone("123") == "123"
+    assert metrics.mask_phone(None) is None
+
+
+# -- options and freshness -----------------------------------------------------------------
+
+
+def test_options(seeded, cursor):
+    names = metrics.campaign_options(cursor, ["Config Only"])
+    assert set(names) == {*CAMPAIGNS, "Empty Campaign", "Config Only"}
+    dispositions = metrics.disposition_options(cursor)
+    counts = Counter(r["disposition"] for r in seeded.rows if r["disposition"])
+    assert set(dispositions) == set(counts)
+    assert counts[dispositions[0]] == max(counts.values())
+
+
+def test_freshness_and_sync_tables(seeded, cursor):
+    frame = metrics.freshness(cursor)
+    assert set(frame["campaign"]) == {*CAMPAIGNS, "Empty Campaign"}
+    row = frame[frame["campaign"] == CAMPAIGNS[0]].iloc[0]
+    assert row["leads"] == 120 and pd.notna(row["data_as_of"])
+    empty = frame[frame["campaign"] == "Empty Campaign"].iloc[0]
+    assert empty["leads"] == 0 and pd.isna(empty["data_as_of"])
+    assert empty["last_error"] == "campaignName is invalid"
+    only = metrics.freshness(cursor, [CAMPAIGNS[2]])
+    assert list(only["campaign"]) == [CAMPAIGNS[2]]
+    requests = metrics.sync_requests(cursor)
+    assert list(requests["state"]) == ["error", "delivered"]
+    failed = metrics.failed_deliveries(cursor)
+    assert list(failed["file"]) == ["7.bin"]
+    assert metrics.active_requests(cursor) == 0
+
+
+def test_previous_period_counts(seeded, cursor):
+    from lib.filters import previous_filters
+
+    filters = Filters(range="last_7d")
+    previous = previous_filters(filters, seeded.today)
+    rows = select(seeded.rows, previous, seeded.today)
+    start = seeded.today - timedelta(days=13)
+    assert all(
+        start <= r["updated_at"].astimezone(ZONE).date() < seeded.today - timedelta(days=6)
+        for r in rows
+    )
+    assert metrics.kpi_counts(cursor, previous, TZ, seeded.today) == expected_counts(rows)
