@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
@@ -109,6 +109,19 @@ class CallbackReceiver:
     def clear(self) -> None:
         with self._condition:
             self.posts.clear()
+
+    def wait_until(
+        self, predicate: Callable[[list[ReceivedPost]], bool], timeout: float = 10.0
+    ) -> list[ReceivedPost]:
+        """Blocks until `predicate(posts)` holds; returns the posts (raises on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while not predicate(self.posts):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"callback condition not met in {timeout} s")
+                self._condition.wait(left)
+            return list(self.posts)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedPost]:
         """Blocks until at least `count` posts arrived; returns them all (raises on timeout)."""

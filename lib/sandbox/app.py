@@ -30,7 +30,9 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +98,40 @@ def redact_callback(url: str) -> str:
     if path.strip("/"):
         path = path.rstrip("/").rpartition("/")[0] + "/***"
     return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+class _RedactCallbackUrls(logging.Filter):
+    """httpx logs every request URL at INFO; a callback URL's last segment is the receiver's
+    secret. Rewrites the URLs of in-flight sandbox deliveries in httpx's log records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._active: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def active(self, url: str) -> Iterator[None]:
+        with self._lock:
+            self._active[url] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active[url] -= 1
+                if self._active[url] <= 0:
+                    del self._active[url]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._active and isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_callback(str(arg)) if str(arg) in self._active else arg
+                for arg in record.args
+            )
+        return True
+
+
+_CALLBACK_LOG_FILTER = _RedactCallbackUrls()
+logging.getLogger("httpx").addFilter(_CALLBACK_LOG_FILTER)
 
 
 @dataclass
@@ -403,15 +439,22 @@ class Sandbox:
         entry = job.entry
         timeout = httpx.Timeout(self.config.callback_timeout_s, connect=10.0)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            for content, content_type in posts:
-                entry["bytes"] += len(content)
-                response = await client.post(
-                    job.callback_url, content=content, headers={"Content-Type": content_type}
-                )
-                entry["posts"] += 1
-                entry["status_code"] = response.status_code
-                if not 200 <= response.status_code < 300:
-                    entry["failed_posts"] += 1
+            with _CALLBACK_LOG_FILTER.active(job.callback_url):
+                await self._post_each(client, job, posts)
+
+    async def _post_each(
+        self, client: httpx.AsyncClient, job: DeliveryJob, posts: list[tuple[bytes, str]]
+    ) -> None:
+        entry = job.entry
+        for content, content_type in posts:
+            entry["bytes"] += len(content)
+            response = await client.post(
+                job.callback_url, content=content, headers={"Content-Type": content_type}
+            )
+            entry["posts"] += 1
+            entry["status_code"] = response.status_code
+            if not 200 <= response.status_code < 300:
+                entry["failed_posts"] += 1
 
     def _store_file(self, content: bytes, suffix: str) -> str:
         name = uuid.uuid4().hex + suffix
