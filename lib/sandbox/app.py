@@ -436,7 +436,6 @@ class Sandbox:
         return [(json.dumps(link).encode(), "application/json")]
 
     async def send_posts(self, job: DeliveryJob, posts: list[tuple[bytes, str]]) -> None:
-        entry = job.entry
         timeout = httpx.Timeout(self.config.callback_timeout_s, connect=10.0)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             with _CALLBACK_LOG_FILTER.active(job.callback_url):
