@@ -423,6 +423,7 @@ class Sandbox:
         if variant == DeliveryVariant.SINGLE_RECORD:
             cap = self.config.single_record_cap
             job.entry["truncated"] = max(0, table.num_rows - cap)
+            job.entry["records"] = min(cap, table.num_rows)  # what is POSTed
             records = json.loads(records_json(table.slice(0, cap)))
             return [(json.dumps(record).encode(), "application/json") for record in records]
         suffix = ".csv" if variant == DeliveryVariant.CSV_LINK else ".json"
