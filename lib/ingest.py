@@ -1,0 +1,567 @@
+"""Set-based ingest of delivered records into `leads`: one transaction per delivery.
+
+DuckDB reads the records file (a top-level JSON array, NDJSON or CSV) with every field as VARCHAR,
+one SELECT maps the delivered fields to the `leads` columns (`lib.fields.column_for`), parses
+dates/durations/integers, derives lead_status, dial_bucket, lead_key and `extra` (unmapped fields),
+and an upsert writes them; the newest `updated_at` wins, so a late, older delivery never overwrites
+newer data. The raw delivery, the matching sync request, the campaign's sync state and the data
+version move in the same transaction. No per-record Python.
+
+Field discovery: the keys of every record are collected in a second thread while the main thread
+loads with the keys of the first records (the JSON array reader is single-threaded, so this uses
+the otherwise idle core); the rare delivery whose later records add keys is loaded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from lib.delivery import (
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
+    DEFAULT_MAX_BYTES,
+    DeliveryRejected,
+    Fetcher,
+    ParsedDelivery,
+    RecordsFile,
+    adopt_orphans,
+    check_link,
+    deliveries_dir_for,
+    make_fetcher,
+    parse_delivery,
+    remove_stale_artefacts,
+)
+from lib.fields import LEAD_FIELDS, column_for, dial_bucket_sql, lead_status_sql, name_key
+
+logger = logging.getLogger(__name__)
+
+_SAMPLE_RECORDS = 20_480
+_MAX_FIELDS = 2_000
+_MAX_OBJECT_BYTES = 64 * 1024 * 1024
+_KEY_COLUMNS = ("lead_id", "phone_number", "campaign_name")  # trimmed; other text kept as is
+_LEADS_COLUMNS = (
+    "campaign_name", "lead_key", "lead_id", "phone_number", "name", "status", "lead_status",
+    "dial_status", "dial_bucket", "disposition", "comments", "agent_id", "agent_name", "attempts",
+    "priority", "ucid", "call_duration_s", "created_at", "updated_at", "extra", "delivery_id",
+)  # fmt: skip
+_UPDATE_COLUMNS = tuple(c for c in _LEADS_COLUMNS if c not in ("campaign_name", "lead_key"))
+# DuckDB errors caused by the data itself (the rest are the machine's: disk, memory, bugs).
+_DATA_ERRORS = (
+    duckdb.InvalidInputException,
+    duckdb.ConversionException,
+    duckdb.BinderException,
+    duckdb.ParserException,
+    duckdb.ConstraintException,
+    duckdb.OutOfRangeException,
+    duckdb.NotImplementedException,
+)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    delivery_id: int
+    rows: int  # records stored from this delivery (after de-duplication within it)
+    unique_id: str | None
+    campaign_name: str | None
+    duplicate: bool = False  # an identical body was already received: nothing changed
+    campaigns: tuple[str, ...] = ()
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _RawRow:
+    id: int
+    path: str
+    content_type: str | None
+    state: str
+    rows: int | None
+    unique_id: str | None
+    campaign_name: str | None
+    request_id: int | None
+
+
+# -- public entry points -------------------------------------------------------------------
+
+
+def ingest_delivery(
+    store,
+    delivery_id: int,
+    *,
+    fetch_file: Fetcher | None = None,
+    allowed_hosts: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
+) -> IngestResult:
+    """Parses and ingests one registered delivery, all or nothing.
+
+    File links are fetched only from `allowed_hosts` (http/https), with `fetch_file` when given,
+    else with `lib.delivery.make_fetcher`. A delivery already ingested, or a duplicate, returns
+    `duplicate=True` and changes nothing. On failure the raw row becomes 'failed' (with a short
+    error), leads are untouched and DeliveryRejected is raised (400 for bad data).
+    """
+    row = _raw_row(store, delivery_id)
+    if row is None:
+        raise DeliveryRejected(404, f"unknown delivery {delivery_id}")
+    if row.state in ("ingested", "duplicate"):
+        return _already(row)
+    fetch = _guarded_fetcher(fetch_file, tuple(allowed_hosts), max_bytes, download_timeout_s)
+    parsed: list[ParsedDelivery] = []
+    try:
+        parsed.append(
+            parse_delivery(row.path, row.content_type, fetch_file=fetch, max_bytes=max_bytes)
+        )
+        with store.writing() as cursor:
+            current = _raw_row(store, delivery_id, cursor)
+            if current is not None and current.state in ("ingested", "duplicate"):
+                return _already(current)
+            return _ingest_parsed(store, cursor, delivery_id, parsed)
+    except DeliveryRejected as rejected:
+        _mark_failed(store, delivery_id, rejected.message, parsed)
+        raise
+    except FileNotFoundError:
+        _mark_failed(store, delivery_id, "the delivery body file is missing", parsed)
+        raise DeliveryRejected(500, "the delivery body file is missing") from None
+    except Exception:
+        logger.exception("ingest of delivery %s failed", delivery_id)
+        message = "internal error while ingesting (the body is kept for a retry)"
+        _mark_failed(store, delivery_id, message, parsed)
+        raise DeliveryRejected(500, message) from None
+    finally:
+        for item in parsed:
+            item.cleanup()
+
+
+def ingest_pending(
+    store,
+    *,
+    deliveries_dir: Path | str | None = None,
+    fetch_file: Fetcher | None = None,
+    allowed_hosts: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
+) -> list[IngestResult]:
+    """Finishes what a crash interrupted: adopts body files without a row, then ingests every
+    delivery still in state 'received', oldest first. Failures are logged and left 'failed'.
+
+    `deliveries_dir` defaults to the folder beside the store's database (Settings rule).
+    """
+    folder = Path(deliveries_dir) if deliveries_dir is not None else deliveries_dir_for(store)
+    adopt_orphans(store, folder)
+    with store.cursor() as cursor:
+        pending = [
+            r[0]
+            for r in cursor.execute(
+                "SELECT id FROM raw_deliveries WHERE state = 'received' ORDER BY id"
+            ).fetchall()
+        ]
+    remove_stale_artefacts(folder, keep_ids=pending)
+    results = []
+    for delivery_id in pending:
+        try:
+            results.append(
+                ingest_delivery(
+                    store,
+                    delivery_id,
+                    fetch_file=fetch_file,
+                    allowed_hosts=allowed_hosts,
+                    max_bytes=max_bytes,
+                    download_timeout_s=download_timeout_s,
+                )
+            )
+        except DeliveryRejected as rejected:
+            logger.warning("pending delivery %s rejected: %s", delivery_id, rejected.message)
+    return results
+
+
+# -- bookkeeping ---------------------------------------------------------------------------
+
+
+def _raw_row(store, delivery_id: int, cursor=None) -> _RawRow | None:
+    query = (
+        "SELECT id, path, content_type, state, rows, unique_id, campaign_name, request_id "
+        "FROM raw_deliveries WHERE id = ?"
+    )
+    if cursor is not None:
+        found = cursor.execute(query, [delivery_id]).fetchone()
+    else:
+        with store.cursor() as own:
+            found = own.execute(query, [delivery_id]).fetchone()
+    return _RawRow(*found) if found else None
+
+
+def _already(row: _RawRow) -> IngestResult:
+    return IngestResult(
+        row.id,
+        row.rows or 0,
+        row.unique_id,
+        row.campaign_name,
+        duplicate=True,
+        request_id=row.request_id,
+    )
+
+
+def _guarded_fetcher(
+    fetch_file: Fetcher | None, allowed_hosts: tuple[str, ...], max_bytes: int, timeout_s: float
+) -> Fetcher:
+    """Every link is checked against the allowed hosts, whoever downloads it."""
+    if fetch_file is None:
+        return make_fetcher(allowed_hosts, max_bytes=max_bytes, timeout_s=timeout_s)
+
+    def fetch(url: str, dest: Path) -> None:
+        fetch_file(check_link(url, allowed_hosts), dest)
+
+    return fetch
+
+
+def _mark_failed(store, delivery_id: int, message: str, parsed: list[ParsedDelivery]) -> None:
+    unique_id = parsed[0].unique_id if parsed else None
+    campaign = parsed[0].campaign_name if parsed else None
+    try:
+        with store.writing() as cursor:
+            cursor.execute(
+                "UPDATE raw_deliveries SET state = 'failed', error = ?, "
+                "unique_id = coalesce(?, unique_id), campaign_name = coalesce(?, campaign_name) "
+                "WHERE id = ? AND state NOT IN ('ingested', 'duplicate')",
+                [message[:500], unique_id, campaign, delivery_id],
+            )
+    except duckdb.Error:
+        logger.exception("could not mark delivery %s failed", delivery_id)
+
+
+# -- the transaction -----------------------------------------------------------------------
+
+
+def _ingest_parsed(store, cursor, delivery_id: int, parsed: list[ParsedDelivery]) -> IngestResult:
+    cursor.execute("BEGIN")
+    try:
+        delivery = parsed[-1]
+        try:
+            _load_batch(store, cursor, delivery, delivery_id)
+        except _DATA_ERRORS as exc:
+            if delivery.fallback is None:
+                raise DeliveryRejected(400, _describe(exc)) from None
+            logger.info("fast path refused for delivery %s (%s)", delivery_id, _describe(exc))
+            cursor.execute("ROLLBACK")
+            cursor.execute("BEGIN")
+            parsed.append(delivery.fallback())
+            delivery = parsed[-1]
+            try:
+                _load_batch(store, cursor, delivery, delivery_id)
+            except _DATA_ERRORS as again:
+                raise DeliveryRejected(400, _describe(again)) from None
+        result = _write(cursor, delivery, delivery_id)
+        cursor.execute("DROP TABLE IF EXISTS _batch")
+        store.bump_data_version(cursor)
+        cursor.execute("COMMIT")
+        return result
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cursor.execute("ROLLBACK")
+        raise
+
+
+def _check_batch(cursor) -> int:
+    total, no_campaign, no_key, distinct = cursor.execute(
+        "SELECT count(*), count(*) FILTER (WHERE campaign_name IS NULL), "
+        "count(*) FILTER (WHERE lead_key IS NULL), "
+        "count(DISTINCT (campaign_name, lead_key)) FROM _batch"
+    ).fetchone()
+    if no_campaign:
+        raise DeliveryRejected(
+            400, f"{no_campaign} of {total} records have no campaign name (nor has the delivery)"
+        )
+    if no_key:
+        raise DeliveryRejected(
+            400, f"{no_key} of {total} records have neither a lead id nor a phone number"
+        )
+    if distinct < total:  # the same lead twice in one delivery: its newest state wins
+        cursor.execute(
+            "CREATE TEMP TABLE _dedup AS SELECT * FROM _batch QUALIFY row_number() OVER "
+            "(PARTITION BY campaign_name, lead_key ORDER BY updated_at DESC NULLS LAST) = 1"
+        )
+        cursor.execute("DROP TABLE _batch")
+        cursor.execute("ALTER TABLE _dedup RENAME TO _batch")
+    return distinct
+
+
+def _write(cursor, delivery: ParsedDelivery, delivery_id: int) -> IngestResult:
+    rows = _check_batch(cursor)
+    columns = ", ".join(_LEADS_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
+    cursor.execute(
+        f"INSERT INTO leads ({columns}) SELECT {columns} FROM _batch "
+        f"ON CONFLICT (campaign_name, lead_key) DO UPDATE SET {updates} "
+        "WHERE excluded.updated_at >= leads.updated_at OR leads.updated_at IS NULL"
+    )
+    per_campaign = cursor.execute(
+        "SELECT campaign_name, max(updated_at) FROM _batch GROUP BY campaign_name ORDER BY 1"
+    ).fetchall()
+    campaigns = tuple(name for name, _ in per_campaign)
+    campaign = delivery.campaign_name or (campaigns[0] if len(campaigns) == 1 else None)
+    request_id, kind = _match_request(cursor, delivery.unique_id, campaign)
+    if request_id is not None:
+        cursor.execute(
+            "UPDATE sync_requests SET state = 'delivered', delivered_at = now(), rows = ?, "
+            "unique_id = coalesce(unique_id, ?), error = NULL WHERE id = ?",
+            [rows, delivery.unique_id, request_id],
+        )
+    if not per_campaign and campaign is not None:
+        per_campaign = [(campaign, None)]  # an empty answer is a successful sync too
+    for name, newest in per_campaign:
+        full = kind == "full" and name == campaign
+        cursor.execute(
+            "INSERT INTO sync_state (campaign_name, watermark, full_load_done, last_success_at, "
+            "last_error) VALUES (?, ?, ?, now(), NULL) ON CONFLICT (campaign_name) DO UPDATE SET "
+            "watermark = greatest(sync_state.watermark, excluded.watermark), "
+            "full_load_done = sync_state.full_load_done OR excluded.full_load_done, "
+            "last_success_at = excluded.last_success_at, last_error = NULL",
+            [name, newest, full],
+        )
+    cursor.execute(
+        "UPDATE raw_deliveries SET state = 'ingested', rows = ?, ingested_at = now(), "
+        "error = NULL, unique_id = ?, campaign_name = ?, request_id = ? WHERE id = ?",
+        [rows, delivery.unique_id, campaign, request_id, delivery_id],
+    )
+    return IngestResult(
+        delivery_id, rows, delivery.unique_id, campaign, False, campaigns, request_id
+    )
+
+
+def _match_request(cursor, unique_id: str | None, campaign: str | None):
+    """The sync request this delivery answers: by uniqueId, else the campaign's newest open one
+    ('sent' too: a fast callback can arrive before the engine has recorded the acceptance)."""
+    if unique_id is not None:
+        found = cursor.execute(
+            "SELECT id, kind FROM sync_requests WHERE unique_id = ? ORDER BY id DESC LIMIT 1",
+            [unique_id],
+        ).fetchone()
+        if found:
+            return found
+    if campaign is not None:
+        found = cursor.execute(
+            "SELECT id, kind FROM sync_requests WHERE campaign_name = ? "
+            "AND state IN ('accepted', 'sent') ORDER BY id DESC LIMIT 1",
+            [campaign],
+        ).fetchone()
+        if found:
+            return found
+    return None, None
+
+
+# -- loading and mapping -------------------------------------------------------------------
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _reader(source: RecordsFile, keys: list[str]) -> str:
+    path = _literal(str(source.path))
+    if source.format == "csv":
+        return f"read_csv({path}, all_varchar = true, header = true)"
+    columns = ", ".join(f"{_literal(k)}: 'VARCHAR'" for k in keys)
+    json_format = "array" if source.format == "json" else "newline_delimited"
+    return (
+        f"read_json({path}, format = '{json_format}', records = true, columns = {{{columns}}}, "
+        f"maximum_object_size = {_MAX_OBJECT_BYTES})"
+    )
+
+
+def _objects(source: RecordsFile) -> str:
+    json_format = "array" if source.format == "json" else "newline_delimited"
+    return (
+        f"read_json_objects({_literal(str(source.path))}, format = '{json_format}', "
+        f"maximum_object_size = {_MAX_OBJECT_BYTES})"
+    )
+
+
+def _usable(keys: Iterable[str]) -> list[str]:
+    """Keys DuckDB can read as columns: not empty, one per case-insensitive spelling."""
+    chosen: dict[str, str] = {}
+    for key in sorted(k for k in keys if k):
+        chosen.setdefault(key.lower(), key)
+    if len(chosen) > _MAX_FIELDS:
+        raise DeliveryRejected(400, f"the records have more than {_MAX_FIELDS} distinct fields")
+    return sorted(chosen.values())
+
+
+class _KeyScan(threading.Thread):
+    """Collects the keys of every record (the whole file) on its own cursor."""
+
+    def __init__(self, store, source: RecordsFile) -> None:
+        super().__init__(name="ingest-key-scan", daemon=True)
+        self.cursor = store.cursor()
+        self.source = source
+        self.keys: set[str] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            rows = self.cursor.execute(
+                f"SELECT DISTINCT unnest(json_keys(json)) FROM {_objects(self.source)}"
+            ).fetchall()
+            self.keys = {r[0] for r in rows}
+        except BaseException as exc:  # re-raised by the caller
+            self.error = exc
+        finally:
+            self.cursor.close()
+
+    def result(self) -> set[str]:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.keys or set()
+
+
+def _load_batch(store, cursor, delivery: ParsedDelivery, delivery_id: int) -> None:
+    """Creates TEMP TABLE _batch shaped like `leads` from the delivery's records."""
+    source = delivery.records_source
+    cursor.execute("DROP TABLE IF EXISTS _batch")
+    if source.format == "csv":
+        described = cursor.execute(
+            f"DESCRIBE SELECT * FROM {_reader(source, [])} LIMIT 0"
+        ).fetchall()
+        keys = _usable(r[0] for r in described)
+        _create_batch(cursor, source, keys, delivery, delivery_id)
+        return
+    scan = _KeyScan(store, source)
+    scan.start()
+    created = False
+    try:
+        sample = cursor.execute(
+            f"SELECT DISTINCT unnest(json_keys(json)) FROM "
+            f"(SELECT json FROM {_objects(source)} LIMIT {_SAMPLE_RECORDS})"
+        ).fetchall()
+        keys = _usable(r[0] for r in sample)
+        if _has_key_field(keys):
+            _create_batch(cursor, source, keys, delivery, delivery_id)
+            created = True
+    except BaseException:
+        scan.join()
+        raise
+    complete = _usable(scan.result())
+    if created and complete == keys:
+        return
+    if created:
+        logger.info("delivery %s: later records add fields; loading again", delivery_id)
+        cursor.execute("DROP TABLE _batch")
+    if complete:
+        _create_batch(cursor, source, complete, delivery, delivery_id)
+        return
+    if cursor.execute(f"SELECT count(*) FROM {_objects(source)}").fetchone()[0]:
+        raise DeliveryRejected(400, "the records have neither a lead id nor a phone number")
+    cursor.execute("CREATE TEMP TABLE _batch AS SELECT * FROM leads LIMIT 0")
+
+
+def _has_key_field(keys: Iterable[str]) -> bool:
+    return any(column_for(k) in ("lead_id", "phone_number") for k in keys)
+
+
+def _text(columns: list[str], *, trim: bool) -> str:
+    parts = [
+        f"NULLIF(trim({_ident(c)}), '')" if trim else f"NULLIF({_ident(c)}, '')" for c in columns
+    ]
+    if not parts:
+        return "NULL::VARCHAR"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _create_batch(
+    cursor, source: RecordsFile, keys: list[str], delivery: ParsedDelivery, delivery_id: int
+) -> None:
+    by_column: dict[str, list[str]] = {}
+    extras: list[str] = []
+    preferred = {f.column: name_key(f.api_name) for f in LEAD_FIELDS}
+    for key in keys:
+        column = column_for(key)
+        if column is None:
+            extras.append(key)
+        else:
+            by_column.setdefault(column, []).append(key)
+    if not by_column.get("lead_id") and not by_column.get("phone_number"):
+        raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
+    for column, spellings in by_column.items():  # the API's own spelling first when both come
+        spellings.sort(key=lambda k, c=column: (name_key(k) != preferred[c], k))
+
+    def text(column: str) -> str:
+        return _text(by_column.get(column, []), trim=column in _KEY_COLUMNS)
+
+    if extras:
+        entries = ", ".join(f"struct_pack(k := {_literal(k)}, v := {_ident(k)})" for k in extras)
+        extra = (
+            f"NULLIF(to_json(map_from_entries(list_filter([{entries}], "
+            "lambda e: e.v IS NOT NULL AND e.v <> '')))::VARCHAR, '{}')::JSON"
+        )
+    else:
+        extra = "NULL::JSON"
+    inner = f"""
+        SELECT coalesce({text("campaign_name")}, ?) AS campaign_name,
+               {text("lead_id")} AS lead_id,
+               {text("phone_number")} AS phone_number,
+               {text("name")} AS name,
+               {text("status")} AS status,
+               {text("dial_status")} AS dial_status,
+               {text("disposition")} AS disposition,
+               {text("comments")} AS comments,
+               {text("agent_id")} AS agent_id,
+               {text("agent_name")} AS agent_name,
+               TRY_CAST({text("attempts")} AS INTEGER) AS attempts,
+               TRY_CAST({text("priority")} AS INTEGER) AS priority,
+               {text("ucid")} AS ucid,
+               TRY_CAST(epoch(TRY_CAST({text("call_duration")} AS INTERVAL)) AS INTEGER)
+                   AS call_duration_s,
+               TRY_CAST({text("created_at")} AS TIMESTAMPTZ) AS created_at,
+               TRY_CAST({text("updated_at")} AS TIMESTAMPTZ) AS updated_at,
+               {extra} AS extra
+        FROM {_reader(source, keys)}
+    """
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE _batch AS
+        SELECT campaign_name,
+               coalesce(lead_id, phone_number || '|' ||
+                        coalesce(strftime(created_at, '%Y-%m-%d %H:%M:%S'), '')) AS lead_key,
+               lead_id, phone_number, name, status,
+               {lead_status_sql("status")} AS lead_status,
+               dial_status,
+               {dial_bucket_sql("dial_status")} AS dial_bucket,
+               disposition, comments, agent_id, agent_name, attempts, priority, ucid,
+               call_duration_s, created_at, updated_at, extra,
+               {int(delivery_id)}::BIGINT AS delivery_id
+        FROM ({inner})
+        """,
+        [delivery.campaign_name],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short message for a DuckDB error about the data: no paths, no record contents."""
+    text = str(exc)
+    if "UTF-8" in text or "unicode" in text.lower():
+        return "the records are not valid UTF-8"
+    if "Malformed JSON" in text:
+        found = re.search(r"at byte (\d+)", text)
+        where = f" (near byte {found.group(1)} of the records)" if found else ""
+        return f"the records are not valid JSON{where}"
+    if "Expected OBJECT" in text or "expected records" in text:
+        return "every record must be a JSON object"
+    if "duplicate key" in text:
+        return "a record has the same field twice"
+    if "maximum_object_size" in text or "maximum object size" in text:
+        return "a record is larger than 64 MiB"
+    if "CSV" in text:
+        first = text.splitlines()[0]
+        first = re.sub(r"(file|File)\s+\"?[^\s\"]+\"?", "file", first)
+        return "the CSV file could not be read: " + first[:160]
+    return "the records could not be read"
