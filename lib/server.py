@@ -236,15 +236,18 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
     api_url = settings.cloudagent.api_url
     api_key = settings.cloudagent.api_key
     if settings.demo:
-        from lib.sandbox import SandboxConfig, create_sandbox_app
+        from lib.sandbox import SandboxConfig, create_sandbox_app, default_campaigns
 
         api_key = secrets.token_urlsafe(24)
         api_url = local_base + SANDBOX_PREFIX + API_PATH
+        sizes = default_campaigns()
         _sandbox_mount.app = create_sandbox_app(
             SandboxConfig(
                 api_key=api_key,
                 username=settings.cloudagent.username,
+                campaigns={name: sizes.get(name, 2000) for name in settings.campaigns},
                 public_base_url=local_base + SANDBOX_PREFIX,
+                timezone=settings.timezone,
             )
         )
     limiter = SlidingWindowLimiter()

@@ -73,11 +73,15 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
         self._next_round_at = 0.0
         self._sending: SyncJob | None = None
-        self._wait_reason: str | None = None
 
     # -- public interface (UI, routes, lifespan) -------------------------------------------
 
     def start(self) -> None:
+        with self._store.writing() as cursor:  # hand-made requests queued before a restart
+            cursor.execute(
+                "UPDATE sync_requests SET state = 'error', "
+                "error = 'Not sent: the server restarted before its turn' WHERE state = 'queued'"
+            )
         self._thread = threading.Thread(target=self._run, name="dialstatus-sync", daemon=True)
         self._thread.start()
 
@@ -124,7 +128,6 @@ class SyncEngine:
             "running": self._thread is not None and self._thread.is_alive(),
             "queue": queue,
             "sending": sending,
-            "waiting_reason": self._wait_reason,
             "in_flight": [
                 {"campaign": c, "request_id": i, "state": s, "sent_at": str(t) if t else None}
                 for c, i, s, t in rows
@@ -181,9 +184,7 @@ class SyncEngine:
             else:
                 request, kind = self._refresh_request(job.campaign)
                 request_id = self._log_request(request, kind=kind, state="queued")
-            self._limiter.acquire(self._account, on_wait=self._note_wait)
-            self._wait_reason = None
-            self._mark(request_id, "sent", sent_at=True)
+            self._mark(request_id, "sent", sent_at=True)  # the client waits for the limiter
             try:
                 accepted = self._client.request_dial_status(request)
             except CloudAgentError as error:
@@ -193,10 +194,6 @@ class SyncEngine:
         finally:
             with self._condition:
                 self._sending = None
-
-    def _note_wait(self, reason: str, seconds: float) -> None:
-        self._wait_reason = reason
-        logger.info("sync waiting %.1f s: %s", seconds, reason)
 
     def _refresh_request(self, campaign: str) -> tuple[DialStatusRequest, str]:
         """A full load until a watermark exists, then updated-since-watermark with an overlap."""
