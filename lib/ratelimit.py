@@ -35,6 +35,8 @@ class SlidingWindowLimiter:
 
     `clock` and `sleep` are injectable: tests pass a fake clock whose `sleep` advances it, so no
     test sleeps for real. The lock is never held while sleeping or calling `on_wait`.
+    `margin_s` (default 1 s) keeps each slot busy a little longer than the window, against
+    network jitter; pass 0 for exact window arithmetic.
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class SlidingWindowLimiter:
         window_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        margin_s: float = 0.0,
+        margin_s: float = 1.0,
     ) -> None:
         if max_requests < 1:
             raise ValueError("max_requests must be at least 1")

@@ -362,7 +362,7 @@ def test_rate_limited_error_after_the_last_retry_and_for_a_too_long_retry_after(
 
 def test_a_shared_limiter_is_acquired_before_every_send_and_penalised_by_the_server():
     clock = FakeClock()
-    limiter = SlidingWindowLimiter(10, 60, clock=clock, sleep=clock.sleep)
+    limiter = SlidingWindowLimiter(10, 60, clock=clock, sleep=clock.sleep, margin_s=0.0)
     answers = iter(
         [httpx.Response(200, json={"status": "error", "message": "Max limit exceeded"})]
         + [httpx.Response(200, json={"status": "success", "message": "q", "uniqueId": "x"})] * 20
@@ -584,7 +584,7 @@ def test_the_client_never_sends_the_eleventh_request_in_a_minute_fake_time(recei
     config = SandboxConfig(api_key=API_KEY, username=USER, campaigns={CAMPAIGN: 20},
                            monotonic=clock, delivery_delay_s=0.0)  # fmt: skip
     app = create_sandbox_app(config)
-    limiter = SlidingWindowLimiter(clock=clock, sleep=clock.sleep)
+    limiter = SlidingWindowLimiter(clock=clock, sleep=clock.sleep, margin_s=0.0)
     reasons = []
     with run_asgi(app) as base_url:
         client = CloudAgentClient(
@@ -689,7 +689,7 @@ def test_the_client_survives_5xx_timeout_429_and_max_limit(caplog):
     caplog.set_level(logging.DEBUG)
     server = Misbehaving(["500", "hang", "429", "max", "ok"])
     clock = FakeClock()
-    limiter = SlidingWindowLimiter(clock=clock, sleep=clock.sleep)
+    limiter = SlidingWindowLimiter(clock=clock, sleep=clock.sleep, margin_s=0.0)
     waits = []
     with run_asgi(server.app) as base_url:
         client = CloudAgentClient(

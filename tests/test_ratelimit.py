@@ -124,6 +124,15 @@ def test_state_reports_usage_waiting_and_next_slot():
     assert after["waiting"] == 0 and after["used"] == 3  # stamps at 2, 4 and the new one at 10
 
 
+def test_the_default_is_ten_per_minute_with_a_one_second_margin_against_jitter():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(clock=clock, sleep=clock.sleep)
+    for _ in range(11):
+        limiter.acquire("a")
+    assert clock.sleeps == [pytest.approx(61.0)]
+    assert limiter.state("a")["limit"] == 10 and limiter.state("a")["window_s"] == 60.0
+
+
 def test_invalid_arguments_are_rejected():
     with pytest.raises(ValueError):
         SlidingWindowLimiter(max_requests=0)
@@ -157,7 +166,7 @@ def test_never_more_than_max_in_any_window(gaps, max_requests, window_s):
 
 
 def test_real_threads_share_the_window():
-    limiter = SlidingWindowLimiter(max_requests=3, window_s=0.3)
+    limiter = SlidingWindowLimiter(max_requests=3, window_s=0.3, margin_s=0.0)
     granted: list[float] = []
     lock = threading.Lock()
     reasons: list[str] = []
