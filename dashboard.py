@@ -146,13 +146,14 @@ with st.sidebar:
 widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}
 if chosen_range != "custom":
     widget_state[P_FROM] = widget_state[P_TO] = None  # kept by the widgets, unused by presets
+if first_run and widget_state != widget_values(link_filters):
+    # The bound widgets hold something the validation rejected (e.g. `from` after `to`, or a
+    # status in other letter case): apply the validated values and run once more.
+    ui.queue_filter_change(widget_values(link_filters))
+    st.rerun()
 filters, widget_notices = parse_query_params(
     params_from_widgets(widget_state), campaign_options, disposition_options, today
 )
-if first_run and filters != link_filters:
-    # The bound widgets took something the validation rejected: apply the validated values.
-    ui.queue_filter_change(widget_values(link_filters))
-    st.rerun()
 
 share_query = to_query_string(filters)
 with st.sidebar:
