@@ -51,9 +51,9 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield process
 
 
-def _all_campaigns_loaded(health: dict) -> bool:
+def _all_campaigns_loaded(health: dict, count: int = DEMO_CAMPAIGN_COUNT) -> bool:
     campaigns = health["campaigns"]
-    return len(campaigns) >= DEMO_CAMPAIGN_COUNT and all(
+    return len(campaigns) >= count and all(
         c["rows"] > 0 and c["last_success_at"] for c in campaigns
     )
 
@@ -171,7 +171,7 @@ def test_bad_callbacks_get_4xx_and_write_nothing(tmp_path):
     env = {"DIALSTATUS_SYNC_INTERVAL": "3600", "DIALSTATUS_MAX_BODY_MB": "1",
            "DIALSTATUS_CAMPAIGNS": "Nothing Here"}  # fmt: skip
     with ServerProcess(tmp_path / "srv", env=env) as server:
-        version = server.health()["data_version"]
+        version = server.wait_for(lambda h: _all_campaigns_loaded(h, 1))["data_version"]
         good = json.dumps({"uniqueId": "x", "campaignName": "C", "data": _records("C", 3)})
         wrong_secret = server.base_url + "/api/callback/not-the-secret"
         assert _post(server, good.encode(), "application/json", wrong_secret).status_code == 403
@@ -182,7 +182,7 @@ def test_bad_callbacks_get_4xx_and_write_nothing(tmp_path):
         assert _post(server, b"\xff\xfe\x00garbage", "application/json").status_code == 400
         assert server.health()["data_version"] == version
         server.stop()
-        assert _read_db(server, "SELECT count(*) FROM leads") == [(0,)]
+        assert _read_db(server, "SELECT count(*) FROM leads WHERE campaign_name = 'C'") == [(0,)]
         assert not list((server.data_dir).glob("**/*.part"))
 
 
