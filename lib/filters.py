@@ -129,7 +129,7 @@ def _clean_values(name: str, raw: Any, notices: list[str]) -> list[str]:
     values = _as_list(raw)
     if len(values) > MAX_VALUES_PER_PARAM:
         notices.append(
-            f"`{name}` was given {len(values)} times; only the first "
+            f"The link gives {name} {len(values)} times; only the first "
             f"{MAX_VALUES_PER_PARAM} values were read."
         )
         values = values[:MAX_VALUES_PER_PARAM]
@@ -144,7 +144,7 @@ def _clean_values(name: str, raw: Any, notices: list[str]) -> list[str]:
         if value not in kept:
             kept.append(value)
     if too_long:
-        notices.append(f"Ignored {too_long} unreadable `{name}` value(s) (too long or binary).")
+        notices.append(f"Ignored {too_long} unreadable {name} value(s) (too long or binary).")
     return kept
 
 
@@ -175,7 +175,7 @@ def _pick_known(
         if match not in kept:
             kept.append(match)
     if unknown:
-        notices.append(f"Ignored unknown {what} in the link (`{name}`): {_listing(unknown)}.")
+        notices.append(f"Ignored unknown {what} in the link ({name}=): {_listing(unknown)}.")
     return tuple(kept)
 
 
@@ -226,7 +226,7 @@ def _parse(
         range_value = DEFAULT_RANGE
     elif range_value not in RANGE_PRESETS:
         notices.append(
-            f"Ignored `range` {shown(range_value)}: use one of {', '.join(RANGE_PRESETS)}."
+            f"Ignored range {shown(range_value)}: use one of {', '.join(RANGE_PRESETS)}."
         )
         range_value = DEFAULT_RANGE
 
@@ -234,21 +234,21 @@ def _parse(
     raw_from, raw_to = _single(P_FROM, params, notices), _single(P_TO, params, notices)
     if raw_from is not None or raw_to is not None:
         if range_value != "custom":
-            notices.append("Ignored `from`/`to`: they apply only with `range=custom`.")
+            notices.append("Ignored from/to: they apply only with range=custom.")
         else:
             for label, raw in ((P_FROM, raw_from), (P_TO, raw_to)):
                 if raw is None:
                     continue
                 parsed = _parse_date(raw)
                 if parsed is None:
-                    notices.append(f"Ignored `{label}` {shown(raw)}: expected a date YYYY-MM-DD.")
+                    notices.append(f"Ignored {label} {shown(raw)}: expected a date YYYY-MM-DD.")
                 elif label == P_FROM:
                     date_from = parsed
                 else:
                     date_to = parsed
             if date_from is not None and date_to is not None and date_from > date_to:
                 notices.append(
-                    f"Ignored the custom dates: `from` ({date_from}) is after `to` ({date_to})."
+                    f"Ignored the custom dates: from ({date_from}) is after to ({date_to})."
                 )
                 date_from = date_to = None
 
@@ -256,7 +256,7 @@ def _parse(
     if basis is None:
         basis = DEFAULT_BASIS
     elif basis not in BASES:
-        notices.append(f"Ignored `basis` {shown(basis)}: use `updated` or `created`.")
+        notices.append(f"Ignored basis {shown(basis)}: use updated or created.")
         basis = DEFAULT_BASIS
 
     statuses = _pick_known(

@@ -170,12 +170,12 @@ def test_a_deep_link_to_a_page_works_on_first_run(seeded):
     ("params", "notice"),
     [
         ({"campaign": "No such campaign"}, "unknown campaign"),
-        ({"range": "fortnight"}, "Ignored `range`"),
-        ({"range": "custom", "from": "2025-13-45"}, "Ignored `from`"),
+        ({"range": "fortnight"}, "Ignored range"),
+        ({"range": "custom", "from": "2025-13-45"}, "Ignored from"),
         ({"status": "Won"}, "unknown lead status"),
         ({"dialstatus": "'; DROP TABLE leads; --"}, "unknown dial status"),
         ({"disposition": "<img src=x onerror=alert(1)>"}, "unknown disposition"),
-        ({"basis": "x' OR '1'='1"}, "Ignored `basis`"),
+        ({"basis": "x' OR '1'='1"}, "Ignored basis"),
     ],
 )
 def test_invalid_parameters_show_a_notice_and_the_default_view(seeded, params, notice):
