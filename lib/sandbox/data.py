@@ -47,7 +47,10 @@ def _letters(text: str) -> str:
 
 def _codes(column: pa.ChunkedArray, classify) -> np.ndarray:
     """Per-row codes from a per-distinct-value classification (the dictionary is small)."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        encoded = column.unify_dictionaries().combine_chunks()
+    else:
+        encoded = pc.dictionary_encode(column).combine_chunks()
     mapping = np.array([classify(v) for v in encoded.dictionary.to_pylist()], dtype=np.int8)
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     return mapping[indices] if len(mapping) else np.zeros(len(indices), dtype=np.int8)
