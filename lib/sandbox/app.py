@@ -15,6 +15,22 @@ POST /_sandbox/reset      clears both logs and the rate-limit windows
 Fault modes (slow answers, 5xx, garbage, lost or doubled callbacks) will plug in at three seams
 without touching the rest: `Sandbox.check` (the answer), `Sandbox.prepare_posts` (the bodies)
 and `Sandbox.send_posts` (the callback transport).
+
+What the sandbox assumes beyond the vendor page (C = documented, I = inferred, S = sibling API;
+lib/cloudagent.py lists the client's side):
+  S1 (C) the error messages and their triggers; (I) all with HTTP 200: `Sandbox.check`.
+  S2 (I) order: apiKey, key value, userName, user value, rate limit, campaign, callBackUrl,
+         then status, dialstatus, dispositions, sortby, dates: `Sandbox.check`.
+  S3 (I) the limit counts every authenticated request (errors included, refused ones not), per
+         userName, sliding `window_s`: `Sandbox._rate_limited`.
+  S4 (S) "Max limit exceeded", HTTP 200 or 429 (configurable); Retry-After with 429: `_answer`.
+  S5 (I) missing/invalid filter values answer "<param> is invalid"; filter values match in any
+         case; sortby defaults to 0; dates are ignored with sortby 0 (but must parse), required
+         with 1 and 2, inclusive: `Sandbox._check_filters`.
+  S6 (I) success answer `{"status":"success","message":"queued successfully","uniqueId":uuid}`.
+  S7 (I/S) delivery shapes: config.DeliveryVariant; single_record posts the bare record
+         (no uniqueId); links carry uniqueId, campaignName, fileUrl: `Sandbox.prepare_posts`.
+  S8 (C) Pending includes leads with no status; (I) dialstatus buckets as in data.py.
 """
 
 from __future__ import annotations
@@ -478,8 +494,11 @@ class Sandbox:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def close(self) -> None:
+        """Cancels pending deliveries and removes the sandbox's own temporary files."""
         for task in list(self._tasks):
-            task.cancel()
+            loop = task.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
         if self._own_files_dir:
             shutil.rmtree(self.files_dir, ignore_errors=True)
 
