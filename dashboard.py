@@ -17,6 +17,7 @@ from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.filters import (
     BASES,
     BASIS_LABELS,
+    DATE_BOUNDS,
     DEFAULT_BASIS,
     DEFAULT_RANGE,
     P_BASIS,
@@ -106,8 +107,17 @@ with st.sidebar:
     )
     if chosen_range == "custom":
         left, right = st.columns(2)
-        left.date_input("From", value=None, key=P_FROM, bind="query-params", format="YYYY-MM-DD")
-        right.date_input("To", value=None, key=P_TO, bind="query-params", format="YYYY-MM-DD")
+        for column, label, key in ((left, "From", P_FROM), (right, "To", P_TO)):
+            column.date_input(
+                label,
+                value=None,
+                min_value=DATE_BOUNDS[0],
+                max_value=DATE_BOUNDS[1],
+                key=key,
+                bind="query-params",
+                format="YYYY-MM-DD",
+                help=f"Inclusive calendar day in {tz}.",
+            )
     st.radio(
         "Date basis",
         BASES,

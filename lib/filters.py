@@ -68,7 +68,8 @@ PARAM_NAMES: tuple[str, ...] = (
 MAX_VALUES_PER_PARAM = 200
 MAX_VALUE_CHARS = 500
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MIN_DATE, _MAX_DATE = date(1990, 1, 1), date(2200, 12, 31)
+DATE_BOUNDS = (date(1990, 1, 1), date(2200, 12, 31))
+_MIN_DATE, _MAX_DATE = DATE_BOUNDS
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ def parse_query_params(
 
     `params` maps a parameter name to its values (a list, or one string). Unknown parameter names
     are left alone (Streamlit and other features have their own). `known_*` = None accepts any
-    value. `today` is the account-zone date, used to check custom dates are sane.
+    value. Custom dates must lie within DATE_BOUNDS (the sidebar's date pickers use the same).
+    `today` (the account-zone date) is part of the contract for callers; presets are resolved
+    later by `date_span`, so a link keeps its meaning whenever it is opened.
     """
     notices: list[str] = []
     try:
@@ -282,7 +285,7 @@ def _parse(
         notices,
         what="disposition(s)",
     )
-    del today  # accepted for symmetry with date_window; dates are not clamped to today
+    del today  # see the docstring: presets are resolved by date_span, not here
     return Filters(
         campaigns=campaigns,
         range=range_value,

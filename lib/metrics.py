@@ -239,6 +239,34 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def best_and_worst(table: pd.DataFrame) -> dict[tuple[int, str], str]:
+    """{(row position, rate column): "best" | "worst"} for the comparison table. Only campaigns
+    whose denominator for that rate is not a small sample compete; ties are all marked; nothing
+    is marked when fewer than two compete or all are equal."""
+    marks: dict[tuple[int, str], str] = {}
+    for kpi in KPIS:
+        if not kpi.is_rate:
+            continue
+        notes = table["Small samples"]
+        eligible = [
+            (i, value)
+            for i, (value, note) in enumerate(zip(table[kpi.name], notes, strict=True))
+            if pd.notna(value) and f"{kpi.name} (n=" not in note
+        ]
+        if len(eligible) < 2:
+            continue
+        best = max(v for _, v in eligible)
+        worst = min(v for _, v in eligible)
+        if best == worst:
+            continue
+        for i, value in eligible:
+            if value == best:
+                marks[(i, kpi.name)] = "best"
+            elif value == worst:
+                marks[(i, kpi.name)] = "worst"
+    return marks
+
+
 def dial_buckets_by_campaign(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:

@@ -427,28 +427,11 @@ def comparison(table: pd.DataFrame, *, key: str) -> None:
     """The campaign comparison table: sortable, each rate's best and worst campaign highlighted
     (among campaigns whose denominator is not a small sample)."""
     rate_columns = [k.name for k in metrics.KPIS if k.is_rate]
+    marks = metrics.best_and_worst(table)
+    css = {"best": _BEST, "worst": _WORST}
 
     def highlight(column: pd.Series) -> list[str]:
-        styles = [""] * len(column)
-        if column.name not in rate_columns:
-            return styles
-        eligible = [
-            i
-            for i, (value, note) in enumerate(zip(column, table["Small samples"], strict=True))
-            if pd.notna(value) and f"{column.name} (n=" not in note
-        ]
-        if len(eligible) < 2:
-            return styles
-        values = [column.iloc[i] for i in eligible]
-        best, worst = max(values), min(values)
-        if best == worst:
-            return styles
-        for i in eligible:
-            if column.iloc[i] == best:
-                styles[i] = _BEST
-            elif column.iloc[i] == worst:
-                styles[i] = _WORST
-        return styles
+        return [css.get(marks.get((i, str(column.name)), ""), "") for i in range(len(column))]
 
     styled = table.style.apply(highlight, axis=0).format(
         {name: "{:.1f}%" for name in rate_columns}, na_rep="–"

@@ -406,3 +406,20 @@ def test_previous_period_counts(seeded, cursor):
         for r in rows
     )
     assert metrics.kpi_counts(cursor, previous, TZ, seeded.today) == expected_counts(rows)
+
+
+def test_best_and_worst_ignore_small_samples():
+    table = pd.DataFrame(
+        {
+            "Campaign": ["a", "b", "c", "d"],
+            "Answer rate": [40.0, 55.0, 20.0, 90.0],
+            "Success rate": [10.0, 10.0, 10.0, None],
+            "Conversion rate": [5.0, 6.0, 7.0, 8.0],
+            "Small samples": ["", "", "", "Answer rate (n=7), Conversion rate (n=2)"],
+        }
+    )
+    marks = metrics.best_and_worst(table)
+    assert marks[(1, "Answer rate")] == "best" and marks[(2, "Answer rate")] == "worst"
+    assert (3, "Answer rate") not in marks  # 90% on 7 attempts does not win
+    assert not any(col == "Success rate" for _, col in marks)  # all equal
+    assert marks[(2, "Conversion rate")] == "best" and marks[(0, "Conversion rate")] == "worst"

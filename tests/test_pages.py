@@ -172,6 +172,7 @@ def test_a_deep_link_to_a_page_works_on_first_run(seeded):
         ({"campaign": "No such campaign"}, "unknown campaign"),
         ({"range": "fortnight"}, "Ignored range"),
         ({"range": "custom", "from": "2025-13-45"}, "Ignored from"),
+        ({"range": "custom", "from": "1985-01-01", "to": "2300-01-01"}, "Ignored to"),
         ({"status": "Won"}, "unknown lead status"),
         ({"dialstatus": "'; DROP TABLE leads; --"}, "unknown dial status"),
         ({"disposition": "<img src=x onerror=alert(1)>"}, "unknown disposition"),
