@@ -47,7 +47,7 @@ NOTICES = "_dialstatus_notices"
 
 st.set_page_config(
     page_title="Campaign dial status",
-    page_icon=":material/phone_in_talk:",
+    page_icon="📞",  # an emoji favicon is inlined; a :material/ icon is fetched from Google
     layout="wide",
 )
 

@@ -43,7 +43,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
         "Unworkable",
         r"\b(?:(?:wrong|invalid|incorrect|bad) (?:number|no|num|contact|person)|invalid"
         r"|wrong party|does not exist|not exist|out of service|not in service|duplicate"
-        r"|deceased|fax|no such number)\b",
+        r"|deceased|fax|no such number|language (?:barrier|issue|problem))\b",
     ),
     (
         "Contact",
@@ -65,7 +65,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
         "Contact",
         r"\b(?:interested|contacted|spoke|answered|connected|information|info|enquiry|inquiry"
         r"|query|complaint|feedback|survey(?: completed| done)?|already|thinking|considering"
-        r"|ptp|promise to pay)\b",
+        r"|ptp|promise to pay|promised|escalat(?:ed|ion))\b",
     ),
 )
 

@@ -42,6 +42,10 @@ DISPOSITION_PALETTE: tuple[str, ...] = (
     "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#AA4499",
 )  # fmt: skip
 OTHER_COLOR = "#B0B0B0"
+# Lines drawn over the bars (answer rate, cumulative %): Streamlit's plotly theme replaces this
+# placeholder with the theme's text colour (dark on light, light on dark); without the theme it
+# stays near-black.
+LINE_COLOR = "#000037"
 SEQUENTIAL = "Cividis"  # perceptually uniform and colour-blind safe
 
 MAX_LABEL = 40
@@ -75,8 +79,6 @@ def _layout(fig: go.Figure, *, height: int = 360, **extra: Any) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         uniformtext={"mode": "hide", "minsize": 10},
-        clickmode="event+select",
-        dragmode="select",
         **extra,
     )
     return fig
@@ -223,13 +225,22 @@ def pareto(frame: pd.DataFrame) -> go.Figure:
             y=(frame["cumulative_share"] * 100).round(2),
             yaxis="y2",
             mode="lines+markers",
-            line={"color": "#E69F00", "width": 2},
+            line={"color": LINE_COLOR, "width": 2},
+            marker={"color": LINE_COLOR},
             hovertemplate="%{x}<br>cumulative %{y:.1f}%<extra></extra>",
         )
     )
     fig.update_layout(
         yaxis={"title": "leads"},
-        yaxis2={"title": "cumulative %", "overlaying": "y", "side": "right", "range": [0, 105]},
+        yaxis2={
+            "title": "cumulative %",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 105],
+            "tickvals": [0, 25, 50, 75, 100],
+            "ticksuffix": "%",
+            "showgrid": False,
+        },
         xaxis={"type": "category", "automargin": True},
     )
     return _layout(fig, height=400)
@@ -337,8 +348,8 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
             y=(frame["answer_rate"] * 100).round(2),
             yaxis="y2",
             mode="lines+markers",
-            line={"color": "#F0E442", "width": 3},
-            marker={"line": {"color": "#333333", "width": 1}},
+            line={"color": LINE_COLOR, "width": 2, "dash": "dot"},
+            marker={"color": LINE_COLOR, "size": 6},
             customdata=list(zip(frame["n_answered"], frame["n_attempted"], strict=True)),
             hovertemplate="%{x|%d %b %Y}<br>answer rate %{y:.1f}% "
             "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
@@ -347,7 +358,15 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         barmode="stack",
         yaxis={"title": "leads"},
-        yaxis2={"title": "answer rate %", "overlaying": "y", "side": "right", "range": [0, 100]},
+        yaxis2={
+            "title": "answer rate",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 100],
+            "tickvals": [0, 25, 50, 75, 100],
+            "ticksuffix": "%",
+            "showgrid": False,
+        },
     )
     return _layout(fig, height=380)
 

@@ -198,7 +198,8 @@ def _tile_args(value: metrics.KpiValue, previous: metrics.KpiValue | None, perio
         prev_text = fmt_count(previous.numerator)
     if kpi.column in ("leads", "pending"):
         args["delta_color"] = "off"
-    description = f"vs {prev_text} in the {period}"
+    description = f"was {prev_text}"
+    args["help"] = help_text + f" The change compares with the {period} ({prev_text})."
     args["delta_description"] = f"{detail} · {description}" if detail else description
     if "delta" not in args:
         args.update(delta=args.pop("delta_description"), delta_color="off", delta_arrow="off")
@@ -216,6 +217,8 @@ def kpi_tiles(
         for column, index in zip(columns, range(row, min(row + 4, len(values))), strict=False):
             prev = previous[index] if previous is not None else None
             column.metric(**_tile_args(values[index], prev, period))
+    if previous is not None:
+        st.caption(f"Changes compare with the {period}; “was” is that period's value.")
 
 
 def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numbers") -> None:
@@ -426,17 +429,14 @@ _WORST = "background-color: rgba(213, 94, 0, 0.28); font-weight: 600"
 def comparison(table: pd.DataFrame, *, key: str) -> None:
     """The campaign comparison table: sortable, each rate's best and worst campaign highlighted
     (among campaigns whose denominator is not a small sample)."""
-    rate_columns = [k.name for k in metrics.KPIS if k.is_rate]
     marks = metrics.best_and_worst(table)
     css = {"best": _BEST, "worst": _WORST}
 
     def highlight(column: pd.Series) -> list[str]:
         return [css.get(marks.get((i, str(column.name)), ""), "") for i in range(len(column))]
 
-    styled = table.style.apply(highlight, axis=0).format(
-        {name: "{:.1f}%" for name in rate_columns}, na_rep="–"
-    )
-    styled = styled.format({k.name: "{:,}" for k in metrics.KPIS if not k.is_rate})
+    formats = {k.name: "{:.1f}%" if k.is_rate else "{:,}" for k in metrics.KPIS}
+    styled = table.style.apply(highlight, axis=0).format(formats, na_rep="–")
     st.dataframe(styled, hide_index=True, key=key)
     st.caption(
         "Click a column header to sort. Green = best, red = worst for each rate, among "

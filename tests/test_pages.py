@@ -283,7 +283,8 @@ def test_campaign_page_deltas_against_the_previous_period(seeded):
     assert tiles(at) == expected_tiles(now)
     leads = next(m for m in at.metric if m.label == "Leads")
     assert leads.proto.delta == f"{len(now) - len(before):+,}"
-    assert "previous 7 days" in leads.proto.delta_description
+    assert leads.proto.delta_description == f"was {len(before):,}"
+    assert "previous 7 days" in texts(at.caption) and "previous 7 days" in leads.proto.help
     for key in (
         "campaign_dial_chart",
         "campaign_matrix_chart",
