@@ -479,11 +479,14 @@ def _fast_slice(body: Path) -> tuple[int, int, dict] | None:
         start = match.end() - 1
         prefix = head[:start]
         position = len(tail)
+        best = None
+        # Metadata after the array may hold arrays too (`"errors": []`): a cut there also makes
+        # a valid document, so keep going left and take the leftmost valid end. A cut inside the
+        # records never parses (what follows would close brackets that were never opened).
         for _ in range(_MAX_CUT_TRIES):
             position = tail.rfind(b"]", 0, position)
             if position < 0 or tail_start + position <= start:
                 break
-            end = tail_start + position
             try:
                 doc = json.loads(
                     (prefix + quoted + tail[position + 1 :]).decode("utf-8-sig"),
@@ -493,7 +496,9 @@ def _fast_slice(body: Path) -> tuple[int, int, dict] | None:
                 continue
             slot = _records_slot(doc)
             if slot is not None and slot[0][slot[1]] == sentinel:
-                return start, end, doc
+                best = (start, tail_start + position, doc)
+        if best is not None:
+            return best  # DuckDB then parses the slice as one array, or ingest falls back
     return None
 
 
