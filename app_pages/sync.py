@@ -5,7 +5,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from lib import metrics, ui
+from lib import catalog, metrics, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
@@ -55,7 +55,7 @@ def engine_status() -> None:
 st.subheader("Engine and rate limit", anchor=False)
 engine_status()
 
-enabled = [c for c in current.campaigns if c]
+enabled = catalog.list_campaigns(svc.store, enabled_only=True)
 target = st.selectbox(
     "Campaign to sync",
     enabled,
@@ -118,10 +118,11 @@ if cloudagent is None:
     st.warning("The CloudAgent client is not available in this build.")
 else:
     with st.form("manual_request", enter_to_submit=False):
+        campaign_names = list(dict.fromkeys([*enabled, *current.campaigns]))
         name = st.selectbox(
             "campaignName",
-            enabled,
-            index=0 if enabled else None,
+            campaign_names,
+            index=0 if campaign_names else None,
             accept_new_options=True,
             key="manual_campaign",
         )

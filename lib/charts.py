@@ -36,10 +36,11 @@ CATEGORY_COLORS: dict[str, str] = {
     "Unworkable": "#CC79A7",
     "Other": "#8C8C8C",
 }
-# Qualitative colours for individual dispositions (Okabe-Ito + Tol muted), "Other" grey.
+# Qualitative colours for individual dispositions (Okabe-Ito + Tol muted), none of them a
+# bucket colour, so a segment's colour never suggests a dial status; "Other" grey.
 DISPOSITION_PALETTE: tuple[str, ...] = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#AA4499",
+    "#0072B2", "#E69F00", "#332288", "#DDCC77", "#117733", "#882255", "#44AA99",
+    "#999933", "#AA4499", "#F0E442", "#6699CC", "#661100", "#88CCEE", "#CC6677",
 )  # fmt: skip
 OTHER_COLOR = "#B0B0B0"
 # Lines drawn over the bars (answer rate, cumulative %): Streamlit's plotly theme replaces this

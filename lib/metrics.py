@@ -654,6 +654,15 @@ def campaign_options(
     return sorted(names, key=lambda n: (n.casefold(), n))
 
 
+def catalog_state(cursor: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap fingerprint of the campaigns table (changes when one is added or removed)."""
+    row = cursor.execute(
+        "SELECT count(*), count(*) FILTER (WHERE enabled), max(added_at), "
+        "string_agg(name, chr(31) ORDER BY name) FROM campaigns"
+    ).fetchone()
+    return tuple(str(v) for v in row)
+
+
 def disposition_options(cursor: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct non-empty dispositions exactly as stored, most frequent first."""
     rows = cursor.execute(

@@ -114,8 +114,10 @@ def query(name: str, filters: Filters | None = None, **options: Any) -> Any:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _cached_options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any]:
-    del db, version
+def _cached_options(
+    db: str, version: int, catalog_state: tuple, configured: tuple[str, ...]
+) -> dict[str, Any]:
+    del db, version, catalog_state
     with services().store.cursor() as cursor:
         return {
             "campaigns": tuple(metrics.campaign_options(cursor, configured)),
@@ -125,8 +127,13 @@ def _cached_options(db: str, version: int, configured: tuple[str, ...]) -> dict[
 
 
 def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any]:
-    """Known campaigns and dispositions (the filters' choices) and the stored lead count."""
-    return _cached_options(db, version, configured)
+    """Known campaigns and dispositions (the filters' choices) and the stored lead count.
+
+    Keyed by the data version and by the campaign catalog's state: adding a campaign on the
+    Settings page changes no lead, but must show up in the filter at once."""
+    with services().store.cursor() as cursor:
+        catalog_state = metrics.catalog_state(cursor)
+    return _cached_options(db, version, catalog_state, configured)
 
 
 # -- filters changed by clicks ------------------------------------------------------------------

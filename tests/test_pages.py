@@ -522,3 +522,22 @@ def test_empty_database_link_with_parameters(fresh_services):
     assert not at.error and not at.warning
     assert at.session_state["campaign"] == ["Renewals_Q4"]  # known from the configuration
     assert "No lead data yet" in texts(at.info)
+
+
+def test_a_campaign_added_in_settings_is_a_filter_choice_at_once(seeded):
+    at = app("settings")
+    at.text_input(key="settings_new_campaign").set_value("Brand new")
+    at.button(key="settings_add").click().run()
+    assert "Brand new" in at.multiselect(key="campaign").options
+
+
+def test_live_status_reruns_the_page_when_the_data_version_moves(seeded):
+    from lib import ui
+    from lib.services import get_services
+
+    at = app()
+    at.session_state[ui.SEEN_VERSION_KEY] = -1  # as if new deliveries landed since
+    at.run()
+    assert not at.exception
+    assert at.session_state[ui.SEEN_VERSION_KEY] == get_services().store.data_version()
+    assert "Data as of" in texts(at.caption)
