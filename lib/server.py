@@ -156,7 +156,11 @@ def _authorised(request: Request, settings: Settings) -> bool:
 
 
 async def health(request: Request) -> JSONResponse:
+    """Liveness for anyone; campaign details only when sign-in is off or a token is given."""
     services = await _services()
+    settings = services.settings
+    if settings.auth.mode != "none" and not _authorised(request, settings):
+        return JSONResponse({"status": "ok", "mode": "demo" if settings.demo else "live"})
     payload = await anyio.to_thread.run_sync(_health_payload, services)
     return JSONResponse(payload)
 
