@@ -3,8 +3,8 @@
 Run through the launcher (`streamlit run streamlit_app.py`); tests run this file with AppTest.
 The filters' keys are the public URL parameter names (lib/filters.py). On a session's first run
 the link's parameters are validated before any bound widget exists, so every ignored value gets
-a visible notice; if the widgets would hold something other than the validated filters (e.g.
-`from` after `to`), the validated values are applied and the run restarts once.
+a visible notice (the bound widgets drop the same values silently). Values the widgets keep but
+the filters ignore (a `from` after `to`) are shown with a warning in the sidebar.
 """
 
 from __future__ import annotations
@@ -69,14 +69,15 @@ disposition_options: list[str] = list(known["dispositions"])
 # Values queued by chart clicks or by the first-run correction, before any widget exists.
 ui.apply_pending_filter_changes()
 
-first_run = STARTED not in st.session_state
-if first_run:
+if STARTED not in st.session_state:
+    # The session's first run: say what the link carried that is ignored. The bound widgets
+    # below validate the same way (exact option values, ISO dates), drop what they reject from
+    # the URL, and hold the rest; the filters are always computed from what they hold.
     raw = {name: st.query_params.get_all(name) for name in PARAM_NAMES}
-    link_filters, link_notices = parse_query_params(
+    st.session_state[NOTICES] = parse_query_params(
         raw, campaign_options, disposition_options, today
-    )
+    )[1]
     st.session_state[STARTED] = True
-    st.session_state[NOTICES] = link_notices
 
 
 def _clear_filters() -> None:
@@ -156,11 +157,6 @@ with st.sidebar:
 widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}
 if chosen_range != "custom":
     widget_state[P_FROM] = widget_state[P_TO] = None  # kept by the widgets, unused by presets
-if first_run and widget_state != widget_values(link_filters):
-    # The bound widgets hold something the validation rejected (e.g. `from` after `to`, or a
-    # status in other letter case): apply the validated values and run once more.
-    ui.queue_filter_change(widget_values(link_filters))
-    st.rerun()
 filters, widget_notices = parse_query_params(
     params_from_widgets(widget_state), campaign_options, disposition_options, today
 )
@@ -169,7 +165,8 @@ share_query = to_query_string(filters)
 with st.sidebar:
     st.caption(ui.md_escape(describe(filters, today)))
     for notice in widget_notices:
-        st.warning(ui.md_escape(notice), icon=":material/warning:")
+        if notice not in (st.session_state.get(NOTICES) or []):  # not said at the top already
+            st.warning(ui.md_escape(notice), icon=":material/warning:")
     left, right = st.columns(2)
     left.button("Clear filters", key="clear_filters", on_click=_clear_filters, width="stretch")
     with right.popover("Share", icon=":material/share:", key="share", width="stretch"):

@@ -12,7 +12,6 @@ and `where_clause` only ever emits bound parameters, never a value spliced into 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -67,7 +66,6 @@ PARAM_NAMES: tuple[str, ...] = (
 # Defensive limits for hostile links; far above anything a person builds by hand.
 MAX_VALUES_PER_PARAM = 200
 MAX_VALUE_CHARS = 500
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DATE_BOUNDS = (date(1990, 1, 1), date(2200, 12, 31))
 _MIN_DATE, _MAX_DATE = DATE_BOUNDS
 
@@ -117,12 +115,15 @@ def _listing(values: Sequence[str], limit: int = 3) -> str:
 
 
 def _parse_date(text: str) -> date | None:
-    if not _DATE_RE.fullmatch(text):
-        return None
+    """An ISO date (YYYY-MM-DD; the other ISO forms Streamlit's date widget reads from a URL are
+    accepted too, so the link and the widget always agree) within DATE_BOUNDS."""
     try:
-        value = date.fromisoformat(text)
+        value = date.fromisoformat(text.strip())
     except ValueError:
-        return None
+        try:
+            value = datetime.fromisoformat(text.strip()).date()
+        except ValueError:
+            return None
     return value if _MIN_DATE <= value <= _MAX_DATE else None
 
 
@@ -156,25 +157,17 @@ def _pick_known(
     notices: list[str],
     *,
     what: str,
-    case_insensitive: bool = False,
 ) -> tuple[str, ...]:
     if known is None:
         return tuple(values)
-    known_list = list(known)
-    exact = set(known_list)
-    folded = {k.casefold(): k for k in known_list} if case_insensitive else {}
+    exact = set(known)  # exact, like the bound widgets: the link and the sidebar agree
     kept: list[str] = []
     unknown: list[str] = []
     for value in values:
-        if value in exact:
-            match = value
-        elif case_insensitive and value.casefold() in folded:
-            match = folded[value.casefold()]
-        else:
+        if value not in exact:
             unknown.append(value)
-            continue
-        if match not in kept:
-            kept.append(match)
+        elif value not in kept:
+            kept.append(value)
     if unknown:
         notices.append(f"Ignored unknown {what} in the link ({name}=): {_listing(unknown)}.")
     return tuple(kept)
@@ -268,7 +261,6 @@ def _parse(
         LEAD_STATUSES,
         notices,
         what="lead status(es)",
-        case_insensitive=True,
     )
     buckets = _pick_known(
         P_DIALSTATUS,
@@ -276,7 +268,6 @@ def _parse(
         DIAL_BUCKETS,
         notices,
         what="dial status(es)",
-        case_insensitive=True,
     )
     dispositions = _pick_known(
         P_DISPOSITION,

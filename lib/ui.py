@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -55,8 +56,7 @@ class View:
     total_leads: int
     show_phones: bool
     demo: bool
-    share_query: str = ""
-    notices: tuple[str, ...] = field(default=())
+    share_query: str = ""  # the current filters as a URL query string
 
 
 def services() -> Services:
@@ -271,9 +271,8 @@ CLICK_HINT = {
 }
 
 
-def show_leads_link(key: str = "show_leads") -> None:
+def show_leads_link() -> None:
     """Opens the Leads page with the current filters (bound parameters travel with page links)."""
-    del key
     st.page_link(
         PAGE_FILES["leads"], label="Show leads", icon=":material/table_rows:", width="content"
     )
@@ -319,9 +318,7 @@ def _ago(moment: Any, now: datetime) -> str:
 
 
 def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
-    """ "Data as of 14:05 (Renewals, 3 min ago) · ..." for the given campaigns."""
-    from zoneinfo import ZoneInfo
-
+    """ "Data as of (zone): Renewals: 26 Nov 14:05 (3 min ago) · ..." for the given campaigns."""
     now = datetime.now(ZoneInfo(tz))
     parts = []
     for row in frame.itertuples(index=False):

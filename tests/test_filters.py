@@ -123,11 +123,16 @@ def test_injection_attempts_are_just_unknown_values(value):
     assert notices
 
 
-def test_status_and_dial_status_are_case_insensitive_and_canonical():
-    filters, notices = parse({"status": ["success", "PENDING"], "dialstatus": ["noanswer"]})
+def test_values_are_exact_like_the_bound_widgets():
+    filters, notices = parse({"status": ["success", "Pending"], "dialstatus": ["noanswer"]})
+    assert filters.statuses == ("Pending",) and filters.dial_buckets == ()
+    assert len(notices) == 2
+
+
+def test_dates_read_like_the_date_widget():
+    filters, notices = parse({"range": ["custom"], "from": ["20250301"], "to": [" 2025-03-09 "]})
     assert notices == []
-    assert filters.statuses == ("Success", "Pending")
-    assert filters.dial_buckets == ("NoAnswer",)
+    assert (filters.date_from, filters.date_to) == (date(2025, 3, 1), date(2025, 3, 9))
 
 
 def test_campaign_names_are_exact():
