@@ -66,9 +66,8 @@ known = ui.options(db, version, tuple(settings.campaigns))
 campaign_options: list[str] = list(known["campaigns"])
 disposition_options: list[str] = list(known["dispositions"])
 
-# Values queued by chart clicks or by the first-run correction, before any widget exists.
-ui.apply_pending_filter_changes()
-
+# Chart clicks set a filter's key in their on_select callback, which runs before this script,
+# so the sidebar widgets below pick the value up (and write it to the URL).
 if STARTED not in st.session_state:
     # The session's first run: say what the link carried that is ignored. The bound widgets
     # below validate the same way (exact option values, ISO dates), drop what they reject from

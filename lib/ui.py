@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +29,6 @@ from lib.filters import (
 from lib.services import Services, get_services
 
 VIEW_KEY = "_dialstatus_view"
-PENDING_KEY = "_dialstatus_pending_filters"
 SEEN_VERSION_KEY = "_dialstatus_seen_version"
 REFRESH_EVERY = "15s"
 PAGE_FILES = {
@@ -137,21 +135,6 @@ def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any
 
 
 # -- filters changed by clicks ------------------------------------------------------------------
-
-
-def queue_filter_change(changes: Mapping[str, Any]) -> None:
-    """Ask dashboard.py to set sidebar widget values at the top of the next run."""
-    pending = dict(st.session_state.get(PENDING_KEY) or {})
-    pending.update(changes)
-    st.session_state[PENDING_KEY] = pending
-
-
-def apply_pending_filter_changes() -> None:
-    """Called by dashboard.py before any sidebar widget exists."""
-    pending = st.session_state.pop(PENDING_KEY, None)
-    if pending:
-        for key, value in pending.items():
-            st.session_state[key] = value
 
 
 def _on_chart_select(chart_key: str, filter_key: str) -> None:
