@@ -413,8 +413,15 @@ def _stage(store, cursor, source: RecordsFile, delivery_id: int, phases: _Phases
     if complete:
         cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, complete)}")
         phases.mark("stage again")
-    elif cursor.execute(f"SELECT count(*) FROM {_objects(source)}").fetchone()[0]:
-        raise DeliveryRejected(400, "the records have neither a lead id nor a phone number")
+    else:
+        records, objects = cursor.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE json_type(json) = 'OBJECT') "
+            f"FROM {_objects(source)}"
+        ).fetchone()
+        if objects < records:
+            raise DeliveryRejected(400, "every record must be a JSON object")
+        if records:
+            raise DeliveryRejected(400, "the records have neither a lead id nor a phone number")
     return complete
 
 
