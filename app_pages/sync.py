@@ -37,7 +37,8 @@ def engine_status() -> None:
         help=f"CloudAgent allows {limiter.get('limit', '?')} requests per "
         f"{limiter.get('window_s', '?')} s; the engine never sends more.",
     )
-    a.caption(f"per {limiter.get('window_s', '?')} s")
+    window = limiter.get("window_s")
+    a.caption(f"per {window:g} s" if isinstance(window, int | float) else "")
     b.metric("Next free slot", f"{float(limiter.get('next_slot_in_s') or 0):.0f} s")
     c.metric("Queued", len(queue), help="Campaigns waiting for a request slot.")
     d.metric("Awaiting delivery", len(in_flight), help="Requests CloudAgent accepted.")

@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.catalog import CATEGORIES
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.metrics import NO_DISPOSITION, OTHER, WEEKDAYS
 
@@ -423,7 +422,6 @@ def selection_value(event: Any) -> str | None:
 
 __all__ = [
     "BUCKET_COLORS",
-    "CATEGORIES",
     "CATEGORY_COLORS",
     "bucket_bar",
     "daily_trend",

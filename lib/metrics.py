@@ -21,11 +21,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.catalog import CATEGORIES, SALE, category_sql
+from lib import catalog
+from lib.catalog import SALE, category_sql
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.filters import Filters, today_in, where_clause
 
-__all__ = ["CATEGORIES", "DIAL_BUCKETS", "KPIS", "LEAD_STATUSES"]
+CATEGORIES = catalog.CATEGORIES  # disposition categories (lib/store.py's DDL points here)
 
 SMALL_SAMPLE = 30  # a rate whose denominator is below this is shown but marked as a small sample
 NO_DISPOSITION = "(none)"
