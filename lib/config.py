@@ -54,6 +54,7 @@ class Settings:
     callback_secret: str = field(repr=False)
     admin_token: str | None = field(default=None, repr=False)
     demo: bool = False
+    sync_enabled: bool = True  # off: serve the stored data only (maintenance, benchmarks)
     auth: AuthConfig = field(default=AuthConfig("none"), repr=False)
 
     @property
@@ -199,5 +200,9 @@ def load_settings(
         callback_secret=_callback_secret(table, env, db_path.parent),
         admin_token=_pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token"),
         demo=demo,
+        sync_enabled=_flag(
+            _pick(env, table, "DIALSTATUS_SYNC_ENABLED", "sync_enabled", True),
+            "DIALSTATUS_SYNC_ENABLED",
+        ),
         auth=auth,
     )

@@ -297,6 +297,10 @@ async def lifespan(app):
     await anyio.to_thread.run_sync(
         catalog.ensure_config_campaigns, services.store, settings.campaigns
     )
+    if not settings.sync_enabled:
+        logger.info("background sync is off (DIALSTATUS_SYNC_ENABLED=false)")
+        yield
+        return
     local_url = _local_url()
     _start_engine(services, local_url if settings.demo else public_url(settings), local_url)
 
