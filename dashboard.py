@@ -58,6 +58,7 @@ except (ConfigError, StoreError) as exc:
     st.stop()
 
 settings = services.settings
+ui.require_viewer(settings.auth)
 tz = settings.timezone
 today = today_in(tz)
 version = services.store.data_version()
