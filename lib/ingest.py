@@ -320,7 +320,13 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: _Lo
         )
     if campaign is not None and campaign not in campaigns:
         per_campaign = [*per_campaign, (campaign, None)]  # an empty answer is a success too
+    # Only a refresh (status/dialstatus/dispositions = All) proves nothing older is missing, so
+    # only its records may move the watermark; a hand-made filtered request or an unsolicited
+    # delivery stores its rows but leaves the incremental sync's starting point alone.
+    refresh = kind in ("full", "incremental")
     for name, newest in per_campaign:
+        if not refresh:
+            newest = None
         cursor.execute(
             "INSERT INTO sync_state (campaign_name, watermark, full_load_done, last_success_at, "
             "last_error) VALUES (?, ?, ?, now(), NULL) ON CONFLICT (campaign_name) DO UPDATE SET "
