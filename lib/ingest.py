@@ -171,16 +171,8 @@ def ingest_pending(
     """
     folder = Path(deliveries_dir) if deliveries_dir is not None else deliveries_dir_for(store)
     adopt_orphans(store, folder)
-    with store.cursor() as cursor:
-        pending = [
-            r[0]
-            for r in cursor.execute(
-                "SELECT id FROM raw_deliveries WHERE state = 'received' ORDER BY id"
-            ).fetchall()
-        ]
-    remove_stale_artefacts(folder, keep_ids=pending)
     results = []
-    for delivery_id in pending:
+    for delivery_id in _received_ids(store):
         try:
             results.append(
                 ingest_delivery(
@@ -194,10 +186,20 @@ def ingest_pending(
             )
         except DeliveryRejected as rejected:
             logger.warning("pending delivery %s rejected: %s", delivery_id, rejected.message)
+    # Files a crash left half-made (slices, downloads): those of finished deliveries go.
+    remove_stale_artefacts(folder, keep_ids=_received_ids(store))
     return results
 
 
 # -- bookkeeping ---------------------------------------------------------------------------
+
+
+def _received_ids(store) -> list[int]:
+    with store.cursor() as cursor:
+        rows = cursor.execute(
+            "SELECT id FROM raw_deliveries WHERE state = 'received' ORDER BY id"
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def _raw_row(store, delivery_id: int, cursor=None) -> _RawRow | None:
@@ -392,24 +394,27 @@ def _stage(store, cursor, source: RecordsFile, delivery_id: int, phases: _Phases
         described = cursor.execute("DESCRIBE _raw").fetchall()
         phases.mark("stage")
         return _usable(r[0] for r in described)
-    scan = _KeyScan(store, source)
-    scan.start()
+    sampled, sample = cursor.execute(
+        f"SELECT count(*), list_distinct(flatten(list(json_keys(json)))) FROM "
+        f"(SELECT json FROM {_objects(source)} LIMIT {_SAMPLE_RECORDS})"
+    ).fetchone()
+    keys = _usable(sample or [])
+    phases.mark("sample keys")
+    # A file longer than the sample gets all its keys collected on the other core meanwhile.
+    scan = _KeyScan(store, source) if sampled >= _SAMPLE_RECORDS else None
+    if scan is not None:
+        scan.start()
     staged = False
     try:
-        sample = cursor.execute(
-            f"SELECT DISTINCT unnest(json_keys(json)) FROM "
-            f"(SELECT json FROM {_objects(source)} LIMIT {_SAMPLE_RECORDS})"
-        ).fetchall()
-        keys = _usable(r[0] for r in sample)
-        phases.mark("sample keys")
         if keys:
             cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, keys)}")
             staged = True
             phases.mark("stage")
     except BaseException:
-        scan.join()
+        if scan is not None:
+            scan.join()
         raise
-    complete = _usable(scan.result())
+    complete = _usable(scan.result()) if scan is not None else keys
     phases.mark("wait key scan")
     if staged and complete == keys:
         return keys

@@ -590,6 +590,7 @@ def test_a_delivery_registered_but_not_ingested_is_ingested_once_after_restart(t
         results = ingest_pending(store)
         assert [r.delivery_id for r in results] == [raw.id]
         assert stored_rows(store) == expected_rows(records)
+        assert leftovers(store) == []
         version = store.data_version()
         assert ingest_pending(store) == []
         assert store.data_version() == version
