@@ -1,15 +1,17 @@
 """Set-based ingest of delivered records into `leads`: one transaction per delivery.
 
-DuckDB reads the records file (a top-level JSON array, NDJSON or CSV) with every field as VARCHAR,
-one SELECT maps the delivered fields to the `leads` columns (`lib.fields.column_for`), parses
-dates/durations/integers, derives lead_status, dial_bucket, lead_key and `extra` (unmapped fields),
-and an upsert writes them; the newest `updated_at` wins, so a late, older delivery never overwrites
-newer data. The raw delivery, the matching sync request, the campaign's sync state and the data
-version move in the same transaction. No per-record Python.
+DuckDB reads the records file (a top-level JSON array, NDJSON or CSV) with every field as VARCHAR
+into a temporary table; one SELECT maps the delivered fields to the `leads` columns
+(`lib.fields.column_for`), parses dates, durations and integers, derives lead_status, dial_bucket,
+lead_key and `extra` (the unmapped fields); the rows are written so that the newest `updated_at`
+wins: a late, older delivery never overwrites newer data. The raw delivery, the sync request it
+answers, the campaigns' sync state and the data version change in the same transaction. No
+per-record Python anywhere.
 
-Field discovery: the keys of every record are collected in a second thread while the main thread
-loads with the keys of the first records (the JSON array reader is single-threaded, so this uses
-the otherwise idle core); the rare delivery whose later records add keys is loaded again.
+Field discovery: the keys of the first records decide what is read; when the file holds more
+records than that sample, the keys of every record are collected on a second thread meanwhile
+(DuckDB reads a JSON array on one thread, so this uses the otherwise idle core), and the rare
+delivery whose later records add fields is read again. See "loading" below for the write paths.
 """
 
 from __future__ import annotations

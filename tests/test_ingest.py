@@ -705,6 +705,29 @@ def test_the_watermark_never_moves_back_and_errors_clear(store):
     assert watermark == datetime(2026, 12, 1, tzinfo=ZONE) and error is None
 
 
+@pytest.mark.parametrize("kind", ["manual", None], ids=["filtered-request", "unsolicited"])
+def test_only_refresh_deliveries_move_the_watermark(store, kind):
+    if kind is not None:
+        _request(store, "Upd", "u-m", kind=kind)
+    result = deliver(
+        store, envelope(_leads(3, "2026-11-20 10:00:00"), unique_id="u-m", campaign="Upd")
+    )
+    assert result.rows == 3
+    watermark, success = (
+        store.cursor()
+        .execute(
+            "SELECT watermark, last_success_at IS NOT NULL FROM sync_state "
+            "WHERE campaign_name = 'Upd'"
+        )
+        .fetchone()
+    )
+    assert watermark is None and success
+    _request(store, "Upd", "u-i", kind="incremental")
+    deliver(store, envelope(_leads(3, "2026-11-21 10:00:00"), unique_id="u-i", campaign="Upd"))
+    watermark = store.cursor().execute("SELECT watermark FROM sync_state").fetchone()[0]
+    assert watermark == datetime(2026, 11, 21, 10, tzinfo=ZONE)
+
+
 def test_an_empty_delivery_is_a_successful_sync(store):
     request = _request(store, "Quiet", "u-q")
     version = store.data_version()
