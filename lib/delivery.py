@@ -22,6 +22,7 @@ What ingest reads is always a `RecordsFile`: a JSON array, newline-delimited JSO
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import re
 import secrets
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -665,6 +667,8 @@ def _follow_link(body: Path, url: str, fetch_file: Fetcher | None, max_bytes: in
         fetch_file(url, target)
         if target.stat().st_size > max_bytes:
             raise DeliveryRejected(413, "the linked file is over the size limit")
+        if _read_range(target, 0, 2) == b"\x1f\x8b":  # a .gz file (not transfer-encoded)
+            _gunzip_in_place(target, max_bytes)
         first = _first_byte(target)
         if first in (b"[", b"{"):
             parsed = _parse_json_file(
@@ -681,6 +685,25 @@ def _follow_link(body: Path, url: str, fetch_file: Fetcher | None, max_bytes: in
         raise
     parsed.temp_files.append(target)
     return parsed
+
+
+def _gunzip_in_place(path: Path, max_bytes: int) -> None:
+    plain = path.with_name(path.name + ".plain")
+    written = 0
+    try:
+        with gzip.open(path, "rb") as source, open(plain, "wb") as target:
+            while chunk := source.read(1024 * 1024):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise DeliveryRejected(413, "the linked file is over the size limit")
+                target.write(chunk)
+    except (OSError, EOFError, zlib.error):
+        plain.unlink(missing_ok=True)
+        raise DeliveryRejected(400, "the linked file is not valid gzip") from None
+    except BaseException:
+        plain.unlink(missing_ok=True)
+        raise
+    os.replace(plain, path)
 
 
 def parse_delivery(

@@ -415,6 +415,25 @@ def test_link_variants_download_json_and_csv(tmp_path, file_server, key):
     assert [p.name for p in tmp_path.iterdir()] == ["1.body"]
 
 
+def test_a_gzipped_linked_file_is_unpacked_within_the_limit(tmp_path, file_server):
+    import gzip
+
+    file_server.files["/r.csv.gz"] = gzip.compress(_csv_bytes(RECORDS))
+    file_server.files["/bomb.json.gz"] = gzip.compress(b"[" + b" " * 50_000 + b"]")
+    file_server.files["/broken.gz"] = b"\x1f\x8b not really gzip"
+    fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
+    body = _write(tmp_path, json.dumps({"fileUrl": file_server.base + "/r.csv.gz"}))
+    parsed = parse_delivery(body, None, fetch_file=fetch, max_bytes=10_000)
+    assert _records_of(parsed) == RECORDS
+    parsed.cleanup()
+    for path, status in (("/bomb.json.gz", 413), ("/broken.gz", 400)):
+        body = _write(tmp_path, json.dumps({"fileUrl": file_server.base + path}))
+        with pytest.raises(DeliveryRejected) as caught:
+            parse_delivery(body, None, fetch_file=fetch, max_bytes=10_000)
+        assert caught.value.status_code == status
+    assert [p.name for p in tmp_path.iterdir()] == ["1.body"]
+
+
 def test_link_inside_data_and_beside_an_empty_list(tmp_path, file_server):
     file_server.files["/r.csv"] = _csv_bytes(RECORDS)
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
