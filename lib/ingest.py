@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 _SAMPLE_RECORDS = 20_480
 _MAX_FIELDS = 2_000
-_MAX_OBJECT_BYTES = 64 * 1024 * 1024
+_MAX_OBJECT_BYTES = 1024 * 1024  # a lead is ~1 KB; a bigger record is hostile, not data
 _KEY_COLUMNS = ("lead_id", "phone_number", "campaign_name")  # trimmed; other text kept as is
 _LEADS_COLUMNS = (
     "campaign_name", "lead_key", "lead_id", "phone_number", "name", "status", "lead_status",
@@ -687,7 +687,7 @@ def _describe(exc: BaseException) -> str:
     if "duplicate key" in text:
         return "a record has the same field twice"
     if "maximum_object_size" in text or "maximum object size" in text:
-        return "a record is larger than 64 MiB"
+        return "a record is larger than 1 MiB"
     if "CSV" in text:
         first = text.splitlines()[0]
         first = re.sub(r"(file|File)\s+\"?[^\s\"]+\"?", "file", first)

@@ -12,9 +12,13 @@ GET  /_sandbox/deliveries what was POSTed where (uniqueId, status code, record c
 GET  /_sandbox/config     the runtime settings;  POST /_sandbox/config  changes them (JSON body)
 POST /_sandbox/reset      clears both logs and the rate-limit windows
 
-Fault modes (slow answers, 5xx, garbage, lost or doubled callbacks) will plug in at three seams
-without touching the rest: `Sandbox.check` (the answer), `Sandbox.prepare_posts` (the bodies)
-and `Sandbox.send_posts` (the callback transport).
+Fault mode (config.Fault): `{"fault": "http_500", "fault_count": 2}` POSTed to /_sandbox/config
+makes the next 2 API requests answer HTTP 500; callback faults (no_callback, double_callback,
+late_callback, out_of_order, link_404, link_truncated) apply to the deliveries of the next
+accepted requests. They act at three seams: `Sandbox.handle_api` (the answer), `prepare_posts`
+(the bodies) and `_deliver` (when and how often the callback is posted). Both logs name the
+fault each entry was played with; every delivery entry has `as_of`, the data's time it shows.
+`clock_offset_s` moves the data's clock, so later versions of leads become visible at once.
 
 What the sandbox assumes beyond the vendor page (C = documented, I = inferred, S = sibling API;
 lib/cloudagent.py lists the client's side):
@@ -50,7 +54,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,7 +68,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lib.config import API_PATH
-from lib.sandbox.config import DeliveryVariant, ErrorStyle, SandboxConfig
+from lib.sandbox.config import (
+    API_FAULTS,
+    CALLBACK_FAULTS,
+    DeliveryVariant,
+    ErrorStyle,
+    Fault,
+    SandboxConfig,
+)
 from lib.sandbox.data import DIAL_FILTERS, STATUS_FILTERS, CampaignData, Selection
 from lib.sandbox.datagen import generate_campaign, local_naive, local_seconds
 from lib.sandbox.encode import envelope_json, records_csv, records_json
@@ -97,7 +108,18 @@ _RUNTIME_FIELDS = {
     "error_style": ErrorStyle,
     "single_record_cap": int,
     "rate_limit_retry_after": bool,
+    "fault": Fault,
+    "fault_count": int,
+    "fault_delay_s": float,  # or null: the fault's default
+    "fault_retry_after_s": float,
+    "clock_offset_s": float,
 }
+_FAULT_FIELDS = ("fault", "fault_count")  # setting either restarts the fault's count
+GARBAGE_ANSWER = b'{"status": "success", "message": "queued succ\x00\xff\xfe\x9c\x07 %$#'
+HTML_ANSWER = (
+    "<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Session expired</h1>"
+    "<p>Please sign in to continue.</p></body></html>"
+)
 
 
 def redact_callback(url: str) -> str:
@@ -171,6 +193,8 @@ class DeliveryJob:
     variant: DeliveryVariant
     base_url: str  # where this sandbox is reachable (file links)
     entry: dict  # its row in the deliveries log
+    fault: Fault = Fault.NONE  # a callback fault played on this delivery
+    seq: int = 0  # the request's sequence number (late and out-of-order faults order by it)
 
 
 def _form_encode(data: bytes) -> bytes:
@@ -209,6 +233,10 @@ class Sandbox:
         self._own_files_dir = config.files_dir is None
         self.files_dir = config.files_dir or Path(tempfile.mkdtemp(prefix="cloudagent-sandbox-"))
         self.files_dir.mkdir(parents=True, exist_ok=True)
+        self._fault_left = config.fault_count  # of the current fault; config.fault_count 0: no end
+        self._posted_seq: dict[str, int] = {}  # campaign -> newest request seq delivered
+        self._out_of_order: list[tuple[DeliveryJob, list[tuple[bytes, str]]]] = []
+        self._out_of_order_size = 2
 
     # -- data ------------------------------------------------------------------------------
 
@@ -238,7 +266,53 @@ class Sandbox:
             self.campaign_data(name)
 
     def now_s(self) -> int:
-        return local_seconds(local_naive(self.config.clock(), self.config.timezone))
+        """The data's present (local wall-clock seconds), moved by clock_offset_s."""
+        now = local_seconds(local_naive(self.config.clock(), self.config.timezone))
+        return now + int(self.config.clock_offset_s)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _take_fault(self, kinds: frozenset[Fault]) -> Fault:
+        """The configured fault if it is of `kinds` and not used up (counts one use)."""
+        with self._lock:
+            cfg = self.config
+            if cfg.fault not in kinds:
+                return Fault.NONE
+            if cfg.fault_count == 0:
+                return cfg.fault
+            if self._fault_left <= 0:
+                return Fault.NONE
+            self._fault_left -= 1
+            if cfg.fault == Fault.OUT_OF_ORDER and self._fault_left == cfg.fault_count - 1:
+                self._out_of_order_size = max(2, cfg.fault_count)
+            return cfg.fault
+
+    def _fault_answer(self, fault: Fault) -> tuple[Response, str, str]:
+        """(the answer, its log outcome, its log message) of an API fault that is not processed."""
+        cfg = self.config
+        if fault == Fault.HTTP_500:
+            answer = Response("Internal Server Error", 500, media_type="text/plain")
+            return answer, "fault", "HTTP 500"
+        if fault == Fault.GARBAGE:
+            answer = Response(GARBAGE_ANSWER, 200, media_type="application/json")
+            return answer, "fault", "garbage answer"
+        if fault == Fault.HTML:
+            return Response(HTML_ANSWER, 200, media_type="text/html"), "fault", "HTML answer"
+        status = 200 if fault == Fault.RATE_LIMIT_200 else 429
+        headers = {}
+        if fault == Fault.RATE_LIMIT_429:
+            headers["Retry-After"] = str(max(0, math.ceil(cfg.fault_retry_after_s)))
+        body = json.dumps({"status": "error", "message": MAX_LIMIT, "uniqueId": ""})
+        response = Response(body, status, headers, media_type="application/json")
+        return response, "rate_limited", MAX_LIMIT
+
+    async def _hold_answer(self, request: Request) -> None:
+        """A timeout: the answer waits until the client hangs up (or fault_delay_s passed)."""
+        deadline = self.config.monotonic() + self.config.fault_delay()
+        while self.config.monotonic() < deadline:
+            if await request.is_disconnected():
+                return
+            await anyio.sleep(0.2)
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -338,8 +412,27 @@ class Sandbox:
         now = self.config.monotonic()
         wall = self.config.clock()
         params, extra = await _read_params(request)
+        fault = self._take_fault(API_FAULTS)
+        if fault not in (Fault.NONE, Fault.SLOW, Fault.TIMEOUT):  # answered by the fault alone
+            response, outcome, message = self._fault_answer(fault)
+            self._log_request(now, wall, params, extra, outcome, message,
+                              response.status_code, "", fault)  # fmt: skip
+            return response
         decision = self.check(request.headers.get("apikey"), params, now)
         unique_id = str(uuid.uuid4()) if decision.outcome == "accepted" else ""
+        seq = self._log_request(now, wall, params, extra, decision.outcome, decision.message,
+                                decision.http_status, unique_id, fault)  # fmt: skip
+        if fault == Fault.SLOW:
+            await anyio.sleep(self.config.fault_delay())
+        if decision.outcome == "accepted":
+            logger.info("sandbox queued %s for %r", unique_id, params["campaignName"])
+            self._start_delivery(request, params, decision.selection, unique_id, seq)
+        if fault == Fault.TIMEOUT:
+            await self._hold_answer(request)
+        return self._answer(decision, unique_id)
+
+    def _log_request(self, now, wall, params, extra, outcome, message, http_status, unique_id,
+                     fault: Fault) -> int:  # fmt: skip
         logged = {name: params[name] for name in PARAM_NAMES if name in params}
         if "callBackUrl" in logged:
             logged["callBackUrl"] = redact_callback(logged["callBackUrl"])
@@ -349,26 +442,31 @@ class Sandbox:
             "wall_time": wall.isoformat(),
             "account": params.get("userName") or None,
             "campaign": params.get("campaignName") or None,
-            "outcome": decision.outcome,
-            "message": decision.message,
-            "http_status": decision.http_status,
+            "outcome": outcome,
+            "message": message,
+            "http_status": http_status,
             "unique_id": unique_id or None,
             "params": logged,
             "extra_params": extra,
+            "fault": None if fault == Fault.NONE else fault.value,
         }
         with self._lock:
             self._requests.append(entry)
-        if decision.outcome == "accepted":
-            logger.info("sandbox queued %s for %r", unique_id, params["campaignName"])
-            self._start_delivery(request, params, decision.selection, unique_id)
-        return self._answer(decision, unique_id)
+        return entry["seq"]
 
     # -- delivery --------------------------------------------------------------------------
 
     def _start_delivery(
-        self, request: Request, params: dict[str, str], selection: Selection, unique_id: str
+        self,
+        request: Request,
+        params: dict[str, str],
+        selection: Selection,
+        unique_id: str,
+        seq: int = 0,
     ) -> None:
         cfg = self.config
+        fault = self._take_fault(CALLBACK_FAULTS)
+        now_s = self.now_s()
         root = request.scope.get("root_path", "")
         base_url = cfg.public_base_url or str(
             request.url.replace(path=root, query="", fragment="")
@@ -388,6 +486,8 @@ class Sandbox:
             "error": None,
             "queued_monotonic": cfg.monotonic(),
             "finished_monotonic": None,
+            "fault": None if fault == Fault.NONE else fault.value,
+            "as_of": (datetime(1970, 1, 1) + timedelta(seconds=now_s)).strftime(TIMESTAMP_FORMAT),
         }
         with self._lock:
             self._deliveries.append(entry)
@@ -395,11 +495,13 @@ class Sandbox:
             unique_id=unique_id,
             campaign=params["campaignName"],
             selection=selection,
-            now_s=self.now_s(),
+            now_s=now_s,
             callback_url=params["callBackUrl"].strip(),
             variant=cfg.delivery,
             base_url=base_url,
             entry=entry,
+            fault=fault,
+            seq=seq,
         )
         task = asyncio.get_running_loop().create_task(self._deliver(job))
         self._tasks.add(task)
@@ -409,15 +511,69 @@ class Sandbox:
         entry = job.entry
         try:
             await anyio.sleep(self.config.delivery_delay_s)
+            if job.fault == Fault.NO_CALLBACK:
+                entry["state"] = "withheld"
+                entry["finished_monotonic"] = self.config.monotonic()
+                return
             posts = await anyio.to_thread.run_sync(self.prepare_posts, job)
+        except Exception as exc:
+            self._delivery_failed(job, exc)
+            return
+        if job.fault == Fault.DOUBLE_CALLBACK:
+            posts = posts + posts
+        if job.fault == Fault.LATE_CALLBACK:
+            entry["state"] = "held"
+            await self._wait_for_newer(job)
+        if job.fault == Fault.OUT_OF_ORDER:
+            entry["state"] = "held"
+            for held_job, held_posts in await self._hold_out_of_order(job, posts):
+                await self._post_job(held_job, held_posts)
+            return
+        await self._post_job(job, posts)
+
+    async def _post_job(self, job: DeliveryJob, posts: list[tuple[bytes, str]]) -> None:
+        entry = job.entry
+        try:
             await self.send_posts(job, posts)
             entry["state"] = "delivered" if entry["failed_posts"] == 0 else "rejected"
         except Exception as exc:  # the log says what went wrong; the server keeps running
-            entry["state"] = "failed"
-            entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
-            logger.warning("sandbox delivery %s failed: %s", job.unique_id, entry["error"])
+            self._delivery_failed(job, exc)
         finally:
             entry["finished_monotonic"] = self.config.monotonic()
+            newest = self._posted_seq.get(job.campaign, 0)
+            self._posted_seq[job.campaign] = max(newest, job.seq)
+
+    def _delivery_failed(self, job: DeliveryJob, exc: Exception) -> None:
+        entry = job.entry
+        entry["state"] = "failed"
+        entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        entry["finished_monotonic"] = self.config.monotonic()
+        logger.warning("sandbox delivery %s failed: %s", job.unique_id, entry["error"])
+
+    async def _wait_for_newer(self, job: DeliveryJob) -> None:
+        """late_callback: until a delivery of a later request for the campaign went out."""
+        deadline = self.config.monotonic() + self.config.fault_delay()
+        while self._posted_seq.get(job.campaign, 0) <= job.seq:
+            if self.config.monotonic() >= deadline:
+                return
+            await anyio.sleep(0.1)
+
+    async def _hold_out_of_order(self, job: DeliveryJob, posts) -> list:
+        """out_of_order: collects the batch's deliveries; the task completing it (or the first
+        whose wait ran out) gets them all, newest request first; the others get nothing."""
+        self._out_of_order.append((job, posts))
+        deadline = self.config.monotonic() + self.config.fault_delay()
+        while len(self._out_of_order) < self._out_of_order_size:
+            if not any(held is job for held, _ in self._out_of_order):
+                return []  # posted by another task
+            if self.config.monotonic() >= deadline:
+                break
+            await anyio.sleep(0.1)
+        if not any(held is job for held, _ in self._out_of_order):
+            return []
+        batch = sorted(self._out_of_order, key=lambda item: item[0].seq, reverse=True)
+        self._out_of_order.clear()
+        return batch
 
     def prepare_posts(self, job: DeliveryJob) -> list[tuple[bytes, str]]:
         """Selects the records and builds the POST bodies (CPU work: runs in a worker thread)."""
@@ -425,6 +581,10 @@ class Sandbox:
         job.entry["records"] = table.num_rows
         header = {"status": "success", "uniqueId": job.unique_id, "campaignName": job.campaign}
         variant = job.variant
+        link_fault = job.fault in (Fault.LINK_404, Fault.LINK_TRUNCATED)
+        if link_fault and variant not in (DeliveryVariant.CSV_LINK, DeliveryVariant.JSON_LINK):
+            variant = DeliveryVariant.JSON_LINK
+            job.entry["variant"] = variant.value
         if variant in (
             DeliveryVariant.JSON_DATA,
             DeliveryVariant.JSON_DETAILS,
@@ -444,7 +604,12 @@ class Sandbox:
             return [(json.dumps(record).encode(), "application/json") for record in records]
         suffix = ".csv" if variant == DeliveryVariant.CSV_LINK else ".json"
         content = records_csv(table) if suffix == ".csv" else records_json(table)
-        name = self._store_file(content, suffix)
+        if job.fault == Fault.LINK_TRUNCATED:
+            content = _truncate(content)
+        if job.fault == Fault.LINK_404:
+            name = uuid.uuid4().hex + suffix  # never stored: the link answers 404
+        else:
+            name = self._store_file(content, suffix)
         link = {
             "uniqueId": job.unique_id,
             "campaignName": job.campaign,
@@ -516,6 +681,7 @@ class Sandbox:
         cfg = self.config
         return {
             **{name: _plain(getattr(cfg, name)) for name in _RUNTIME_FIELDS},
+            "fault_left": None if cfg.fault_count == 0 else self._fault_left,
             "username": cfg.username,
             "campaigns": dict(cfg.campaigns),
             "seed": cfg.seed,
@@ -532,6 +698,9 @@ class Sandbox:
         values = {}
         for name, value in changes.items():
             kind = _RUNTIME_FIELDS[name]
+            if name == "fault_delay_s" and value is None:
+                values[name] = None
+                continue
             if kind is bool and not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
             try:
@@ -546,7 +715,10 @@ class Sandbox:
             updated = dataclasses.replace(self.config, **values)  # __post_init__ validates
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        self.config = updated
+        with self._lock:
+            self.config = updated
+            if any(name in changes for name in _FAULT_FIELDS):
+                self._fault_left = updated.fault_count
         return self.runtime_config()
 
     def reset(self) -> None:
@@ -554,6 +726,15 @@ class Sandbox:
             self._requests.clear()
             self._deliveries.clear()
             self._windows.clear()
+
+
+def _truncate(content: bytes) -> bytes:
+    """About the first half of a file, cut inside a record (never at a line end): what a
+    connection dropped halfway leaves when the sender wrote the short length."""
+    cut = max(1, len(content) // 2)
+    while cut > 1 and content[cut - 1 : cut] in (b"\n", b"\r"):
+        cut -= 1
+    return content[:cut]
 
 
 def _plain(value):

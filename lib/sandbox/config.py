@@ -25,6 +25,44 @@ class DeliveryVariant(StrEnum):
     JSON_LINK = "json_link"  # the same with a .json file holding a top-level array
 
 
+class Fault(StrEnum):
+    """Ways CloudAgent misbehaves, played on demand (`fault` + `fault_count` at run time).
+
+    API faults apply to the next `fault_count` requests that reach the API (answered by the
+    fault, so not counted against the rate limit, except slow/timeout which are processed);
+    callback faults apply to the deliveries of the next `fault_count` accepted requests.
+    """
+
+    NONE = "none"
+    # -- the answer to the API request
+    SLOW = "slow"  # processed, answered after fault_delay_s (default 3 s)
+    TIMEOUT = "timeout"  # processed (job queued), answer held until the client gives up
+    HTTP_500 = "http_500"  # HTTP 500 with a plain-text body; not processed
+    RATE_LIMIT_200 = "rate_limit_200"  # "Max limit exceeded" with HTTP 200
+    RATE_LIMIT_429 = "rate_limit_429"  # HTTP 429 with Retry-After: fault_retry_after_s
+    RATE_LIMIT_429_NO_RETRY_AFTER = "rate_limit_429_no_retry_after"  # HTTP 429, no Retry-After
+    GARBAGE = "garbage"  # HTTP 200, bytes that are not JSON
+    HTML = "html"  # HTTP 200, an HTML page (a proxy or login page in front of the API)
+    # -- the delivery to callBackUrl
+    NO_CALLBACK = "no_callback"  # accepted, never delivered
+    DOUBLE_CALLBACK = "double_callback"  # the same delivery POSTed twice
+    LATE_CALLBACK = "late_callback"  # held until a later delivery for the same campaign went out
+    OUT_OF_ORDER = "out_of_order"  # the next fault_count deliveries held, then posted newest first
+    LINK_404 = "link_404"  # a file-link delivery whose file answers 404
+    LINK_TRUNCATED = "link_truncated"  # a file-link delivery whose file is cut inside a record
+
+
+API_FAULTS = frozenset({
+    Fault.SLOW, Fault.TIMEOUT, Fault.HTTP_500, Fault.RATE_LIMIT_200, Fault.RATE_LIMIT_429,
+    Fault.RATE_LIMIT_429_NO_RETRY_AFTER, Fault.GARBAGE, Fault.HTML,
+})  # fmt: skip
+CALLBACK_FAULTS = frozenset(set(Fault) - API_FAULTS - {Fault.NONE})
+# Defaults for fault_delay_s: slow answer; longest hold of a timeout answer; longest wait of a
+# late or out-of-order delivery for the deliveries it waits for.
+FAULT_DELAY_DEFAULTS = {Fault.SLOW: 3.0, Fault.TIMEOUT: 120.0, Fault.LATE_CALLBACK: 120.0,
+                        Fault.OUT_OF_ORDER: 120.0}  # fmt: skip
+
+
 class ErrorStyle(StrEnum):
     JSON = "json"  # {"status": "error", "message": ..., "uniqueId": ""}
     DOC_QUOTED = "doc_quoted"  # "{""status"": ""error"", ...}" as printed on the vendor page
@@ -67,10 +105,29 @@ class SandboxConfig:
     max_files: int = 20  # older link files are deleted
     max_log_entries: int = 10_000
     admin_routes: bool = True  # /_sandbox/* (request log, deliveries, runtime config)
+    fault: Fault = Fault.NONE  # see Fault
+    fault_count: int = 1  # requests the fault applies to; 0 = every request until changed
+    fault_delay_s: float | None = None  # None: FAULT_DELAY_DEFAULTS
+    fault_retry_after_s: float = 2.0  # the Retry-After of rate_limit_429
+    clock_offset_s: float = 0.0  # moves the data's clock (later lead versions become visible)
+
+    def fault_delay(self) -> float:
+        if self.fault_delay_s is not None:
+            return self.fault_delay_s
+        return FAULT_DELAY_DEFAULTS.get(self.fault, 0.0)
 
     def __post_init__(self) -> None:
         self.delivery = DeliveryVariant(self.delivery)
         self.error_style = ErrorStyle(self.error_style)
+        self.fault = Fault(self.fault)
+        if self.fault_count < 0:
+            raise ValueError("fault_count must be 0 (every request) or more")
+        if self.fault_delay_s is not None and not 0 <= self.fault_delay_s <= 600:
+            raise ValueError("fault_delay_s must be between 0 and 600")
+        if not 0 <= self.fault_retry_after_s <= 3600:
+            raise ValueError("fault_retry_after_s must be between 0 and 3600")
+        if abs(self.clock_offset_s) > 30 * 86400:
+            raise ValueError("clock_offset_s must be within 30 days")
         if self.rate_limit_http_status not in (200, 429):
             raise ValueError("rate_limit_http_status must be 200 or 429")
         if self.rate_limit < 1 or self.window_s <= 0:
