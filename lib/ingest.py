@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 _SAMPLE_RECORDS = 20_480
 _MAX_FIELDS = 2_000
 _MAX_OBJECT_BYTES = 1024 * 1024  # a lead is ~1 KB; a bigger record is hostile, not data
+_MAX_FIELD_CHARS = 65_536  # one value longer than this is refused with the whole delivery
+_TEXT_COLUMNS = ("lead_id", "phone_number", "name", "disposition", "comments", "agent_name",
+                 "extra::VARCHAR")  # fmt: skip
 _KEY_COLUMNS = ("lead_id", "phone_number", "campaign_name")  # trimmed; other text kept as is
 _LEADS_COLUMNS = (
     "campaign_name", "lead_key", "lead_id", "phone_number", "name", "status", "lead_status",
@@ -501,11 +504,16 @@ def _general(cursor, select: tuple[str, list], phases: _Phases) -> _Loaded:
 
 
 def _check_batch(cursor, phases: _Phases) -> int:
-    total, no_campaign, no_key, distinct = cursor.execute(
+    total, no_campaign, no_key, distinct, longest = cursor.execute(
         "SELECT count(*), count(*) FILTER (WHERE campaign_name IS NULL), "
         "count(*) FILTER (WHERE lead_key IS NULL), "
-        "count(DISTINCT (campaign_name, lead_key)) FROM _batch"
+        "count(DISTINCT (campaign_name, lead_key)), "
+        f"max(greatest({', '.join(f'length({c})' for c in _TEXT_COLUMNS)})) FROM _batch"
     ).fetchone()
+    if (longest or 0) > _MAX_FIELD_CHARS:
+        raise DeliveryRejected(
+            400, f"a record has a field longer than {_MAX_FIELD_CHARS} characters"
+        )
     if no_campaign:
         raise DeliveryRejected(
             400, f"{no_campaign} of {total} records have no campaign name (nor has the delivery)"

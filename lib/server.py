@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import secrets
 import tempfile
 from contextlib import asynccontextmanager, suppress
@@ -31,6 +32,24 @@ from lib.services import Services, get_services
 logger = logging.getLogger(__name__)
 
 CALLBACK_PREFIX = "/api/callback/"
+_SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PREFIX) + r"[^\s\"'?/]+")
+
+
+class _RedactCallbackSecret(logging.Filter):
+    """Access logs print request paths; the callback path's last segment is a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_IN_PATH.sub(CALLBACK_PREFIX + "***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_IN_PATH.sub(CALLBACK_PREFIX + "***", record.msg)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(_RedactCallbackSecret())
 
 
 class _LateMount:
