@@ -42,6 +42,7 @@ from lib.delivery import (
     remove_stale_artefacts,
 )
 from lib.fields import LEAD_FIELDS, column_for, dial_bucket_sql, lead_status_sql, name_key
+from lib.metrics import begin_summary_delta, summary_is_current, update_summary
 
 logger = logging.getLogger(__name__)
 
@@ -287,12 +288,17 @@ def _ingest_parsed(store, cursor, delivery_id: int, parsed: list[ParsedDelivery]
                 raise DeliveryRejected(400, _describe(again)) from None
         cursor.execute("BEGIN")
         try:
+            # The pages' lead summary moves with the leads: by this delivery's delta when it
+            # was current, else rebuilt (lib/metrics.py).
+            incremental = summary_is_current(cursor)
             try:
-                loaded = _write(cursor, keys, delivery, delivery_id, phases)
+                loaded = _write(cursor, keys, delivery, delivery_id, phases, incremental)
             except _DATA_ERRORS as exc:
                 raise DeliveryRejected(400, _describe(exc)) from None
             result = _bookkeeping(cursor, delivery, delivery_id, loaded)
             store.bump_data_version(cursor)
+            update_summary(cursor, delivery_id, incremental)
+            phases.mark("summary")
             cursor.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
@@ -306,6 +312,7 @@ def _ingest_parsed(store, cursor, delivery_id: int, parsed: list[ParsedDelivery]
         with contextlib.suppress(duckdb.Error):
             cursor.execute("DROP TABLE IF EXISTS _raw")
             cursor.execute("DROP TABLE IF EXISTS _batch")
+            cursor.execute("DROP TABLE IF EXISTS _summary_delta")
 
 
 def _restart(cursor) -> None:
@@ -441,7 +448,9 @@ def _stage(store, cursor, source: RecordsFile, delivery_id: int, phases: _Phases
     return complete
 
 
-def _write(cursor, keys: list[str], delivery: ParsedDelivery, delivery_id: int, phases):
+def _write(
+    cursor, keys: list[str], delivery: ParsedDelivery, delivery_id: int, phases, summary: bool
+):
     if not keys:
         return _Loaded(0, [])
     if not _has_key_field(keys):
@@ -452,7 +461,7 @@ def _write(cursor, keys: list[str], delivery: ParsedDelivery, delivery_id: int, 
         phases.mark("direct insert" if loaded else "direct insert refused")
         if loaded is not None:
             return loaded
-    return _general(cursor, select, phases)
+    return _general(cursor, select, phases, summary)
 
 
 def _first_load(cursor, campaign: str | None) -> bool:
@@ -479,18 +488,20 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> _Loaded | Non
     return _Loaded(rows, per_campaign)
 
 
-def _general(cursor, select: tuple[str, list], phases: _Phases) -> _Loaded:
+def _general(cursor, select: tuple[str, list], phases: _Phases, summary: bool) -> _Loaded:
     sql, params = select
     cursor.execute(f"CREATE TEMP TABLE _batch AS {sql}", params)
     phases.mark("map")
     rows = _check_batch(cursor, phases)
     sets = ", ".join(f"{c} = b.{c}" for c in _UPDATE_COLUMNS)
     columns = ", ".join(_LEADS_COLUMNS)
-    cursor.execute(
-        f"UPDATE leads SET {sets} FROM _batch AS b "
-        "WHERE leads.campaign_name = b.campaign_name AND leads.lead_key = b.lead_key "
+    newer = (
+        "leads.campaign_name = b.campaign_name AND leads.lead_key = b.lead_key "
         "AND (b.updated_at >= leads.updated_at OR leads.updated_at IS NULL)"
     )
+    if summary:  # what the rows about to be overwritten counted in the summary
+        begin_summary_delta(cursor, f"(SELECT leads.* FROM leads, _batch AS b WHERE {newer})")
+    cursor.execute(f"UPDATE leads SET {sets} FROM _batch AS b WHERE {newer}")
     cursor.execute(
         f"INSERT INTO leads ({columns}) SELECT {columns} FROM _batch AS b WHERE NOT EXISTS "
         "(SELECT 1 FROM leads AS l "

@@ -6,6 +6,15 @@ current page of rows and the explicit exports return lead rows.
 
 The KPI vocabulary lives here, once: `COUNT_SQL` (how each count is computed), `KPIS` (the tiles,
 in order, with their help text) and `ATTEMPTED_SQL`.
+
+The Overview and Campaign aggregates read `lead_summary` (lib/store.py): lead counts per
+combination of campaign, lead status, dial bucket, disposition, attempted, local day of the last
+update, its local hour, and local day of creation, i.e. everything those pages filter or group by.
+It holds thousands of rows where `leads` holds millions, and its local days and hours are computed
+once instead of on every query. Ingest keeps it current in the delivery's transaction
+(`update_summary`); when anything else changed the data version (a direct write, a category edit),
+the first query rebuilds it (`summary_ready`), or, when a writer is busy, reads `leads` directly
+with the same SQL (one row per lead, `leads` = 1), so an answer is never stale.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ import pandas as pd
 from lib import catalog
 from lib.catalog import SALE, category_sql
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.filters import Filters, today_in, where_clause
+from lib.filters import Filters, date_span, today_in, where_clause
+from lib.store import write_lock_for
 
 CATEGORIES = catalog.CATEGORIES  # disposition categories (lib/store.py's DDL points here)
 
@@ -36,14 +46,22 @@ OTHER = "Other"
 # attempt count is absent, a dial status other than "not dialled".
 ATTEMPTED_SQL = "coalesce(attempts > 0, dial_bucket <> 'Not dialled')"
 
+
+def _count(condition: str | None = None) -> str:
+    """How many leads (the sum of the summary's `leads` column), optionally those matching."""
+    if condition is None:
+        return "coalesce(sum(leads), 0)::BIGINT"
+    return f"coalesce(sum(leads) FILTER (WHERE {condition}), 0)::BIGINT"
+
+
 # Count columns computed over the filtered leads (see `_base` for `attempted` and `category`).
 COUNT_SQL: dict[str, str] = {
-    "leads": "count(*)",
-    "pending": "count(*) FILTER (WHERE lead_status = 'Pending')",
-    "attempted": "count(*) FILTER (WHERE attempted)",
-    "answered": "count(*) FILTER (WHERE dial_bucket = 'answered')",
-    "successes": "count(*) FILTER (WHERE lead_status = 'Success')",
-    "conversions": f"count(*) FILTER (WHERE category = '{SALE}')",
+    "leads": _count(),
+    "pending": _count("lead_status = 'Pending'"),
+    "attempted": _count("attempted"),
+    "answered": _count("dial_bucket = 'answered'"),
+    "successes": _count("lead_status = 'Success'"),
+    "conversions": _count(f"category = '{SALE}'"),
 }
 
 
@@ -159,17 +177,167 @@ def _today(tz: str, today: date | None) -> date:
     return today if today is not None else today_in(tz)
 
 
-def _base(filters: Filters, tz: str, today: date | None) -> tuple[str, dict[str, Any]]:
-    """SQL of the filtered leads with `attempted` and `category` added, and its parameters."""
-    where, params = where_clause(filters, _today(tz, today), tz)
+# -- the lead summary ---------------------------------------------------------------------------
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "updated_day",
+    "updated_hour", "created_day", "leads",
+)  # fmt: skip
+# One row per lead of a relation with the `leads` columns, in the summary's shape. The local day
+# and hour follow the connection's TimeZone (the account's zone, lib/store.py).
+_SUMMARY_KEYS_SQL = f"""
+    campaign_name, lead_status, dial_bucket, disposition, {ATTEMPTED_SQL} AS attempted,
+    CAST(updated_at AS DATE) AS updated_day, hour(updated_at)::TINYINT AS updated_hour,
+    CAST(created_at AS DATE) AS created_day
+"""
+_SUMMARY_LIST = ", ".join(SUMMARY_COLUMNS)
+
+
+def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
+    """SELECT of summary rows (`leads` = sign x count) over `source` (a table with the `leads`
+    columns) restricted by `where`. Used for the full build and for ingest's deltas."""
+    return (
+        f"SELECT {_SUMMARY_LIST} FROM (SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
+        f"FROM {source} WHERE {where} GROUP BY ALL)"
+    )
+
+
+def _stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
+    cursor.execute(
+        "INSERT OR REPLACE INTO meta SELECT 'summary_version', value FROM meta "
+        "WHERE key = 'data_version'"
+    )
+
+
+def summary_is_current(cursor: duckdb.DuckDBPyConnection) -> bool:
+    """True when `lead_summary` reflects the current data version."""
+    row = cursor.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'summary_version') = "
+        "(SELECT value FROM meta WHERE key = 'data_version')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def rebuild_summary(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Recomputes `lead_summary` from every lead and stamps it with the data version. Call it
+    inside the caller's transaction, holding the store's writer lock."""
+    cursor.execute("DELETE FROM lead_summary")
+    cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {summary_select('leads')}")
+    _stamp_summary(cursor)
+
+
+def summary_ready(cursor: duckdb.DuckDBPyConnection) -> bool:
+    """True when the pages may read `lead_summary`: current, or rebuilt now. False (read `leads`)
+    when it is stale and a writer holds the lock (an ingest in progress will refresh it)."""
+    if summary_is_current(cursor):
+        return True
+    lock = write_lock_for(cursor)
+    if lock is None or not lock.acquire(blocking=False):
+        return False
+    try:
+        cursor.execute("BEGIN")
+        try:
+            if not summary_is_current(cursor):
+                rebuild_summary(cursor)
+            cursor.execute("COMMIT")
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+            return False
+        return True
+    finally:
+        lock.release()
+
+
+def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> None:
+    """Ingest, before it overwrites leads: records what the rows about to be replaced counted
+    (`replaced` is a subquery giving exactly those rows of `leads`) in TEMP TABLE
+    _summary_delta, negated."""
+    cursor.execute(
+        f"CREATE OR REPLACE TEMP TABLE _summary_delta AS {summary_select(replaced, sign=-1)}"
+    )
+
+
+def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool) -> None:
+    """Ingest, after writing a delivery's leads (every written row carries its delivery_id) and
+    bumping the data version, in the same transaction: adds the written rows to the summary and
+    subtracts the replaced ones (`begin_summary_delta`), or rebuilds it when it was not current
+    before this delivery. Cost: the delivery's rows plus the summary rows of its campaigns."""
+    if not incremental:
+        cursor.execute("DROP TABLE IF EXISTS _summary_delta")
+        rebuild_summary(cursor)
+        return
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
+    )
+    cursor.execute(
+        f"INSERT INTO _summary_delta ({_SUMMARY_LIST}) "
+        f"{summary_select('leads', f'delivery_id = {int(delivery_id)}')}"
+    )
+    if not cursor.execute("SELECT count(*) FROM _summary_delta").fetchone()[0]:
+        cursor.execute("DROP TABLE _summary_delta")
+        _stamp_summary(cursor)
+        return
+    keys = ", ".join(SUMMARY_COLUMNS[:-1])
+    cursor.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _summary_merged AS
+        SELECT {keys}, sum(leads)::BIGINT AS leads FROM (
+            SELECT {_SUMMARY_LIST} FROM lead_summary
+            WHERE campaign_name IN (SELECT campaign_name FROM _summary_delta)
+            UNION ALL SELECT {_SUMMARY_LIST} FROM _summary_delta
+        ) GROUP BY ALL HAVING sum(leads) <> 0
+        """
+    )
+    cursor.execute(
+        "DELETE FROM lead_summary WHERE campaign_name IN (SELECT campaign_name FROM _summary_delta)"
+    )
+    cursor.execute(
+        f"INSERT INTO lead_summary ({_SUMMARY_LIST}) SELECT {_SUMMARY_LIST} FROM _summary_merged"
+    )
+    cursor.execute("DROP TABLE _summary_merged")
+    cursor.execute("DROP TABLE _summary_delta")
+    _stamp_summary(cursor)
+
+
+# -- the filtered relation -------------------------------------------------------------------
+
+
+def _summary_where(filters: Filters, tz: str, today: date | None) -> tuple[str, dict[str, Any]]:
+    """The filters over the summary: the date range as local calendar days of the basis date
+    (the same rows as `where_clause`'s local-midnight bounds on the timestamps)."""
+    day = _today(tz, today)
+    where, params = where_clause(filters.replace(range="all", date_from=None, date_to=None), day)
+    span = date_span(filters, day)
+    if span is not None:
+        column = "created_day" if filters.basis == "created" else "updated_day"
+        if span[0] is not None:
+            where += f" AND {column} >= $f_day_start"
+            params["f_day_start"] = span[0]
+        if span[1] is not None:
+            where += f" AND {column} < $f_day_end"
+            params["f_day_end"] = span[1]
+    return where, params
+
+
+def _base(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None
+) -> tuple[str, dict[str, Any]]:
+    """SQL of the filtered lead groups (the summary's columns, `leads` = how many) with
+    `category` added, and its parameters. Count with `_count()`, never `count(*)`."""
+    where, params = _summary_where(filters, tz, today)
+    if summary_ready(cursor):
+        source = "lead_summary"
+    else:  # the same columns, one row per lead
+        source = f"(SELECT {_SUMMARY_KEYS_SQL}, 1 AS leads FROM leads)"
     # The category is resolved once per distinct disposition (the guess is a chain of regular
     # expressions: per row it would dominate the query on large campaigns).
     sql = f"""
-        SELECT l.*, {ATTEMPTED_SQL} AS attempted, coalesce(cat.category, 'Other') AS category
-        FROM (SELECT * FROM leads WHERE {where}) l
+        SELECT l.*, coalesce(cat.category, 'Other') AS category
+        FROM (SELECT * FROM {source} WHERE {where}) l
         LEFT JOIN (
             SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
-            FROM (SELECT DISTINCT disposition FROM leads WHERE disposition IS NOT NULL) d
+            FROM (SELECT DISTINCT disposition FROM {source} WHERE disposition IS NOT NULL) d
             LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
         ) cat ON cat.disposition = l.disposition
     """
@@ -188,7 +356,7 @@ def kpi_counts(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> dict[str, int]:
     """Every count behind the KPI tiles (`COUNT_SQL` keys) for the filtered leads."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     row = cursor.execute(f"SELECT {_counts_select()} FROM ({base})", params).fetchone()
     return {name: int(value or 0) for name, value in zip(COUNT_SQL, row, strict=True)}
 
@@ -212,7 +380,7 @@ def campaign_kpis(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """One row per campaign: every count, every rate (percent) and its denominator (`<rate> n`)."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     frame = _df(
         cursor,
         f"SELECT campaign_name AS campaign, {_counts_select()} FROM ({base}) "
@@ -272,12 +440,12 @@ def dial_buckets_by_campaign(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """Long frame: campaign, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1)."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     frame = _df(
         cursor,
         f"""
         WITH counts AS (
-            SELECT campaign_name, dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL
+            SELECT campaign_name, dial_bucket, sum(leads) AS leads FROM ({base}) GROUP BY ALL
         ), campaigns AS (SELECT DISTINCT campaign_name FROM counts),
         buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
         SELECT c.campaign_name AS campaign, b.dial_bucket AS bucket,
@@ -297,11 +465,11 @@ def bucket_counts(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """bucket, leads, share for the whole selection (all five buckets, in order)."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     return _df(
         cursor,
         f"""
-        WITH counts AS (SELECT dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL),
+        WITH counts AS (SELECT dial_bucket, sum(leads) AS leads FROM ({base}) GROUP BY ALL),
         buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
         SELECT b.dial_bucket AS bucket, coalesce(n.leads, 0) AS leads,
                coalesce(n.leads, 0) / nullif(sum(coalesce(n.leads, 0)) OVER (), 0) AS share
@@ -320,20 +488,20 @@ def dispositions_by_campaign(
 ) -> pd.DataFrame:
     """Long frame over leads that have a disposition: campaign, disposition (the `top` most
     frequent overall, the rest as "Other"), is_other, leads, share within the campaign."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     return _df(
         cursor,
         f"""
         WITH d AS (
-            SELECT campaign_name, disposition FROM ({base})
+            SELECT campaign_name, disposition, leads FROM ({base})
             WHERE disposition IS NOT NULL AND trim(disposition) <> ''
         ), ranked AS (
-            SELECT disposition, row_number() OVER (ORDER BY count(*) DESC, disposition) AS r
+            SELECT disposition, row_number() OVER (ORDER BY sum(leads) DESC, disposition) AS r
             FROM d GROUP BY disposition
         ), grouped AS (
             SELECT d.campaign_name,
                    CASE WHEN r.r <= $top THEN d.disposition ELSE NULL END AS disposition,
-                   min(r.r) AS r, count(*) AS leads
+                   min(r.r) AS r, {_count()} AS leads
             FROM d JOIN ranked r USING (disposition) GROUP BY ALL
         )
         SELECT campaign_name AS campaign, coalesce(disposition, $other) AS disposition,
@@ -354,19 +522,19 @@ def disposition_pareto(
 ) -> pd.DataFrame:
     """disposition, category, is_other, leads, share, cumulative_share (0-1), sorted by leads
     (the `top` dispositions, then "Other"); leads without a disposition are left out."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     return _df(
         cursor,
         f"""
         WITH counts AS (
-            SELECT disposition, any_value(category) AS category, count(*) AS leads,
-                   row_number() OVER (ORDER BY count(*) DESC, disposition) AS r
+            SELECT disposition, any_value(category) AS category, {_count()} AS leads,
+                   row_number() OVER (ORDER BY sum(leads) DESC, disposition) AS r
             FROM ({base}) WHERE disposition IS NOT NULL AND trim(disposition) <> ''
             GROUP BY disposition
         ), grouped AS (
             SELECT CASE WHEN r <= $top THEN disposition END AS disposition,
                    CASE WHEN r <= $top THEN category END AS category,
-                   sum(leads) AS leads, min(r) AS r
+                   {_count()} AS leads, min(r) AS r
             FROM counts GROUP BY ALL
         )
         SELECT coalesce(disposition, $other) AS disposition, coalesce(category, '') AS category,
@@ -384,10 +552,10 @@ def status_bucket_matrix(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """Wide frame of counts: a row per lead status (Success, Fail, Pending), a column per bucket."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     long = _df(
         cursor,
-        f"SELECT lead_status, dial_bucket, count(*) AS leads FROM ({base}) GROUP BY ALL",
+        f"SELECT lead_status, dial_bucket, {_count()} AS leads FROM ({base}) GROUP BY ALL",
         params,
     )
     wide = long.pivot_table(
@@ -403,15 +571,15 @@ def sunburst_paths(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """lead_status, dial_bucket, disposition ("(none)" when empty), leads."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     return _df(
         cursor,
         f"""
         SELECT lead_status, dial_bucket,
                CASE WHEN disposition IS NULL OR trim(disposition) = '' THEN $none
                     ELSE disposition END AS disposition,
-               count(*) AS leads
-        FROM ({base}) GROUP BY ALL ORDER BY lead_status, dial_bucket, leads DESC
+               {_count()} AS leads
+        FROM ({base}) GROUP BY ALL ORDER BY lead_status, dial_bucket, leads DESC, disposition
         """,
         {**params, "none": NO_DISPOSITION},
     )
@@ -422,18 +590,17 @@ def daily_trend(
 ) -> pd.DataFrame:
     """One row per local calendar day of the basis date: a count column per bucket (named as
     the bucket), n_attempted, n_answered and answer_rate (0-1, NaN when nothing was attempted)."""
-    base, params = _base(filters, tz, today)
-    column = filters.basis_column
+    base, params = _base(cursor, filters, tz, today)
+    column = "created_day" if filters.basis == "created" else "updated_day"
     pivots = ", ".join(
-        f'count(*) FILTER (WHERE dial_bucket = $b{i}) AS "{bucket}"'
-        for i, bucket in enumerate(DIAL_BUCKETS)
+        f'{_count(f"dial_bucket = $b{i}")} AS "{bucket}"' for i, bucket in enumerate(DIAL_BUCKETS)
     )
     frame = _df(
         cursor,
         f"""
-        SELECT CAST({column} AS DATE) AS day, {pivots},
-               count(*) FILTER (WHERE attempted) AS n_attempted,
-               count(*) FILTER (WHERE dial_bucket = 'answered') AS n_answered
+        SELECT {column} AS day, {pivots},
+               {_count("attempted")} AS n_attempted,
+               {_count("dial_bucket = 'answered'")} AS n_answered
         FROM ({base}) WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY day
         """,
         {**params, **{f"b{i}": bucket for i, bucket in enumerate(DIAL_BUCKETS)}},
@@ -452,13 +619,13 @@ def hour_weekday(
 ) -> pd.DataFrame:
     """Attempted leads by the local weekday (1 = Monday) and hour of their LAST UPDATE:
     weekday, hour, attempted, answered, answer_rate. Only cells with attempts appear."""
-    base, params = _base(filters, tz, today)
+    base, params = _base(cursor, filters, tz, today)
     frame = _df(
         cursor,
         f"""
-        SELECT isodow(updated_at) AS weekday, hour(updated_at) AS hour,
-               count(*) AS attempted, count(*) FILTER (WHERE dial_bucket = 'answered') AS answered
-        FROM ({base}) WHERE attempted AND updated_at IS NOT NULL
+        SELECT isodow(updated_day) AS weekday, updated_hour::BIGINT AS hour,
+               {_count()} AS attempted, {_count("dial_bucket = 'answered'")} AS answered
+        FROM ({base}) WHERE attempted AND updated_day IS NOT NULL
         GROUP BY ALL ORDER BY weekday, hour
         """,
         params,

@@ -7,14 +7,17 @@ same keys conflict.
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Offline machine: never download an extension at run time (stack-notes.md).
 _CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -108,11 +111,113 @@ CREATE TABLE IF NOT EXISTS disposition_categories (
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+# v2: lead counts per combination of everything the Overview and Campaign pages filter or group
+# by, so they read thousands of rows instead of every lead (lib/metrics.py defines the grouping
+# and keeps it current; ingest updates it in the delivery's own transaction). It is valid when
+# meta.summary_version equals meta.data_version; otherwise the first reader rebuilds it.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS lead_summary (
+    campaign_name  VARCHAR NOT NULL,
+    lead_status    VARCHAR NOT NULL,
+    dial_bucket    VARCHAR NOT NULL,
+    disposition    VARCHAR,
+    attempted      BOOLEAN,
+    updated_day    DATE,                 -- local calendar day of updated_at
+    updated_hour   TINYINT,              -- local hour of updated_at
+    created_day    DATE,                 -- local calendar day of created_at
+    leads          BIGINT NOT NULL
+);
+INSERT OR IGNORE INTO meta VALUES ('summary_version', -1);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+
+# One writer lock per database file in this process, so code holding only a cursor (a page's
+# query rebuilding the summary) serialises with the Store's writers.
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.RLock:
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(path)
+        if lock is None:
+            lock = _WRITE_LOCKS[path] = threading.RLock()
+        return lock
+
+
+def write_lock_for(cursor: duckdb.DuckDBPyConnection) -> threading.RLock | None:
+    """The writer lock of the database file a cursor is on (None for an in-memory database)."""
+    row = cursor.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    return _lock_for(str(Path(row[0]).resolve()))
 
 
 class StoreError(RuntimeError):
-    """The database cannot be opened or migrated; the message says what to do."""
+    """The database cannot be opened or migrated; the message says what to do.
+
+    The message names the file, not its folder (it is shown in the browser); `path` is the full
+    path, for the server log.
+    """
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _open_error(path: Path, exc: Exception) -> StoreError:
+    """A StoreError saying in plain words why DuckDB could not open `path`, and what to do."""
+    text = str(exc)
+    name = path.name
+    if "lock" in text.lower():
+        holder = re.search(r"\(PID (\d+)\)", text)
+        pid = f" (process {holder.group(1)})" if holder else ""
+        message = (
+            f"Another process{pid} is using the database file {name}: DuckDB lets only one "
+            "process open it, so only one dashboard server may run per database. Stop the other "
+            "process, or point DIALSTATUS_DB at another file."
+        )
+    elif "Permission denied" in text or isinstance(exc, PermissionError):
+        message = (
+            f"The database file {name} cannot be opened for writing (permission denied). Make "
+            "the file and its folder writable by the user running the server, or point "
+            "DIALSTATUS_DB at a writable location."
+        )
+    elif "not a valid DuckDB database" in text:
+        message = (
+            f"The file {name} is not a DuckDB database. Point DIALSTATUS_DB at the dashboard's "
+            "database file, or move this file away to start with an empty database."
+        )
+    elif "version" in text.lower() and "storage" in text.lower():
+        message = (
+            f"The database file {name} was written by an incompatible DuckDB version. Restore "
+            "a backup made with this version, or point DIALSTATUS_DB elsewhere."
+        )
+    else:
+        first = text.splitlines()[0] if text else type(exc).__name__
+        message = f"Cannot open the database file {name}: {first.replace(str(path), name)}"
+    return StoreError(message, path)
+
+
+def _check_folder_writable(path: Path) -> None:
+    """DuckDB writes a log beside the file, and deliveries are kept there: the folder must take
+    new files. Checked by making one (permission bits alone do not tell, e.g. for root)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=".dialstatus-write-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StoreError(
+            f"The folder of the database file {path.name} is not writable "
+            f"({exc.strerror or exc}). DuckDB keeps its write-ahead log beside the file and "
+            "deliveries are stored there too: make the folder writable by the user running the "
+            "server, or point DIALSTATUS_DB at a writable location.",
+            path,
+        ) from None
 
 
 class Store:
@@ -121,23 +226,37 @@ class Store:
     def __init__(self, path: Path | str, timezone: str = "Asia/Kolkata") -> None:
         self.path = Path(path)
         self.timezone = timezone
-        self._write_lock = threading.RLock()
+        self._write_lock = _lock_for(str(self.path.resolve()))
         self._connection = self._open()
         self._migrate()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_folder_writable(self.path)
         try:
             connection = duckdb.connect(str(self.path), config=_CONNECT_CONFIG)
-        except duckdb.IOException as exc:
-            raise StoreError(
-                f"Cannot open the database file {self.path.name}: {exc}. Another process may "
-                "hold it (only one server may run per database), or the folder is not writable."
-            ) from None
+        except (duckdb.Error, OSError) as exc:
+            raise _open_error(self.path, exc) from None
         connection.execute(f"SET GLOBAL TimeZone = '{self.timezone}'")
         return connection
 
     def _migrate(self) -> None:
+        """Brings the file to SCHEMA_VERSION, one transaction per version (a failure leaves the
+        file at the last version that completed). A file without `meta` is version 0."""
+        try:
+            self._migrate_steps()
+        except BaseException as exc:
+            self._connection.close()
+            if isinstance(exc, StoreError) or not isinstance(exc, duckdb.Error):
+                raise
+            raise StoreError(
+                f"Upgrading the database file {self.path.name} to schema version "
+                f"{SCHEMA_VERSION} failed ({str(exc).splitlines()[0][:200]}). The upgrade was "
+                "rolled back; the file holds what it held before. Restore a backup or point "
+                "DIALSTATUS_DB elsewhere.",
+                self.path,
+            ) from None
+
+    def _migrate_steps(self) -> None:
         with self.writing() as cursor:
             cursor.execute(
                 "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)"
@@ -146,16 +265,23 @@ class Store:
             current = row[0] if row else 0
             if current > SCHEMA_VERSION:
                 raise StoreError(
-                    f"The database is at schema version {current}, newer than this program "
-                    f"({SCHEMA_VERSION}). Upgrade the program or point DIALSTATUS_DB elsewhere."
+                    f"The database file {self.path.name} is at schema version {current}, newer "
+                    f"than this program ({SCHEMA_VERSION}): it was written by a newer release. "
+                    "Run that release (or newer), or point DIALSTATUS_DB at another file.",
+                    self.path,
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cursor.execute("BEGIN")
-                cursor.execute(MIGRATIONS[version])
-                cursor.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [version]
-                )
-                cursor.execute("COMMIT")
+                try:
+                    cursor.execute(MIGRATIONS[version])
+                    cursor.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [version]
+                    )
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    with suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
+                    raise
             cursor.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', 0)")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
