@@ -57,7 +57,7 @@ _ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 # Keys, compared after `name_key` folding (case and separators ignored). Assumptions (I/S).
 RECORD_KEYS: tuple[str, ...] = ("data", "details", "records")
-LINK_KEYS: tuple[str, ...] = ("fileurl", "downloadurl", "failedfilepath", "url")
+LINK_KEYS: tuple[str, ...] = ("fileurl", "downloadurl", "failedfilepath", "url")  # "url" last
 UNIQUE_ID_KEYS: tuple[str, ...] = ("uniqueid", "transactionid")
 CAMPAIGN_KEYS: tuple[str, ...] = ("campaignname",)
 ERROR_STATUSES = frozenset({"error", "fail", "failed", "failure"})
@@ -87,6 +87,9 @@ class DeliveryRejected(Exception):
         super().__init__(f"{status_code}: {message}")
         self.status_code = status_code
         self.message = message
+        # Whose delivery it was, when known (a broken file link: the envelope named them).
+        self.unique_id: str | None = None
+        self.campaign_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,9 +330,9 @@ def _records_slot(doc) -> tuple[dict, str] | None:
     return doc, key
 
 
-def _link_in(*containers) -> str | None:
+def _link_in(*containers, keys: tuple[str, ...] = LINK_KEYS) -> str | None:
     for container in containers:
-        if isinstance(container, dict) and (key := _find_key(container, LINK_KEYS)) is not None:
+        if isinstance(container, dict) and (key := _find_key(container, keys)) is not None:
             value = container[key]
             if isinstance(value, str) and value.strip():
                 return value.strip()
@@ -398,7 +401,9 @@ def _interpret(doc) -> _Found:
         if not isinstance(value, list):
             raise DeliveryRejected(400, f"the value of {where} is not a list of records")
         return _Found(records=value, unique_id=unique_id, campaign_name=campaign, where=where)
-    if link:
+    # A lone record may carry a plain "url" field of its own; fileUrl & co. are always links.
+    specific = _link_in(doc, top_value, keys=LINK_KEYS[:-1])
+    if link and (specific or not _looks_like_record(doc)):
         return _Found(link=link, unique_id=unique_id, campaign_name=campaign)
     if _looks_like_record(doc):
         return _Found(records=[doc], unique_id=unique_id, campaign_name=campaign, where="record")
@@ -551,7 +556,7 @@ def _parse_json_file(
         doc = _load_json_bytes(doc.encode("utf-8"), "body")
     found = _interpret(doc)
     if found.link is not None:
-        linked = _follow_link(body, found.link, fetch_file, max_bytes)
+        linked = _follow_link(body, found.link, fetch_file, max_bytes, found)
         linked.variant = variant + "/" + linked.variant
         linked.unique_id = found.unique_id or linked.unique_id
         linked.campaign_name = found.campaign_name or linked.campaign_name
@@ -633,7 +638,7 @@ def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) 
         return parsed
     found = _interpret(fields)
     if found.link is not None:
-        linked = _follow_link(body, found.link, fetch_file, max_bytes)
+        linked = _follow_link(body, found.link, fetch_file, max_bytes, found)
         linked.variant = "form/" + linked.variant
         linked.unique_id = found.unique_id or linked.unique_id
         linked.campaign_name = found.campaign_name or linked.campaign_name
@@ -659,7 +664,9 @@ def _chain_fallback(parsed: ParsedDelivery, keep: Path) -> None:
     parsed.fallback = fallback
 
 
-def _follow_link(body: Path, url: str, fetch_file: Fetcher | None, max_bytes: int):
+def _follow_link(
+    body: Path, url: str, fetch_file: Fetcher | None, max_bytes: int, found: _Found | None = None
+):
     if fetch_file is None:
         raise DeliveryRejected(400, "file links are not accepted here")
     target = _artefact(body, ".download")
@@ -679,9 +686,11 @@ def _follow_link(body: Path, url: str, fetch_file: Fetcher | None, max_bytes: in
             raise DeliveryRejected(400, "the linked file is empty")
         else:
             parsed = ParsedDelivery(None, None, RecordsFile(target, "csv"), "link/csv")
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
+        if isinstance(exc, DeliveryRejected) and found is not None:
+            exc.unique_id, exc.campaign_name = found.unique_id, found.campaign_name
         raise
     parsed.temp_files.append(target)
     return parsed

@@ -204,6 +204,17 @@ def test_single_record_variants(tmp_path):
     parsed.cleanup()
 
 
+def test_a_lone_record_with_a_url_field_is_a_record_and_file_links_stay_links(tmp_path):
+    record = {"LeadID": "L1", "PhoneNumber": "98", "URL": "https://shop.example/l1"}
+    parsed = parse_delivery(_write(tmp_path, json.dumps(record)), None)
+    assert _records_of(parsed) == [record]
+    parsed.cleanup()
+    link = {"id": "job-7", "fileUrl": "http://127.0.0.1/x.csv"}  # "id" would map to LeadID
+    with pytest.raises(DeliveryRejected) as caught:
+        parse_delivery(_write(tmp_path, json.dumps(link)), None)
+    assert "links" in caught.value.message
+
+
 def test_double_encoded_json_is_tolerated(tmp_path):
     body = json.dumps(json.dumps(_envelope(data=RECORDS)))
     parsed = parse_delivery(_write(tmp_path, body), "application/json")
