@@ -146,16 +146,19 @@ def ingest_delivery(
                 return _already(current)
             return _ingest_parsed(store, cursor, delivery_id, parsed)
     except DeliveryRejected as rejected:
-        _mark_failed(store, delivery_id, rejected.message, parsed)
+        _mark_failed(store, delivery_id, _whose(rejected, parsed))
         raise
     except FileNotFoundError:
-        _mark_failed(store, delivery_id, "the delivery body file is missing", parsed)
-        raise DeliveryRejected(500, "the delivery body file is missing") from None
+        rejected = DeliveryRejected(500, "the delivery body file is missing")
+        _mark_failed(store, delivery_id, _whose(rejected, parsed))
+        raise rejected from None
     except Exception:
         logger.exception("ingest of delivery %s failed", delivery_id)
-        message = "internal error while ingesting (the body is kept for a retry)"
-        _mark_failed(store, delivery_id, message, parsed)
-        raise DeliveryRejected(500, message) from None
+        rejected = DeliveryRejected(
+            500, "internal error while ingesting (the body is kept for a retry)"
+        )
+        _mark_failed(store, delivery_id, _whose(rejected, parsed))
+        raise rejected from None
     finally:
         for item in parsed:
             item.cleanup()
@@ -245,9 +248,17 @@ def _guarded_fetcher(
     return fetch
 
 
-def _mark_failed(store, delivery_id: int, message: str, parsed: list[ParsedDelivery]) -> None:
-    unique_id = parsed[0].unique_id if parsed else None
-    campaign = parsed[0].campaign_name if parsed else None
+def _whose(rejected: DeliveryRejected, parsed: list[ParsedDelivery]) -> DeliveryRejected:
+    """Names the request and campaign on the rejection when parsing found them (the server
+    closes that sync request at once instead of waiting for its timeout)."""
+    if parsed:
+        rejected.unique_id = rejected.unique_id or parsed[0].unique_id
+        rejected.campaign_name = rejected.campaign_name or parsed[0].campaign_name
+    return rejected
+
+
+def _mark_failed(store, delivery_id: int, rejected: DeliveryRejected) -> None:
+    message, unique_id, campaign = rejected.message, rejected.unique_id, rejected.campaign_name
     try:
         with store.writing() as cursor:
             cursor.execute(

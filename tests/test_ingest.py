@@ -543,6 +543,9 @@ def test_a_failed_delivery_does_not_touch_sync_bookkeeping(store):
     assert cursor.execute(
         "SELECT unique_id, campaign_name FROM raw_deliveries WHERE id = ?", [raw.id]
     ).fetchone() == ("u-9", "C")
+    with pytest.raises(DeliveryRejected) as caught:  # a retry names them on the rejection too
+        ingest_delivery(store, raw.id)
+    assert (caught.value.unique_id, caught.value.campaign_name) == ("u-9", "C")
 
 
 def test_link_failures(store, file_host):
