@@ -482,6 +482,27 @@ def test_a_duplicate_delivery_changes_nothing(store):
     assert store.data_version() == version and stored_rows(store) == before
 
 
+def test_concurrent_ingests_of_one_delivery_store_it_once(store):
+    raw = receive(store, envelope(source_records()))
+    others = [receive(store, envelope(source_records(campaign=f"P{i}"))) for i in range(3)]
+    version = store.data_version()
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(ingest_delivery(store, i)))
+        for i in [raw.id, raw.id, raw.id] + [o.id for o in others]
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    mine = [r for r in results if r.delivery_id == raw.id]
+    assert sorted(r.duplicate for r in mine) == [False, True, True]
+    assert store.data_version() == version + 4
+    counts = store.cursor().execute("SELECT campaign_name, count(*) FROM leads GROUP BY 1")
+    assert sorted(counts.fetchall()) == [("Camp A", 30), ("P0", 30), ("P1", 30), ("P2", 30)]
+    assert leftovers(store) == []
+
+
 def test_records_without_campaign_take_the_delivery_campaign(store):
     records = source_records(campaign="")
     for record in records[::2]:
