@@ -1,0 +1,314 @@
+"""What the browser tests share: waiting on Streamlit script runs and plotly charts, reading KPI
+tiles, figure data and data grids, choosing sidebar filters, and watching the browser for console
+errors, page errors and requests to any host other than 127.0.0.1.
+
+Selectors (stack-notes): script idle = `[data-testid="stApp"][data-test-script-state=notRunning]`;
+a chart is drawn when its `.js-plotly-plot` has one drawn group per trace: `.trace` for bars,
+scatter and sunburst, `g.hm` for heatmaps (plotly draws heatmaps without a `.trace` group).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from playwright.sync_api import BrowserContext, Locator, Page
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+LOAD_TIMEOUT_MS = 45_000  # plotly.js is a 4.7 MB chunk: ~2 s to parse on 2 cores, more when busy
+POLL_MS = 100  # wait_for_function polls on a timer: rAF polling starves in headless Chromium
+
+# Counts the script runs the browser sees (including the 15 s auto-refresh fragment's), so a test
+# can wait for "a run that started after my click has finished" rather than for a fixed time.
+RUN_COUNTER_JS = """
+(() => {
+  window.__stRuns = 0;
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      const state = m.target.getAttribute('data-test-script-state');
+      if (state !== m.oldValue && state === 'running') window.__stRuns += 1;
+    }
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ['data-test-script-state']});
+})();
+"""
+
+_CHARTS_DRAWN_JS = """
+(count) => {
+  const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
+  if (charts.length !== count) return false;
+  return charts.every((chart) => {
+    const plot = chart.querySelector('.js-plotly-plot');
+    return plot && plot._fullLayout && Array.isArray(plot.data) && plot.data.length > 0
+      && plot.querySelectorAll('.trace, g.hm').length >= plot.data.length;
+  });
+}
+"""
+
+_PAGE_READY_JS = """
+([idle, heading, metrics]) => {
+  if (!document.querySelector(idle)) return false;
+  const main = document.querySelector('[data-testid="stMain"]');
+  const headings = [...main.querySelectorAll('[data-testid="stHeading"]')];
+  return headings.some((h) => h.innerText.trim() === heading)
+    && main.querySelectorAll('[data-testid="stMetric"]').length >= metrics;
+}
+"""
+
+_KPIS_JS = """
+() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stMetric"]')].map((m) => [
+  m.querySelector('[data-testid="stMetricLabel"]').innerText.trim(),
+  m.querySelector('[data-testid="stMetricValue"]').innerText.trim(),
+])
+"""
+
+# glide-data-grid draws on a canvas and keeps an accessible <table> of the rows in view: scroll
+# through the grid and collect every row by its aria-rowindex (row 1 = the header).
+_GRID_JS = """
+async (root) => {
+  const rows = new Map();
+  const scroller = root.querySelector('.dvn-scroller');
+  let total = 0;
+  for (let i = 0; i < 200; i += 1) {
+    const table = root.querySelector('table[role="grid"]');
+    total = Number(table.getAttribute('aria-rowcount'));
+    for (const tr of table.querySelectorAll('tr')) {
+      const cells = [...tr.querySelectorAll('th, td')].map((c) => c.innerText);
+      rows.set(Number(tr.getAttribute('aria-rowindex')), cells);
+    }
+    if (rows.size >= total || !scroller) break;
+    scroller.scrollTop += Math.max(40, scroller.clientHeight - 80);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  return {total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1])};
+}
+"""
+
+_CONTENT_HEIGHT_JS = """
+() => Math.max(...['stMain', 'stAppViewContainer', 'stSidebarContent'].map((id) => {
+  const e = document.querySelector(`[data-testid="${id}"]`);
+  return e ? e.scrollHeight : 0;
+}))
+"""
+
+_FIGURE_JS = """
+(plot) => plot.data.map((t) => ({
+  name: t.name, type: t.type, customdata: t.customdata ? Array.from(t.customdata) : null,
+}))
+"""
+
+
+# -- waiting ------------------------------------------------------------------------------------
+
+
+def runs(page: Page) -> int:
+    return page.evaluate("() => window.__stRuns || 0")
+
+
+def wait_for_rerun(page: Page, after: int, timeout: float = LOAD_TIMEOUT_MS) -> None:
+    """Waits until a script run counted after `after` (see `runs`) has finished."""
+    page.wait_for_function(
+        "([n, idle]) => (window.__stRuns || 0) > n && !!document.querySelector(idle)",
+        arg=[after, IDLE],
+        polling=POLL_MS,
+        timeout=timeout,
+    )
+
+
+def wait_for_charts(page: Page, count: int, timeout: float = LOAD_TIMEOUT_MS) -> None:
+    """Waits until exactly `count` plotly charts are on the page, each with every trace drawn."""
+    page.wait_for_function(_CHARTS_DRAWN_JS, arg=count, polling=250, timeout=timeout)
+
+
+def open_page(
+    page: Page,
+    url: str,
+    *,
+    heading: str,
+    charts: int = 0,
+    metrics: int = 0,
+    timeout: float = LOAD_TIMEOUT_MS,
+) -> None:
+    """Opens `url` and waits for the page's run to finish (script idle, its header shown, at
+    least `metrics` metric tiles: their component loads lazily) and for `charts` charts drawn."""
+    page.goto(url)
+    page.wait_for_function(
+        _PAGE_READY_JS, arg=[IDLE, heading, metrics], polling=POLL_MS, timeout=timeout
+    )
+    if charts:
+        wait_for_charts(page, charts, timeout)
+
+
+def after_rerun(page: Page, action: Callable[[], None]) -> None:
+    """Runs `action` (a click, a choice) and waits for the script run it causes to finish."""
+    before = runs(page)
+    action()
+    wait_for_rerun(page, before)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def kpis(page: Page) -> dict[str, str]:
+    """The main area's metric tiles as {label: value text}."""
+    pairs = page.evaluate(_KPIS_JS)
+    return dict(pairs)
+
+
+def exceptions(page: Page) -> list[str]:
+    return page.get_by_test_id("stException").all_inner_texts()
+
+
+def figure(page: Page, chart_key: str) -> list[dict]:
+    """The traces (name, type, customdata) of the plotly chart with Streamlit key `chart_key`."""
+    return page.locator(f".st-key-{chart_key} .js-plotly-plot").evaluate(_FIGURE_JS)
+
+
+def grid_rows(grid: Locator) -> list[list[str]]:
+    """Every row of an st.dataframe as shown (cell texts), the header first."""
+    grid.locator('table[role="grid"]').wait_for(state="attached")
+    result = grid.evaluate(_GRID_JS)
+    assert len(result["rows"]) == result["total"], f"read {len(result['rows'])} of {result}"
+    return result["rows"]
+
+
+def query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+def parse_csv(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").rstrip("%"))
+
+
+# -- sidebar --------------------------------------------------------------------------------------
+
+
+def sidebar(page: Page) -> Locator:
+    return page.get_by_test_id("stSidebar")
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Picks `option` in the sidebar select or multiselect labelled `label` and waits for the
+    run it causes."""
+
+    def pick() -> None:
+        sidebar(page).get_by_role("combobox", name=label, exact=True).click()
+        page.get_by_role("option", name=option, exact=True).click()
+        page.keyboard.press("Escape")  # a multiselect stays open after a pick
+
+    after_rerun(page, pick)
+
+
+def tags(page: Page, label: str) -> list[str]:
+    """The values chosen in the sidebar multiselect labelled `label`."""
+    box = (
+        sidebar(page)
+        .get_by_test_id("stMultiSelect")
+        .filter(has=page.get_by_role("combobox", name=label, exact=True))
+    )
+    text = box.get_by_test_id("stMultiSelectTagsContainer").inner_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def selected(page: Page, label: str) -> str:
+    """The value shown by the sidebar selectbox labelled `label`."""
+    return sidebar(page).get_by_role("combobox", name=label, exact=True).input_value()
+
+
+# -- screenshots ----------------------------------------------------------------------------------
+
+
+def full_screenshot(page: Page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its own container, so `full_page` alone stops at
+    the viewport. Grow the viewport to the content's height for the shot, then restore it."""
+    viewport = page.viewport_size or {"width": 1400, "height": 2400}
+    height = page.evaluate(_CONTENT_HEIGHT_JS)
+    grown = max(viewport["height"], min(int(height) + 40, 12_000))
+    if grown != viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"], "height": grown})
+        page.wait_for_timeout(300)  # let plotly settle after the resize event
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if grown != viewport["height"]:
+            page.set_viewport_size(viewport)
+
+
+# -- watching the browser -------------------------------------------------------------------------
+
+_DEEP_LINK_404S = ("health", "host-config")
+_NOT_FOUND = re.compile(r"status of 404\b")
+
+
+def page_path(url: str) -> str:
+    """`/campaign` for `http://host/campaign?x=1`, '' for the root page."""
+    return urlsplit(url).path.rstrip("/")
+
+
+@dataclass
+class Watch:
+    """Console errors, page errors and every request (HTTP and WebSocket) of one browser context.
+
+    `problems()` lists what a clean page must not have. The only tolerated console errors are the
+    two 404s a deep link logs (stack-notes): `<page>/_stcore/health` and
+    `<page>/_stcore/host-config` under the deep link's own path, each an HTTP 404, nothing else.
+    """
+
+    base_url: str
+    console_errors: list[tuple[str, str]] = field(default_factory=list)  # (text, resource url)
+    page_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def attach(self, context: BrowserContext) -> Watch:
+        context.add_init_script(RUN_COUNTER_JS)
+        context.on("console", self._on_console)
+        context.on("weberror", lambda error: self.page_errors.append(str(error.error)))
+        context.on("request", lambda request: self.requests.append(request.url))
+        context.on("page", self._on_page)
+        for page in context.pages:
+            self._on_page(page)
+        return self
+
+    def _on_page(self, page: Page) -> None:
+        page.on("websocket", lambda socket: self.requests.append(socket.url))
+
+    def _on_console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append((message.text, (message.location or {}).get("url", "")))
+
+    def tolerated(self, deep_links: Iterable[str]) -> set[str]:
+        allowed = set()
+        for link in deep_links:
+            path = page_path(link)
+            if path:
+                allowed |= {f"{self.base_url}{path}/_stcore/{name}" for name in _DEEP_LINK_404S}
+        return allowed
+
+    def outside_requests(self) -> list[str]:
+        outside = []
+        for url in self.requests:
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "blob"):
+                continue  # in-page data, no network
+            if parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname != "127.0.0.1":
+                outside.append(url)
+        return outside
+
+    def problems(self, deep_links: Iterable[str] = ()) -> list[str]:
+        allowed = self.tolerated(deep_links)
+        found = [f"page error: {text}" for text in self.page_errors]
+        for text, url in self.console_errors:
+            if url in allowed and _NOT_FOUND.search(text):
+                continue
+            found.append(f"console error: {text} ({url})")
+        found += [f"request to another host: {url}" for url in self.outside_requests()]
+        return found
