@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-import duckdb
 import httpx
+import numpy as np
 
 from lib.fields import column_for, name_key
 
@@ -75,7 +75,6 @@ _BOM = b"\xef\xbb\xbf"
 _RECORDS_KEY_RE = re.compile(rb'"(?:data|details|records)"\s*:\s*\[', re.IGNORECASE)
 _DELIVERY_FILE_RE = re.compile(r"^(\d+)\.body$")
 
-_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 Fetcher = Callable[[str, Path], None]  # downloads url to the given path, or raises DeliveryRejected
 
@@ -439,8 +438,9 @@ def _write_records(records: list, body: Path, temp_files: list[Path]) -> Records
     out = _artefact(body, ".records.json")
     temp_files.append(out)
     try:
+        text = json.dumps(records, ensure_ascii=False, separators=(",", ":"))  # C encoder
         with open(out, "w", encoding="utf-8") as handle:
-            json.dump(records, handle, ensure_ascii=False, separators=(",", ":"))
+            handle.write(text)
     except UnicodeEncodeError:  # lone surrogates from \\ud800-style escapes
         raise DeliveryRejected(400, "the records hold invalid unicode escapes") from None
     except (ValueError, RecursionError):
@@ -592,35 +592,19 @@ def _ndjson(data: bytes) -> bool:
 
 
 def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) -> ParsedDelivery:
-    """`a=1&data=<JSON>`: fields decoded by DuckDB (fast for a large data field), then JSON."""
-    path_literal = "'" + str(body).replace("'", "''") + "'"
-    connection = duckdb.connect(config=_DUCKDB_CONFIG)
-    try:
-        rows = connection.execute(
-            "SELECT url_decode(replace(CASE WHEN position('=' IN f) > 0 "
-            "  THEN left(f, position('=' IN f) - 1) ELSE f END, '+', ' ')) AS k, "
-            "url_decode(replace(CASE WHEN position('=' IN f) > 0 "
-            "  THEN substr(f, position('=' IN f) + 1) ELSE '' END, '+', ' ')) AS v "
-            f"FROM (SELECT unnest(string_split(content, '&')) AS f FROM read_text({path_literal})) "
-            "WHERE f <> ''"
-        ).fetchall()
-    except duckdb.Error:
-        raise DeliveryRejected(400, "the form body is not valid URL-encoded UTF-8") from None
-    finally:
-        connection.close()
-    fields: dict[str, str] = {}
-    for key, value in rows:
-        fields.setdefault(key, value)
-    rows.clear()
-    data_key = _find_key(fields, RECORD_KEYS)
+    """`a=1&data=<JSON>`: the fields are split and percent-decoded (vectorised for a large data
+    field); a data field goes through the JSON path, otherwise the fields are the record."""
+    if body.stat().st_size > GENERIC_MAX_BYTES:
+        raise DeliveryRejected(413, "the form body is too large: send the records as JSON")
+    raw_fields: dict[str, bytes] = {}
+    for part in body.read_bytes().split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            raw_fields.setdefault(_utf8(_percent_decode(name)), value)
+    data_key = _find_key(raw_fields, RECORD_KEYS)
     if data_key is not None:
         inner = _artefact(body, ".form.json")
-        try:
-            with open(inner, "w", encoding="utf-8") as handle:
-                handle.write(fields.pop(data_key))
-        except UnicodeEncodeError:
-            inner.unlink()
-            raise DeliveryRejected(400, "the form body is not valid UTF-8") from None
+        inner.write_bytes(_percent_decode(raw_fields.pop(data_key)))
         try:
             parsed = _parse_json_file(
                 inner, variant="form", fetch_file=fetch_file, max_bytes=max_bytes, fast=True
@@ -632,10 +616,11 @@ def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) 
             raise
         parsed.temp_files.append(inner)
         _chain_fallback(parsed, inner)
-        unique_id, campaign = _meta(fields)
+        unique_id, campaign = _meta({k: _utf8(_percent_decode(v)) for k, v in raw_fields.items()})
         parsed.unique_id = parsed.unique_id or unique_id
         parsed.campaign_name = parsed.campaign_name or campaign
         return parsed
+    fields = {key: _utf8(_percent_decode(value)) for key, value in raw_fields.items()}
     found = _interpret(fields)
     if found.link is not None:
         linked = _follow_link(body, found.link, fetch_file, max_bytes, found)
@@ -648,6 +633,39 @@ def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) 
     return ParsedDelivery(
         found.unique_id, found.campaign_name, records_file, "form/fields", None, temp_files
     )
+
+
+_HEX = np.full(256, -1, dtype=np.int16)
+for _digit, _value in zip(b"0123456789abcdefABCDEF", [*range(16), *range(10, 16)], strict=True):
+    _HEX[_digit] = _value
+
+
+def _percent_decode(raw: bytes) -> bytes:
+    """Form decoding of one name or value: '+' is a space, %XX a byte (strict: a '%' must be
+    followed by two hex digits). Vectorised with numpy, so a 300 MB data field takes ~1 s."""
+    raw = raw.replace(b"+", b" ")
+    if b"%" not in raw:
+        return raw
+    data = np.frombuffer(raw, dtype=np.uint8)
+    marks = np.flatnonzero(data == ord("%"))
+    if marks[-1] + 2 >= len(data):
+        raise DeliveryRejected(400, "the form body is not valid URL encoding")
+    high, low = _HEX[data[marks + 1]], _HEX[data[marks + 2]]
+    if (high < 0).any() or (low < 0).any():
+        raise DeliveryRejected(400, "the form body is not valid URL encoding")
+    decoded = data.copy()
+    decoded[marks] = (high * 16 + low).astype(np.uint8)
+    keep = np.ones(len(data), dtype=bool)
+    keep[marks + 1] = False
+    keep[marks + 2] = False
+    return decoded[keep].tobytes()
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DeliveryRejected(400, "the form body is not valid UTF-8") from None
 
 
 def _chain_fallback(parsed: ParsedDelivery, keep: Path) -> None:
