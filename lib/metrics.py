@@ -321,15 +321,22 @@ def _summary_where(filters: Filters, tz: str, today: date | None) -> tuple[str, 
 
 
 def _base(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None,
+    category: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """SQL of the filtered lead groups (the summary's columns, `leads` = how many) with
-    `category` added, and its parameters. Count with `_count()`, never `count(*)`."""
+    `category` added (when asked: it costs a join), and its parameters. Count with `_count()`,
+    never `count(*)`."""
     where, params = _summary_where(filters, tz, today)
     if summary_ready(cursor):
         source = "lead_summary"
     else:  # the same columns, one row per lead
         source = f"(SELECT {_SUMMARY_KEYS_SQL}, 1 AS leads FROM leads)"
+    if not category:
+        return f"SELECT * FROM {source} WHERE {where}", params
     # The category is resolved once per distinct disposition (the guess is a chain of regular
     # expressions: per row it would dominate the query on large campaigns).
     sql = f"""
@@ -440,7 +447,7 @@ def dial_buckets_by_campaign(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """Long frame: campaign, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1)."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     frame = _df(
         cursor,
         f"""
@@ -465,7 +472,7 @@ def bucket_counts(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """bucket, leads, share for the whole selection (all five buckets, in order)."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     return _df(
         cursor,
         f"""
@@ -488,7 +495,7 @@ def dispositions_by_campaign(
 ) -> pd.DataFrame:
     """Long frame over leads that have a disposition: campaign, disposition (the `top` most
     frequent overall, the rest as "Other"), is_other, leads, share within the campaign."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     return _df(
         cursor,
         f"""
@@ -552,7 +559,7 @@ def status_bucket_matrix(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """Wide frame of counts: a row per lead status (Success, Fail, Pending), a column per bucket."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     long = _df(
         cursor,
         f"SELECT lead_status, dial_bucket, {_count()} AS leads FROM ({base}) GROUP BY ALL",
@@ -571,7 +578,7 @@ def sunburst_paths(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """lead_status, dial_bucket, disposition ("(none)" when empty), leads."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     return _df(
         cursor,
         f"""
@@ -590,7 +597,7 @@ def daily_trend(
 ) -> pd.DataFrame:
     """One row per local calendar day of the basis date: a count column per bucket (named as
     the bucket), n_attempted, n_answered and answer_rate (0-1, NaN when nothing was attempted)."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     column = "created_day" if filters.basis == "created" else "updated_day"
     pivots = ", ".join(
         f'{_count(f"dial_bucket = $b{i}")} AS "{bucket}"' for i, bucket in enumerate(DIAL_BUCKETS)
@@ -619,7 +626,7 @@ def hour_weekday(
 ) -> pd.DataFrame:
     """Attempted leads by the local weekday (1 = Monday) and hour of their LAST UPDATE:
     weekday, hour, attempted, answered, answer_rate. Only cells with attempts appear."""
-    base, params = _base(cursor, filters, tz, today)
+    base, params = _base(cursor, filters, tz, today, category=False)
     frame = _df(
         cursor,
         f"""
@@ -815,8 +822,9 @@ def campaign_options(
     cursor: duckdb.DuckDBPyConnection, configured: Iterable[str] = ()
 ) -> list[str]:
     """Every campaign a filter may name: catalog, configuration and stored leads, sorted."""
+    source = "lead_summary" if summary_ready(cursor) else "leads"
     rows = cursor.execute(
-        "SELECT name FROM campaigns UNION SELECT DISTINCT campaign_name FROM leads"
+        f"SELECT name FROM campaigns UNION SELECT DISTINCT campaign_name FROM {source}"
     ).fetchall()
     names = {row[0] for row in rows} | {c for c in configured if c}
     return sorted(names, key=lambda n: (n.casefold(), n))
@@ -833,9 +841,10 @@ def catalog_state(cursor: duckdb.DuckDBPyConnection) -> tuple:
 
 def disposition_options(cursor: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct non-empty dispositions exactly as stored, most frequent first."""
+    source = "lead_summary" if summary_ready(cursor) else "(SELECT *, 1 AS leads FROM leads)"
     rows = cursor.execute(
-        "SELECT disposition FROM leads WHERE disposition IS NOT NULL AND trim(disposition) <> '' "
-        "GROUP BY disposition ORDER BY count(*) DESC, disposition"
+        f"SELECT disposition FROM {source} WHERE disposition IS NOT NULL "
+        "AND trim(disposition) <> '' GROUP BY disposition ORDER BY sum(leads) DESC, disposition"
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -847,11 +856,11 @@ def freshness(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str] = ()) 
     return _df(
         cursor,
         """
-        WITH names AS (
-            SELECT name AS campaign FROM campaigns UNION SELECT DISTINCT campaign_name FROM leads
-        ), l AS (
+        WITH l AS (
             SELECT campaign_name, count(*) AS leads, max(updated_at) AS newest_update
-            FROM leads GROUP BY ALL
+            FROM leads WHERE len($names) = 0 OR list_contains($names, campaign_name) GROUP BY ALL
+        ), names AS (
+            SELECT name AS campaign FROM campaigns UNION SELECT campaign_name FROM l
         ), d AS (
             SELECT campaign_name, max(coalesce(ingested_at, received_at)) AS last_delivery_at
             FROM raw_deliveries WHERE state = 'ingested' GROUP BY ALL
