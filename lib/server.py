@@ -8,6 +8,7 @@ the UI while a large delivery is ingested.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import re
@@ -24,10 +25,11 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib import catalog
-from lib.config import API_PATH, SANDBOX_PREFIX, Settings
+from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings
 from lib.delivery import DeliveryRejected, check_content_type, register_raw
 from lib.ingest import ingest_delivery, ingest_pending
 from lib.services import Services, get_services
+from lib.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +108,21 @@ def _secret_matches(given: str, expected: str | None) -> bool:
 
 
 async def _services() -> Services:
+    """The process's services; raises StoreError when the database cannot be used."""
     return await anyio.to_thread.run_sync(get_services)
+
+
+def _store_unavailable(exc: StoreError, message: str | None = None) -> JSONResponse:
+    """503 with a plain message (never a traceback): the database cannot be used right now."""
+    return _error(503, message or str(exc))
 
 
 async def callback(request: Request) -> JSONResponse:
     """Receives a CloudAgent delivery: persist raw first, then ingest in one transaction."""
-    services = await _services()
+    try:
+        services = await _services()
+    except StoreError as exc:  # CloudAgent learns to try later; no body is half-kept
+        return _store_unavailable(exc, "the dashboard cannot store deliveries right now")
     settings = services.settings
     if not _secret_matches(request.path_params["secret"], settings.callback_secret):
         return _error(403, "unknown callback address")
@@ -154,8 +165,25 @@ async def callback(request: Request) -> JSONResponse:
             )
         )
     except DeliveryRejected as rejected:
+        await anyio.to_thread.run_sync(_record_failed_delivery, services, raw.id, rejected)
         return _error(rejected.status_code, rejected.message)
     return JSONResponse({"status": "ok", "deliveryId": raw.id, "rows": result.rows})
+
+
+def _record_failed_delivery(services: Services, delivery_id: int, rejected: DeliveryRejected):
+    """The request the failed delivery answers is closed at once, and the campaign says why."""
+    from lib.sync import record_failed_delivery
+
+    try:
+        record_failed_delivery(
+            services.store,
+            delivery_id,
+            rejected.message,
+            unique_id=rejected.unique_id,
+            campaign=rejected.campaign_name,
+        )
+    except Exception:  # bookkeeping only: the answer to the sender must not change
+        logger.exception("could not record the failure of delivery %s", delivery_id)
 
 
 def _allowed_file_hosts(settings: Settings) -> tuple[str, ...]:
@@ -176,7 +204,10 @@ def _authorised(request: Request, settings: Settings) -> bool:
 
 async def health(request: Request) -> JSONResponse:
     """Liveness for anyone; campaign details only when sign-in is off or a token is given."""
-    services = await _services()
+    try:
+        services = await _services()
+    except StoreError as exc:
+        return _store_unavailable(exc)
     settings = services.settings
     if settings.auth.mode != "none" and not _authorised(request, settings):
         return JSONResponse({"status": "ok", "mode": "demo" if settings.demo else "live"})
@@ -216,7 +247,10 @@ def _health_payload(services: Services) -> dict:
 
 
 async def sync_now(request: Request) -> JSONResponse:
-    services = await _services()
+    try:
+        services = await _services()
+    except StoreError as exc:
+        return _store_unavailable(exc)
     if not _authorised(request, services.settings):
         return _error(401, "a valid X-Dialstatus-Token is required")
     campaign = request.query_params.get("campaign")
@@ -253,7 +287,7 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
     """Builds the client and engine; in demo mode the client talks to the mounted sandbox."""
     from lib.cloudagent import ClientOptions, CloudAgentClient
     from lib.ratelimit import SlidingWindowLimiter
-    from lib.sync import SyncEngine
+    from lib.sync import SyncEngine, WaitNotes
 
     settings = services.settings
     api_url = settings.cloudagent.api_url
@@ -273,8 +307,10 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
                 timezone=settings.timezone,
             )
         )
+        _apply_sandbox_settings(_sandbox_mount.app.state.sandbox)
     limiter = SlidingWindowLimiter()
-    options = ClientOptions.from_settings(settings, api_url_override=api_url)
+    waits = WaitNotes()
+    options = ClientOptions.from_settings(settings, api_url_override=api_url, on_wait=waits.note)
     if settings.demo:
         options = options.with_api_key(api_key)
     client = CloudAgentClient(options, limiter=limiter)
@@ -287,7 +323,28 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
         timezone=settings.timezone,
         interval_s=settings.sync_interval_s,
         callback_timeout_s=settings.callback_timeout_s,
+        wait_notes=waits,
     )
+
+
+SANDBOX_SETTINGS_ENV = "DIALSTATUS_SANDBOX_CONFIG"
+
+
+def _apply_sandbox_settings(sandbox) -> None:
+    """Demo mode only: DIALSTATUS_SANDBOX_CONFIG, a JSON object of the sandbox's runtime settings
+    (the body of POST /api/sandbox/_sandbox/config), applied before the first request; e.g.
+    '{"fault": "no_callback"}' to rehearse what a failure looks like on the Sync page."""
+    text = os.environ.get(SANDBOX_SETTINGS_ENV, "").strip()
+    if not text:
+        return
+    try:
+        changes = json.loads(text)
+        if not isinstance(changes, dict):
+            raise ValueError("it must be a JSON object")
+        sandbox.update_config(changes)
+    except ValueError as exc:
+        raise ConfigError(f"{SANDBOX_SETTINGS_ENV}: {exc}") from None
+    logger.warning("demo sandbox settings from %s: %s", SANDBOX_SETTINGS_ENV, changes)
 
 
 async def _wait_until_serving(base_url: str) -> None:
@@ -300,10 +357,34 @@ async def _wait_until_serving(base_url: str) -> None:
             await anyio.sleep(0.1)
 
 
+def _remove_partial_bodies(deliveries_dir) -> int:
+    """Bodies still being received when the server died (`*.part`): never acknowledged (the
+    sender got no 200 and sends again), so they are only disk space."""
+    from pathlib import Path
+
+    folder = Path(deliveries_dir)
+    removed = 0
+    if folder.is_dir():
+        for path in folder.glob("*.part"):
+            with suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
 @asynccontextmanager
 async def lifespan(app):
-    services = await _services()
+    try:
+        services = await _services()
+    except StoreError as exc:
+        # The pages and /api/health say what is wrong; nothing else can run without the store.
+        logger.error("The dashboard cannot use its database (%s): %s", exc.path or "?", exc)
+        yield
+        return
     settings = services.settings
+    removed = await anyio.to_thread.run_sync(_remove_partial_bodies, settings.deliveries_dir)
+    if removed:
+        logger.info("removed %d partly received bodies left from before a restart", removed)
     recovered = await anyio.to_thread.run_sync(
         lambda: ingest_pending(
             services.store,

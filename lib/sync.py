@@ -4,6 +4,11 @@ One worker thread sends requests one at a time through the process-wide rate lim
 background rounds, the UI's "Sync now", the manual request form and `POST /api/sync` together never
 exceed 10 requests in any 60 s. CloudAgent answers with a job id and delivers later to the
 callback route; ingestion (lib/ingest.py) marks the request delivered and moves the watermark.
+
+When CloudAgent misbehaves the engine keeps going: every failure is kept twice, the technical
+detail on the request (the Sync page's request log) and a plain-language sentence on the campaign
+(`sync_state.last_error`, the Sync page's campaign table), and the campaign is retried by the
+next round. Nothing stored is touched by a failure.
 """
 
 from __future__ import annotations
@@ -19,11 +24,20 @@ from datetime import datetime, timedelta
 
 from lib import catalog
 from lib.cloudagent import (
+    AuthenticationError,
     CloudAgentClient,
     CloudAgentError,
+    CloudAgentUnavailableError,
     DialStatusRequest,
+    InvalidApiKeyError,
+    InvalidCallbackUrlError,
+    InvalidCampaignError,
+    InvalidUserNameError,
     LeadStatus,
+    RateLimitedError,
+    RequestValidationError,
     SortBy,
+    UnexpectedResponseError,
 )
 from lib.ratelimit import SlidingWindowLimiter
 from lib.store import Store
@@ -33,6 +47,83 @@ logger = logging.getLogger(__name__)
 # Records can land late and CloudAgent's clock differs from ours: re-read this much before the
 # watermark on every incremental refresh (the upsert makes the overlap harmless).
 WATERMARK_OVERLAP = timedelta(minutes=15)
+
+KEPT = "The data shown is from the last successful sync; the next sync tries again."
+
+
+def plain_error(error: CloudAgentError) -> str:
+    """What a failed request means, for the Sync page (the technical text stays on the request)."""
+    said = f" (it answered “{error.server_message}”)" if error.server_message else ""
+    if isinstance(error, RateLimitedError):
+        return (
+            f"CloudAgent refused the request: its limit of requests per minute was reached{said}. "
+            + KEPT
+        )
+    if isinstance(error, CloudAgentUnavailableError):
+        if error.http_status:
+            what = f"answered with a server error (HTTP {error.http_status}) every time"
+        elif "did not answer in time" in error.message:
+            what = "did not answer in time, on every attempt"
+        else:
+            what = "could not be reached, on every attempt"
+        return f"CloudAgent {what}. " + KEPT
+    if isinstance(error, UnexpectedResponseError):
+        if "<html" in (error.excerpt or "").lower() or "<!doctype" in (error.excerpt or "").lower():
+            what = (
+                "a web page (HTML) instead of its usual answer, e.g. from a proxy or sign-in page"
+            )
+        else:
+            what = "an answer that is not the JSON it normally sends"
+        return f"CloudAgent sent {what}. " + KEPT
+    if isinstance(error, InvalidApiKeyError | AuthenticationError | InvalidUserNameError):
+        return (
+            f"CloudAgent rejected the account{said}: check CLOUDAGENT_API_KEY and "
+            "CLOUDAGENT_USERNAME. " + KEPT
+        )
+    if isinstance(error, InvalidCampaignError):
+        return (
+            f"CloudAgent does not know this campaign{said}: check its exact name on the Settings "
+            "page. " + KEPT
+        )
+    if isinstance(error, InvalidCallbackUrlError):
+        return (
+            f"CloudAgent rejected the callback address{said}: check DIALSTATUS_PUBLIC_URL. " + KEPT
+        )
+    if isinstance(error, RequestValidationError):
+        return f"The request was not sent: {error.message}"
+    return f"CloudAgent refused the request{said or ': ' + error.message}. " + KEPT
+
+
+def no_callback_message(timeout_s: float) -> str:
+    return (
+        f"No callback within {int(timeout_s)} s: CloudAgent accepted the request but did not "
+        "deliver the data. " + KEPT
+    )
+
+
+def failed_delivery_message(reason: str) -> str:
+    return (
+        f"CloudAgent's delivery could not be used ({reason}); nothing from it was stored. " + KEPT
+    )
+
+
+class WaitNotes:
+    """The latest wait the client announced (rate limit, Retry-After, backoff), for the page."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._reason = ""
+        self._until = 0.0
+
+    def note(self, reason: str, seconds: float) -> None:
+        with self._lock:
+            self._reason, self._until = reason, self._clock() + max(0.0, seconds)
+
+    def current(self) -> str | None:
+        with self._lock:
+            left = self._until - self._clock()
+            return f"{self._reason} ({left:.0f} s left)" if left > 0 and self._reason else None
 
 
 @dataclass(frozen=True)
@@ -57,6 +148,7 @@ class SyncEngine:
         interval_s: float,
         callback_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        wait_notes: WaitNotes | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -73,6 +165,8 @@ class SyncEngine:
         self._thread: threading.Thread | None = None
         self._next_round_at = 0.0
         self._sending: SyncJob | None = None
+        self._sending_since = 0.0
+        self._waits = wait_notes
 
     # -- public interface (UI, routes, lifespan) -------------------------------------------
 
@@ -119,6 +213,13 @@ class SyncEngine:
         with self._condition:
             queue = [job.campaign for job in self._queue]
             sending = self._sending.campaign if self._sending else None
+            sending_for = self._clock() - self._sending_since
+        waiting = self._waits.current() if self._waits else None
+        if waiting is None and sending is not None and sending_for >= 2:
+            waiting = (
+                f"waiting for CloudAgent to answer the request for {sending!r} "
+                f"({sending_for:.0f} s so far)"
+            )
         with self._store.cursor() as cursor:
             rows = cursor.execute(
                 "SELECT campaign_name, id, state, sent_at FROM sync_requests "
@@ -134,6 +235,7 @@ class SyncEngine:
             ],
             "limiter": self._limiter.state(self._account),
             "interval_s": self._interval_s,
+            "waiting_reason": waiting,
         }
 
     # -- the sender thread -----------------------------------------------------------------
@@ -174,6 +276,7 @@ class SyncEngine:
             if not self._queue or self._stopping.is_set():
                 return None
             self._sending = self._queue.popleft()
+            self._sending_since = self._clock()
             return self._sending
 
     def _send(self, job: SyncJob) -> None:
@@ -188,7 +291,7 @@ class SyncEngine:
             try:
                 accepted = self._client.request_dial_status(request)
             except CloudAgentError as error:
-                self._record_error(request_id, job.campaign, str(error))
+                self._record_error(request_id, job.campaign, str(error), plain_error(error))
                 return
             self._mark(request_id, "accepted", accepted_at=True, unique_id=accepted.unique_id)
         finally:
@@ -263,7 +366,7 @@ class SyncEngine:
                 [state, sent_at, accepted_at, unique_id, request_id],
             )
 
-    def _record_error(self, request_id: int, campaign: str, message: str) -> None:
+    def _record_error(self, request_id: int, campaign: str, message: str, plain: str) -> None:
         logger.warning("sync request for %r failed: %s", campaign, message)
         with self._store.writing() as cursor:
             cursor.execute("BEGIN")
@@ -271,7 +374,7 @@ class SyncEngine:
                 "UPDATE sync_requests SET state = 'error', error = ? WHERE id = ?",
                 [message, request_id],
             )
-            _set_campaign_error(cursor, campaign, message)
+            _set_campaign_error(cursor, campaign, plain)
             cursor.execute("COMMIT")
 
     def _expire_overdue_requests(self) -> None:
@@ -286,9 +389,7 @@ class SyncEngine:
                 [int(self._callback_timeout_s), self._callback_timeout_s],
             ).fetchall()
             for (campaign,) in overdue:
-                _set_campaign_error(
-                    cursor, campaign, f"No callback within {int(self._callback_timeout_s)} s"
-                )
+                _set_campaign_error(cursor, campaign, no_callback_message(self._callback_timeout_s))
 
 
 def _set_campaign_error(cursor, campaign: str, message: str) -> None:
@@ -298,3 +399,57 @@ def _set_campaign_error(cursor, campaign: str, message: str) -> None:
         "last_error_at = excluded.last_error_at",
         [campaign, message],
     )
+
+
+def record_failed_delivery(
+    store: Store,
+    delivery_id: int,
+    reason: str,
+    *,
+    unique_id: str | None = None,
+    campaign: str | None = None,
+) -> int | None:
+    """A callback that arrived but could not be used (bad body, broken or truncated link): the
+    request it answers is marked 'error' at once (so the next round asks again instead of waiting
+    for the callback timeout) and the campaign says why. Returns the request id, if one matched."""
+    with store.writing() as cursor:
+        row = cursor.execute(
+            "SELECT unique_id, campaign_name FROM raw_deliveries WHERE id = ?", [delivery_id]
+        ).fetchone()
+        if row is None:
+            return None
+        unique_id = unique_id or row[0]
+        campaign = campaign or row[1]
+        request = None
+        if unique_id:
+            request = cursor.execute(
+                "SELECT id, campaign_name, state FROM sync_requests WHERE unique_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                [unique_id],
+            ).fetchone()
+        if request is None and campaign:
+            request = cursor.execute(
+                "SELECT id, campaign_name, state FROM sync_requests WHERE campaign_name = ? "
+                "AND state IN ('sent', 'accepted') ORDER BY id DESC LIMIT 1",
+                [campaign],
+            ).fetchone()
+        campaign = campaign or (request[1] if request else None)
+        cursor.execute("BEGIN")
+        cursor.execute(
+            "UPDATE raw_deliveries SET unique_id = coalesce(unique_id, ?), "
+            "campaign_name = coalesce(campaign_name, ?), request_id = coalesce(request_id, ?) "
+            "WHERE id = ?",
+            [unique_id, campaign, request[0] if request else None, delivery_id],
+        )
+        if request is not None:
+            cursor.execute(
+                "UPDATE sync_requests SET state = 'error', error = ? "
+                "WHERE id = ? AND state IN ('sent', 'accepted', 'timed_out')",
+                [f"delivery {delivery_id} could not be used: {reason}", request[0]],
+            )
+        # A stray copy of a delivery already answered says nothing about the campaign's state.
+        if campaign and (request is None or request[2] in ("sent", "accepted", "timed_out")):
+            _set_campaign_error(cursor, campaign, failed_delivery_message(reason))
+        cursor.execute("COMMIT")
+    logger.warning("delivery %s (campaign %r) could not be used: %s", delivery_id, campaign, reason)
+    return request[0] if request else None

@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
@@ -24,6 +27,7 @@ from lib.config import API_PATH
 from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.sandbox.app import GARBAGE_ANSWER, HTML_ANSWER, MAX_LIMIT
 from tests.sandbox_server import CallbackReceiver, run_asgi
+from tests.server_process import ServerProcess
 
 API_KEY = "fault-test-key-0123456789"
 USER = "fault_ops"
@@ -96,7 +100,7 @@ def _deliveries(sandbox) -> list[dict]:
     return httpx.get(sandbox.base_url + "/_sandbox/deliveries").json()
 
 
-def _wait(predicate, timeout=15.0, what="condition"):
+def _wait(predicate, timeout=15.0, what="condition", interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -104,7 +108,7 @@ def _wait(predicate, timeout=15.0, what="condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def test_fault_config_is_validated_and_counted(fresh):
@@ -238,3 +242,275 @@ def test_clock_offset_shows_later_versions(fresh):
     later = set(data.current_rows(fresh.now_s()).tolist())
     assert len(later) == len(now)  # one version per lead either way...
     assert later != now  # ...and some leads now show their second version
+
+
+# -- part 2: the real server through each fault -------------------------------------------------
+
+E2E_CAMPAIGNS = ("Fault Alpha", "Fault Beta")
+CALLBACK_TIMEOUT_S = 3
+
+
+def _start(tmp_path, campaigns=E2E_CAMPAIGNS, sandbox: dict | None = None, **env) -> ServerProcess:
+    settings = {
+        "DIALSTATUS_SYNC_INTERVAL": "3600",
+        "DIALSTATUS_CALLBACK_TIMEOUT": str(CALLBACK_TIMEOUT_S),
+        "DIALSTATUS_CAMPAIGNS": ",".join(campaigns),
+        **env,
+    }
+    if sandbox:
+        settings["DIALSTATUS_SANDBOX_CONFIG"] = json.dumps(sandbox)
+    return ServerProcess(tmp_path / "srv", env=settings).start()
+
+
+def _campaign(health: dict, name: str) -> dict:
+    return next(c for c in health["campaigns"] if c["name"] == name)
+
+
+def _sandbox(server: ServerProcess, **changes) -> dict:
+    url = server.base_url + "/api/sandbox/_sandbox/config"
+    response = httpx.post(url, json=changes, timeout=10) if changes else httpx.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _sync_now(server: ServerProcess, campaign: str | None = None) -> int:
+    response = httpx.post(
+        server.base_url + "/api/sync",
+        params={"campaign": campaign} if campaign else None,
+        headers={"X-Dialstatus-Token": server.callback_secret},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["queued"]
+
+
+def _loaded(*names):
+    def check(health: dict) -> bool:
+        return all(_campaign(health, n)["last_success_at"] for n in names)
+
+    return check
+
+
+def _serving(server: ServerProcess) -> None:
+    """The dashboard answers: its page, Streamlit's health, and our health, each fast."""
+    for path in ("/", "/_stcore/health", "/api/health"):
+        started = time.monotonic()
+        response = httpx.get(server.base_url + path, timeout=10)
+        assert response.status_code == 200, (path, response.status_code)
+        assert time.monotonic() - started < 3, path
+
+
+def _sandbox_logs(server: ServerProcess) -> dict:
+    base = server.base_url + "/api/sandbox/_sandbox/"
+    return {name: httpx.get(base + name, timeout=10).json()
+            for name in ("requests", "deliveries", "config")}  # fmt: skip
+
+
+def _read_db(server: ServerProcess, sql: str, params: list | None = None) -> list[tuple]:
+    """Reads the database after the server stopped (DuckDB lets one process open the file)."""
+    with duckdb.connect(str(server.data_dir / "dialstatus.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'Asia/Kolkata'")
+        return con.execute(sql, params or []).fetchall()
+
+
+def _delivered_newest(logs: dict) -> dict[tuple[str, str], tuple]:
+    """(campaign, LeadID) -> (UpdatedDate, Status, DialStatus, Disposition) of the newest version
+    among every delivery the dashboard acknowledged, recomputed with the sandbox's own code."""
+    from lib.sandbox import Sandbox
+    from lib.sandbox.datagen import local_seconds
+
+    config = logs["config"]
+    data_now = datetime.strptime(config["data_now"], "%Y-%m-%d %H:%M:%S")
+    settings = {key: config[key] for key in ("username", "campaigns", "seed", "timezone")}
+    oracle = Sandbox(
+        SandboxConfig(api_key="k", rate_limit=10**6, clock=lambda: data_now, **settings)
+    )
+    requests = {r["unique_id"]: r for r in logs["requests"] if r["unique_id"]}
+    newest: dict[tuple[str, str], tuple] = {}
+    try:
+        for delivery in logs["deliveries"]:
+            if delivery["state"] != "delivered":
+                continue
+            decision = oracle.check("k", requests[delivery["unique_id"]]["params"], 0.0)
+            as_of = local_seconds(datetime.strptime(delivery["as_of"], "%Y-%m-%d %H:%M:%S"))
+            table = oracle.campaign_data(delivery["campaign"]).select(decision.selection, as_of)
+            columns = ["LeadID", "UpdatedDate", "Status", "DialStatus", "Disposition"]
+            for lead, *version in zip(*(table.column(c).to_pylist() for c in columns),
+                                      strict=True):  # fmt: skip
+                key = (delivery["campaign"], lead)
+                if key not in newest or version[0] > newest[key][0]:
+                    newest[key] = tuple(v or "" for v in version)
+    finally:
+        oracle.close()
+    return newest
+
+
+def _stored(server: ServerProcess) -> dict[tuple[str, str], tuple]:
+    rows = _read_db(
+        server,
+        "SELECT campaign_name, lead_id, strftime(updated_at, '%Y-%m-%d %H:%M:%S'), "
+        "coalesce(status, ''), coalesce(dial_status, ''), coalesce(disposition, '') FROM leads",
+    )
+    return {(c, lead): tuple(rest) for c, lead, *rest in rows}
+
+
+def _assert_exactly_what_was_delivered(server: ServerProcess, logs: dict) -> None:
+    expected = _delivered_newest(logs)
+    stored = _stored(server)
+    assert expected, "nothing was delivered"
+    assert stored.keys() == expected.keys(), "a delivered lead is missing or an extra one stored"
+    wrong = {k: (stored[k], expected[k]) for k in expected if stored[k] != expected[k]}
+    assert not wrong, f"{len(wrong)} leads differ from their newest delivered version: " + str(
+        list(wrong.items())[:3]
+    )
+
+
+def _played(server: ServerProcess, fault: str, count: int = 1) -> bool:
+    """The sandbox has played the fault `count` times (its request or delivery log says so)."""
+    logs = _sandbox_logs(server)
+    seen = [e for e in logs["requests"] + logs["deliveries"] if e.get("fault") == fault]
+    return len(seen) >= count
+
+
+def _recover(server: ServerProcess, campaign: str, since: str | None, timeout=60.0) -> dict:
+    """Presses "Sync now" (the same engine path as the page's button) until the campaign has a
+    newer success and no error; returns the campaign's health entry."""
+
+    def recovered():
+        entry = _campaign(server.health(), campaign)
+        if (
+            entry["last_success_at"]
+            and entry["last_success_at"] != since
+            and not entry["last_error"]
+        ):
+            return entry
+        if not server.health()["sync"]["in_flight"]:
+            _sync_now(server, campaign)
+        return None
+
+    return _wait(recovered, timeout=timeout, what=f"{campaign} recovered", interval=0.5)
+
+
+def _error_shown(server: ServerProcess, campaign: str, phrase: str, timeout=60.0) -> str:
+    """Waits for the campaign's plain-language status (the Sync page's campaign table) to say
+    `phrase`; checks meanwhile that the dashboard keeps serving."""
+
+    def shown():
+        _serving(server)
+        error = _campaign(server.health(), campaign)["last_error"] or ""
+        return error if phrase in error else None
+
+    return _wait(shown, timeout=timeout, what=f"{phrase!r} shown for {campaign}", interval=0.5)
+
+
+# Faults the engine's client gives up on (each retried as often as the client retries).
+# (fault, fault_count, what the campaign's status must say)
+GIVE_UP_FAULTS = [
+    ("http_500", 4, "CloudAgent answered with a server error (HTTP 500) every time"),
+    ("garbage", 1, "CloudAgent sent an answer that is not the JSON it normally sends"),
+    ("html", 1, "CloudAgent sent a web page (HTML) instead of its usual answer"),
+    ("rate_limit_429", 4, "CloudAgent refused the request: its limit of requests per minute"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fault", "count", "phrase"), GIVE_UP_FAULTS,
+                         ids=[f[0] for f in GIVE_UP_FAULTS])  # fmt: skip
+def test_answer_fault_is_shown_plainly_and_the_next_sync_recovers(tmp_path, fault, count, phrase):
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path)
+    try:
+        before = server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        since = _campaign(before, target)["last_success_at"]
+        _sandbox(server, fault=fault, fault_count=count)
+        _sync_now(server, target)
+        shown = _error_shown(server, target, phrase)
+        assert "The data shown is from the last successful sync" in shown
+        assert _campaign(server.health(), target)["rows"] == _campaign(before, target)["rows"]
+        assert _played(server, fault, count)
+        _recover(server, target, since)
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log_text()
+    _assert_exactly_what_was_delivered(server, logs)
+    states = _read_db(server, "SELECT state, count(*) FROM sync_requests GROUP BY ALL")
+    assert dict(states)["error"] == 1
+
+
+def _watch_wait_reason(server: ServerProcess, phrase: str, timeout: float) -> str:
+    def shown():
+        _serving(server)
+        reason = server.health()["sync"].get("waiting_reason") or ""
+        return reason if phrase in reason else None
+
+    return _wait(shown, timeout=timeout, what=f"wait reason {phrase!r}", interval=0.5)
+
+
+# Faults the client rides out within the same sync: the Sync page's engine status says what it is
+# waiting for; the sync then succeeds with no error left behind.
+# (fault, sandbox settings, the engine's waiting reason, longest wait)
+RIDE_OUT_FAULTS = [
+    ("slow", {"fault_delay_s": 6}, "waiting for CloudAgent to answer the request", 20),
+    ("timeout", {}, "waiting for CloudAgent to answer the request", 45),
+    ("rate_limit_200", {}, "CloudAgent answered Max limit exceeded", 20),
+    ("rate_limit_429_no_retry_after", {}, "CloudAgent answered Max limit exceeded", 20),
+]
+
+
+def _settled(server: ServerProcess, campaign: str) -> bool:
+    """The campaign's latest request was accepted (a slow answer is an answer) and delivered;
+    nothing is being sent or awaited."""
+    logs = _sandbox_logs(server)
+    last = [r for r in logs["requests"] if r["campaign"] == campaign][-1]
+    delivered = any(
+        d["unique_id"] == last["unique_id"] and d["state"] == "delivered"
+        for d in logs["deliveries"]
+    )
+    engine = server.health()["sync"]
+    idle = engine["sending"] is None and not engine["in_flight"]
+    answered = last["fault"] in (None, "slow") and last["outcome"] == "accepted"
+    return answered and delivered and idle
+
+
+def _ride_out(tmp_path: Path, fault: str, settings: dict, phrase: str, wait_s: float):
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path / fault)
+    try:
+        before = server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        since = _campaign(before, target)["last_success_at"]
+        _sandbox(server, fault=fault, fault_count=1, **settings)
+        _sync_now(server, target)
+        _watch_wait_reason(server, phrase, wait_s)
+        # The client's own retry (after the read timeout, or after the window the server
+        # imposed) is accepted and delivered: nothing pressed, no error left behind.
+        _wait(lambda: _settled(server, target), timeout=120, what="the retry", interval=0.5)
+        after = _campaign(server.health(), target)
+        assert after["last_success_at"] != since
+        assert after["last_error"] is None
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log_text()
+    _assert_exactly_what_was_delivered(server, logs)
+    return logs
+
+
+@pytest.mark.slow
+def test_slow_answers_timeouts_and_rate_limits_are_ridden_out(tmp_path):
+    """Run side by side (each mostly waits: 30 s read timeout, 61 s without Retry-After)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(RIDE_OUT_FAULTS)) as pool:
+        futures = {f[0]: pool.submit(_ride_out, tmp_path, *f) for f in RIDE_OUT_FAULTS}
+        logs = {fault: future.result() for fault, future in futures.items()}
+    # The timed-out request was queued by CloudAgent all the same and the client asked again:
+    # two deliveries for one sync, stored once (the leads check above).
+    timed_out = [d for d in logs["timeout"]["deliveries"] if d["campaign"] == E2E_CAMPAIGNS[0]]
+    assert len(timed_out) == 3  # the first load, the held job, the retry
+    for fault in ("rate_limit_200", "rate_limit_429_no_retry_after"):
+        requests = [r for r in logs[fault]["requests"] if r["campaign"] == E2E_CAMPAIGNS[0]]
+        refused, retried = requests[-2:]
+        assert refused["fault"] == fault and retried["outcome"] == "accepted"
+        # Without Retry-After the client assumes a full window before trying again.
+        assert retried["monotonic"] - refused["monotonic"] >= 60
