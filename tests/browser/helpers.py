@@ -12,31 +12,21 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from google.protobuf.message import DecodeError
 from playwright.sync_api import BrowserContext, Locator, Page
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 LOAD_TIMEOUT_MS = 45_000  # plotly.js is a 4.7 MB chunk: ~2 s to parse on 2 cores, more when busy
 POLL_MS = 100  # wait_for_function polls on a timer: rAF polling starves in headless Chromium
-
-# Counts the script runs the browser sees (including the 15 s auto-refresh fragment's), so a test
-# can wait for "a run that started after my click has finished" rather than for a fixed time.
-RUN_COUNTER_JS = """
-(() => {
-  window.__stRuns = 0;
-  new MutationObserver((mutations) => {
-    for (const m of mutations) {
-      const state = m.target.getAttribute('data-test-script-state');
-      if (state !== m.oldValue && state === 'running') window.__stRuns += 1;
-    }
-  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                        attributeFilter: ['data-test-script-state']});
-})();
-"""
+_FULL_RUNS: weakref.WeakKeyDictionary[Page, list[int]] = weakref.WeakKeyDictionary()
 
 _CHARTS_DRAWN_JS = """
 (count) => {
@@ -106,18 +96,44 @@ _FIGURE_JS = """
 # -- waiting ------------------------------------------------------------------------------------
 
 
+def track_runs(page: Page) -> None:
+    """Counts the page's finished full script runs from the server's websocket messages.
+
+    The DOM's script state cannot tell a full run from the 15 s auto-refresh fragment's run, and
+    a test that waits for "a run" after a click could read the numbers before its own run.
+    """
+    count = _FULL_RUNS.setdefault(page, [0])
+
+    def on_frame(payload: str | bytes) -> None:
+        if isinstance(payload, str):
+            return
+        message = ForwardMsg()
+        try:
+            message.ParseFromString(payload)
+        except DecodeError:
+            return
+        if (
+            message.WhichOneof("type") == "script_finished"
+            and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY
+        ):
+            count[0] += 1
+
+    page.on("websocket", lambda socket: socket.on("framereceived", on_frame))
+
+
 def runs(page: Page) -> int:
-    return page.evaluate("() => window.__stRuns || 0")
+    """Full script runs finished so far in `page` (needs `track_runs`, done by `Watch.attach`)."""
+    return _FULL_RUNS[page][0]
 
 
 def wait_for_rerun(page: Page, after: int, timeout: float = LOAD_TIMEOUT_MS) -> None:
-    """Waits until a script run counted after `after` (see `runs`) has finished."""
-    page.wait_for_function(
-        "([n, idle]) => (window.__stRuns || 0) > n && !!document.querySelector(idle)",
-        arg=[after, IDLE],
-        polling=POLL_MS,
-        timeout=timeout,
-    )
+    """Waits until a full script run finished after the `after`-th one and the page shows it."""
+    deadline = time.monotonic() + timeout / 1000
+    while runs(page) <= after:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no script run finished within {timeout / 1000:.0f} s")
+        page.wait_for_timeout(50)  # lets Playwright deliver the websocket frames
+    page.wait_for_selector(IDLE, state="attached", timeout=timeout)
 
 
 def wait_for_charts(page: Page, count: int, timeout: float = LOAD_TIMEOUT_MS) -> None:
@@ -256,7 +272,8 @@ def page_path(url: str) -> str:
 
 @dataclass
 class Watch:
-    """Console errors, page errors and every request (HTTP and WebSocket) of one browser context.
+    """Console errors, page errors and every request (HTTP and WebSocket) of one browser context;
+    also counts each page's script runs (`track_runs`).
 
     `problems()` lists what a clean page must not have. The only tolerated console errors are the
     two 404s a deep link logs (stack-notes): `<page>/_stcore/health` and
@@ -269,7 +286,6 @@ class Watch:
     requests: list[str] = field(default_factory=list)
 
     def attach(self, context: BrowserContext) -> Watch:
-        context.add_init_script(RUN_COUNTER_JS)
         context.on("console", self._on_console)
         context.on("weberror", lambda error: self.page_errors.append(str(error.error)))
         context.on("request", lambda request: self.requests.append(request.url))
@@ -280,6 +296,7 @@ class Watch:
 
     def _on_page(self, page: Page) -> None:
         page.on("websocket", lambda socket: self.requests.append(socket.url))
+        track_runs(page)
 
     def _on_console(self, message) -> None:
         if message.type == "error":

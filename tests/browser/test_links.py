@@ -1,0 +1,100 @@
+"""Shareable links: filters chosen by hand write the URL, and that URL opened in a fresh browser
+context (no session, no cookies) shows the same numbers; the numbers agree with counts the
+server reports independently (/api/health)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.browser import helpers
+
+pytestmark = pytest.mark.browser
+
+CAMPAIGN = "Loan Offers - Mumbai"  # spaces and a dash: the URL must encode it
+
+
+def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numbers(
+    page, watch, new_context, demo_server
+):
+    base = demo_server.base_url
+    helpers.open_page(page, base + "/", heading="Overview", charts=2, metrics=8)
+    assert helpers.query(page.url) == {}
+    everything = helpers.kpis(page)
+
+    helpers.choose(page, "Campaign", CAMPAIGN)
+    assert helpers.query(page.url) == {"campaign": [CAMPAIGN]}
+    helpers.choose(page, "Dial status", "answered")
+    assert helpers.query(page.url) == {"campaign": [CAMPAIGN], "dialstatus": ["answered"]}
+    helpers.choose(page, "Date range", "last_30d")
+    chosen = {"campaign": [CAMPAIGN], "range": ["last_30d"], "dialstatus": ["answered"]}
+    assert helpers.query(page.url) == chosen
+    helpers.wait_for_charts(page, 2)
+    by_hand = helpers.kpis(page)
+    chart_by_hand = helpers.figure(page, "overview_dial_chart")
+    link = page.url
+
+    # The filters took effect: one campaign, answered leads only, fewer than everything.
+    assert by_hand["Answered"] == by_hand["Leads"] == by_hand["Attempted"]
+    assert by_hand["Answer rate"] == "100.0%"
+    assert helpers.number(by_hand["Leads"]) < helpers.number(everything["Leads"])
+    assert [t["name"] for t in chart_by_hand] == ["answered"]
+    assert [row[1] for row in chart_by_hand[0]["customdata"]] == [CAMPAIGN]
+
+    # The Share popover offers the same filters (it also names the defaults, basis=updated).
+    helpers.sidebar(page).get_by_test_id("stPopover").get_by_role("button").click()
+    shared = page.get_by_test_id("stCode").filter(has_text=base).inner_text().strip()
+    assert helpers.query(shared) == {**chosen, "basis": ["updated"]}
+    page.keyboard.press("Escape")
+
+    fresh = new_context()
+    fresh_watch = helpers.Watch(base).attach(fresh)
+    other = fresh.new_page()
+    helpers.open_page(other, link, heading="Overview", charts=2, metrics=8)
+    assert helpers.kpis(other) == by_hand
+    assert helpers.figure(other, "overview_dial_chart") == chart_by_hand
+    assert helpers.tags(other, "Campaign") == [CAMPAIGN]
+    assert helpers.tags(other, "Dial status") == ["answered"]
+    assert helpers.selected(other, "Date range") == "last_30d"
+    assert helpers.query(other.url) == chosen
+    assert fresh_watch.problems() == []
+
+    # Clearing the filters clears the URL and brings the totals back.
+    helpers.after_rerun(
+        page, lambda: helpers.sidebar(page).get_by_role("button", name="Clear filters").click()
+    )
+    assert helpers.query(page.url) == {}
+    assert helpers.kpis(page) == everything
+    assert watch.problems() == []
+
+
+def test_lead_counts_match_the_servers_own_count_per_campaign(page, watch, demo_server):
+    base = demo_server.base_url
+    rows = {c["name"]: c["rows"] for c in demo_server.health()["campaigns"]}
+    assert len(rows) == 4
+
+    helpers.open_page(page, base + "/", heading="Overview", charts=2, metrics=8)
+    assert helpers.number(helpers.kpis(page)["Leads"]) == sum(rows.values())
+    # The dial-status chart's segments of each campaign add up to its leads.
+    per_campaign: dict[str, int] = {}
+    for trace in helpers.figure(page, "overview_dial_chart"):
+        for point in trace["customdata"]:
+            per_campaign[point[1]] = per_campaign.get(point[1], 0) + point[3]
+    assert per_campaign == rows
+    # So does the comparison table's Leads column.
+    table = page.get_by_test_id("stDataFrame").filter(
+        has=page.locator("th", has_text="Small samples")
+    )
+    header, *body = helpers.grid_rows(table)
+    leads = header.index("Leads")
+    assert {r[0]: helpers.number(r[leads]) for r in body} == rows
+
+    # One campaign through its own link, range=all: the Leads tile is the server's count.
+    name = "Renewals_Q4"
+    helpers.open_page(
+        page, f"{base}/?campaign={quote(name)}&range=all", heading="Overview", charts=2, metrics=8
+    )
+    assert helpers.tags(page, "Campaign") == [name]
+    assert helpers.kpis(page)["Leads"] == f"{rows[name]:,}"
+    assert watch.problems() == []
