@@ -22,6 +22,7 @@ What ingest reads is always a `RecordsFile`: a JSON array, newline-delimited JSO
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import hashlib
 import json
@@ -703,6 +704,7 @@ def _follow_link(
         elif first == b"":
             raise DeliveryRejected(400, "the linked file is empty")
         else:
+            _check_csv_complete(target)
             parsed = ParsedDelivery(None, None, RecordsFile(target, "csv"), "link/csv")
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -712,6 +714,25 @@ def _follow_link(
         raise
     parsed.temp_files.append(target)
     return parsed
+
+
+def _check_csv_complete(path: Path) -> None:
+    """A CSV file cut short (a sender that wrote half the file with a matching length) ends in a
+    partial line: fewer fields than the header, or an unclosed quote. DuckDB's sniffer then reads
+    the file as one odd column, or keeps the half as if it were all: refuse it instead."""
+    size = path.stat().st_size
+    tail = _read_range(path, max(0, size - _TAIL_BYTES), _TAIL_BYTES)
+    if tail.endswith((b"\n", b"\r")):
+        return
+    with open(path, "rb") as handle:
+        header = handle.readline(_HEAD_BYTES)
+    last = tail.rsplit(b"\n", 1)[-1]
+
+    def fields(line: bytes) -> int:
+        return len(next(csv.reader([line.decode("utf-8", "replace")]), []))
+
+    if last != header and (last.count(b'"') % 2 or fields(last) < fields(header)):
+        raise DeliveryRejected(400, "the linked CSV file is cut short (its last line is partial)")
 
 
 def _gunzip_in_place(path: Path, max_bytes: int) -> None:

@@ -514,3 +514,179 @@ def test_slow_answers_timeouts_and_rate_limits_are_ridden_out(tmp_path):
         assert refused["fault"] == fault and retried["outcome"] == "accepted"
         # Without Retry-After the client assumes a full window before trying again.
         assert retried["monotonic"] - refused["monotonic"] >= 60
+
+
+def _idle(server: ServerProcess) -> bool:
+    engine = server.health()["sync"]
+    return engine["sending"] is None and not engine["in_flight"] and not engine["queue"]
+
+
+def _all_posted(server: ServerProcess) -> bool:
+    return all(d["state"] not in ("pending", "held") for d in _sandbox_logs(server)["deliveries"])
+
+
+@pytest.mark.slow
+def test_no_callback_times_out_says_so_and_the_next_round_retries_by_itself(tmp_path):
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path, DIALSTATUS_SYNC_INTERVAL="12")
+    try:
+        before = server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        since = _campaign(before, target)["last_success_at"]
+        _sandbox(server, fault="no_callback", fault_count=1)
+        _wait(lambda: _sync_now(server, target) or _played(server, "no_callback"), timeout=30,
+              what="the request without callback", interval=1)  # fmt: skip
+        shown = _error_shown(server, target, f"No callback within {CALLBACK_TIMEOUT_S} s")
+        assert "CloudAgent accepted the request but did not deliver the data" in shown
+        # Nothing pressed from here on: the background round asks again and succeeds.
+        _wait(
+            lambda: (
+                (c := _campaign(server.health(), target))["last_success_at"] != since
+                and not c["last_error"]
+            ),
+            timeout=60,
+            what="the next round recovering",
+            interval=0.5,
+        )
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    _assert_exactly_what_was_delivered(server, logs)
+    states = _read_db(server, "SELECT state FROM sync_requests WHERE campaign_name = ?", [target])
+    assert ("timed_out",) in states
+
+
+@pytest.mark.slow
+def test_double_callback_is_stored_once(tmp_path):
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path)
+    try:
+        server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        version = server.health()["data_version"]
+        _sandbox(server, fault="double_callback")
+        _sync_now(server, target)
+        entry = _wait(
+            lambda: next((d for d in _sandbox_logs(server)["deliveries"]
+                          if d["fault"] == "double_callback" and d["state"] == "delivered"), None),
+            what="both posts answered",
+        )  # fmt: skip
+        assert entry["posts"] == 2 and entry["failed_posts"] == 0
+        assert server.health()["data_version"] == version + 1  # one ingest, not two
+        _serving(server)
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    _assert_exactly_what_was_delivered(server, logs)
+    raw = dict(_read_db(server, "SELECT state, count(*) FROM raw_deliveries GROUP BY ALL"))
+    assert raw == {"ingested": 3, "duplicate": 1}
+
+
+def _versions_of(logs: dict, unique_id: str) -> dict[str, str]:
+    """LeadID -> UpdatedDate of what one delivery carried."""
+    only = {**logs, "deliveries": [d for d in logs["deliveries"] if d["unique_id"] == unique_id]}
+    only["deliveries"] = [{**d, "state": "delivered"} for d in only["deliveries"]]
+    return {lead: version[0] for (_, lead), version in _delivered_newest(only).items()}
+
+
+@pytest.mark.slow
+def test_a_late_callback_never_overwrites_newer_data(tmp_path):
+    """The first full load's callback is held; the request times out; the sandbox's clock moves
+    3 h (about half of the leads' later versions become visible); the retry is delivered; then
+    the held, older delivery arrives. The newer versions must stay."""
+    server = _start(tmp_path, sandbox={"fault": "late_callback", "fault_count": 1})
+    try:
+        held = _wait(
+            lambda: next((d for d in _sandbox_logs(server)["deliveries"]
+                          if d["fault"] == "late_callback"), None),
+            what="the held delivery",
+        )  # fmt: skip
+        target = held["campaign"]
+        _error_shown(server, target, f"No callback within {CALLBACK_TIMEOUT_S} s")
+        _sandbox(server, clock_offset_s=3 * 3600)
+        _sync_now(server, target)
+        _wait(lambda: _all_posted(server) and _idle(server), timeout=60, what="both delivered",
+              interval=0.5)  # fmt: skip
+        _serving(server)
+        assert _campaign(server.health(), target)["last_error"] is None
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    _assert_exactly_what_was_delivered(server, logs)
+    late, newer = (d for d in logs["deliveries"] if d["campaign"] == target)
+    assert late["fault"] == "late_callback" and late["as_of"] < newer["as_of"]
+    old_versions, new_versions = (
+        _versions_of(logs, late["unique_id"]),
+        _versions_of(logs, newer["unique_id"]),
+    )
+    overwritten_if_wrong = [k for k in old_versions if old_versions[k] < new_versions.get(k, "")]
+    assert len(overwritten_if_wrong) > 20  # the test means something
+    order = _read_db(server, "SELECT unique_id FROM raw_deliveries WHERE campaign_name = ? "
+                     "ORDER BY id", [target])  # fmt: skip
+    assert [u for (u,) in order] == [newer["unique_id"], late["unique_id"]]  # it came last
+    states = _read_db(server, "SELECT state FROM sync_requests WHERE campaign_name = ? "
+                      "ORDER BY id", [target])  # fmt: skip
+    assert states == [("delivered",), ("delivered",)]
+
+
+@pytest.mark.slow
+def test_out_of_order_callbacks_each_answer_their_own_request(tmp_path):
+    """Both campaigns' first loads are held and time out; the clock moves 3 h; both are asked
+    again; then all four deliveries arrive newest first."""
+    server = _start(tmp_path, sandbox={"fault": "out_of_order", "fault_count": 4})
+    try:
+        for name in E2E_CAMPAIGNS:
+            _error_shown(server, name, f"No callback within {CALLBACK_TIMEOUT_S} s")
+        _sandbox(server, clock_offset_s=3 * 3600)
+        _wait(lambda: _sync_now(server) == 0 or True, what="sync pressed")
+        _wait(lambda: _all_posted(server) and _idle(server)
+              and len(_sandbox_logs(server)["deliveries"]) == 4, timeout=60,
+              what="all four delivered", interval=0.5)  # fmt: skip
+        health = server.health()
+        assert all(_campaign(health, n)["last_error"] is None for n in E2E_CAMPAIGNS)
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    _assert_exactly_what_was_delivered(server, logs)
+    asked = [r["unique_id"] for r in logs["requests"]]
+    arrived = [u for (u,) in _read_db(server, "SELECT unique_id FROM raw_deliveries ORDER BY id")]
+    assert arrived == asked[::-1]
+    requests = _read_db(server, "SELECT unique_id, state, rows FROM sync_requests ORDER BY id")
+    assert [u for u, _, _ in requests] == asked  # each delivery matched its own request
+    assert {s for _, s, _ in requests} == {"delivered"}
+    counted = {d["unique_id"]: d["records"] for d in logs["deliveries"]}
+    assert all(rows == counted[u] for u, _, rows in requests)
+
+
+LINK_FAULTS = [
+    ("link_404", "json_data", "(the file link answered HTTP 404)"),
+    ("link_truncated", "json_data", "not valid JSON"),
+    ("link_truncated", "csv_link", "(the linked CSV file is cut short"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fault", "variant", "phrase"), LINK_FAULTS,
+                         ids=["404", "truncated-json", "truncated-csv"])  # fmt: skip
+def test_a_broken_link_is_shown_at_once_and_the_next_sync_recovers(tmp_path, fault, variant,
+                                                                   phrase):  # fmt: skip
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path)
+    try:
+        before = server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        since = _campaign(before, target)["last_success_at"]
+        _sandbox(server, fault=fault, delivery=variant)
+        _sync_now(server, target)
+        # Said at once, not after the callback timeout, and without a stray "no callback".
+        shown = _error_shown(server, target, "CloudAgent's delivery could not be used", timeout=10)
+        assert phrase in shown and "nothing from it was stored" in shown
+        assert _campaign(server.health(), target)["rows"] == _campaign(before, target)["rows"]
+        _recover(server, target, since)
+        logs = _sandbox_logs(server)
+    finally:
+        server.stop()
+    _assert_exactly_what_was_delivered(server, logs)
+    failed = _read_db(server, "SELECT campaign_name, unique_id IS NOT NULL, request_id IS NOT NULL "
+                      "FROM raw_deliveries WHERE state = 'failed'")  # fmt: skip
+    assert failed == [(target, True, True)]  # the Sync page's table names whose it was
+    states = _read_db(server, "SELECT state FROM sync_requests WHERE campaign_name = ? "
+                      "ORDER BY id", [target])  # fmt: skip
+    assert states == [("delivered",), ("error",), ("delivered",)]
