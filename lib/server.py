@@ -384,7 +384,7 @@ async def lifespan(app):
     settings = services.settings
     removed = await anyio.to_thread.run_sync(_remove_partial_bodies, settings.deliveries_dir)
     if removed:
-        logger.info("removed %d partly received bodies left from before a restart", removed)
+        logger.warning("removed %d partly received bodies left from before a restart", removed)
     recovered = await anyio.to_thread.run_sync(
         lambda: ingest_pending(
             services.store,
@@ -392,8 +392,8 @@ async def lifespan(app):
             max_bytes=settings.max_body_bytes,
         )
     )
-    if recovered:
-        logger.info("ingested %d deliveries left from before a restart", len(recovered))
+    if recovered:  # a warning: it means the server stopped abruptly with work in hand
+        logger.warning("ingested %d deliveries left from before a restart", len(recovered))
     await anyio.to_thread.run_sync(
         catalog.ensure_config_campaigns, services.store, settings.campaigns
     )

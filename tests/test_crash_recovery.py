@@ -1,0 +1,169 @@
+"""SIGKILL in the middle of receiving and ingesting a large delivery, then a restart.
+
+The promise: every delivery the server answered 200 is stored exactly once; a delivery whose body
+was persisted before the kill is ingested at the next start (or, if the kill came before that,
+the sender never got a 200 and sends it again, and it is stored once); nothing partial is ever
+visible: a campaign holds all of a delivery's leads or none of them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from lib.sandbox.data import CampaignData
+from lib.sandbox.datagen import generate_campaign, local_seconds
+from lib.sandbox.encode import envelope_json, records_json
+from tests.server_process import ServerProcess
+
+NOW = datetime(2026, 11, 20, 12, 0)
+BIG_LEADS = 400_000  # ~150 MB of JSON: several seconds of ingest on two cores
+ENV = {"DIALSTATUS_SYNC_ENABLED": "false", "DIALSTATUS_MAX_BODY_MB": "1024"}
+
+
+def _body(campaign: str, leads: int, unique_id: str) -> bytes:
+    """A default-shape delivery of one version per lead (records == leads)."""
+    table = generate_campaign(campaign, leads, 11, NOW)
+    table = table.take(sorted(CampaignData(table).current_rows(local_seconds(NOW))))
+    header = {"status": "success", "uniqueId": unique_id, "campaignName": campaign}
+    return envelope_json(header, "data", records_json(table))
+
+
+class Sender:
+    """Posts one body like CloudAgent would; remembers whether it got a 200."""
+
+    def __init__(self, server: ServerProcess, campaign: str, leads: int, body: bytes):
+        self.server, self.campaign, self.leads, self.body = server, campaign, leads, body
+        self.status: int | None = None
+        self.thread: threading.Thread | None = None
+
+    def send(self) -> int | None:
+        try:
+            response = httpx.post(
+                self.server.callback_url,
+                content=self.body,
+                headers={"content-type": "application/json"},
+                timeout=300,
+            )
+            self.status = response.status_code
+        except httpx.HTTPError:
+            self.status = None  # the server died under it: no answer
+        return self.status
+
+    def send_in_background(self) -> Sender:
+        self.thread = threading.Thread(target=self.send, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status == 200
+
+
+def _db(data_dir: Path) -> Path:
+    return data_dir / "dialstatus.duckdb"
+
+
+def _rows(data_dir: Path, sql: str, params=None) -> list[tuple]:
+    """Reads the database while no server runs (DuckDB lets one process open the file)."""
+    with duckdb.connect(str(_db(data_dir)), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def _counts(data_dir: Path) -> dict[str, int]:
+    return dict(_rows(data_dir, "SELECT campaign_name, count(*) FROM leads GROUP BY ALL"))
+
+
+def _files(folder: Path, pattern: str) -> set[Path]:
+    return set(folder.glob(pattern)) if folder.is_dir() else set()
+
+
+def _wait_for_new_file(folder: Path, pattern: str, seen: set[Path], timeout=120.0) -> Path:
+    """Polls (5 ms) until a file matching `pattern` that was not in `seen` exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = _files(folder, pattern) - seen
+        if new:
+            return new.pop()
+        time.sleep(0.005)
+    raise AssertionError(f"no new {pattern} in {folder} within {timeout} s")
+
+
+def _small(server: ServerProcess, name: str, leads: int = 300) -> Sender:
+    return Sender(server, name, leads, _body(name, leads, f"u-{name}"))
+
+
+@pytest.mark.slow
+def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp_path):
+    data_dir = tmp_path / "srv"
+    deliveries = data_dir / "dialstatus.deliveries"
+    senders: list[Sender] = []
+
+    # 1. Small deliveries, acknowledged; then a large one killed as soon as its body is
+    #    persisted (before or just after its raw_deliveries row: both must be recovered).
+    server = ServerProcess(data_dir, env=ENV).start()
+    for i in range(4):
+        sender = _small(server, f"Before {i}")
+        assert sender.send() == 200
+        senders.append(sender)
+    first = Sender(server, "Big One", BIG_LEADS, _body("Big One", BIG_LEADS, "u-big-1"))
+    seen = _files(deliveries, "*.body")
+    senders.append(first.send_in_background())
+    _wait_for_new_file(deliveries, "*.body", seen)
+    server.kill()
+    first.thread.join(30)
+    assert not first.acknowledged
+    assert _counts(data_dir).get("Big One", 0) == 0  # nothing of it is visible yet
+
+    # 2. Restart: the persisted body is ingested at startup, whole. Then another large delivery,
+    #    killed in the middle of its ingest, with small deliveries arriving meanwhile.
+    server = ServerProcess(data_dir, env=ENV).start()
+    assert server.health()["status"] == "ok"
+    second = Sender(server, "Big Two", BIG_LEADS, _body("Big Two", BIG_LEADS, "u-big-2"))
+    seen = _files(deliveries, "*.slice.json")
+    senders.append(second.send_in_background())
+    _wait_for_new_file(deliveries, "*.slice.json", seen)  # parsing done: ingest runs
+    during = [_small(server, f"During {i}").send_in_background() for i in range(3)]
+    senders += during
+    time.sleep(1.0)
+    server.kill()
+    for sender in (second, *during):
+        sender.thread.join(30)
+    assert not second.acknowledged, "ingest finished before the kill: nothing was tested"
+    states = _rows(data_dir, "SELECT state FROM raw_deliveries WHERE size_bytes = ?",
+                   [len(second.body)])  # fmt: skip
+    assert states == [("received",)]  # persisted, not ingested
+    assert _counts(data_dir).get("Big Two", 0) == 0  # the killed transaction left nothing
+
+    # 3. Restart: recovery at startup; then every sender without a 200 sends again (CloudAgent
+    #    gets no answer, so it would) and those that did get one send a duplicate too.
+    server = ServerProcess(data_dir, env=ENV).start()
+    try:
+        for sender in senders:
+            answer = Sender(server, sender.campaign, sender.leads, sender.body)
+            assert answer.send() == 200, sender.campaign
+            if not sender.acknowledged:
+                sender.status = answer.status
+        health = server.health()
+        assert health["status"] == "ok"
+    finally:
+        server.stop()
+    assert not list(deliveries.glob("*.part"))
+    counts = _counts(data_dir)
+    expected = {s.campaign: s.leads for s in senders}
+    assert counts == expected  # every delivery exactly once, each whole
+    per_body = _rows(
+        data_dir,
+        "SELECT sha256, count(*) FILTER (WHERE state = 'ingested') FROM raw_deliveries GROUP BY 1",
+    )
+    assert all(ingested == 1 for _, ingested in per_body)
+    assert len(per_body) == len(senders)
+    log = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("server-*.log"))
+    assert log.count("ingested 1 deliveries left from before a restart") == 2
+    assert "Traceback" not in log
