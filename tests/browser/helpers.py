@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from google.protobuf.message import DecodeError
 from playwright.sync_api import BrowserContext, Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -61,19 +62,26 @@ _KPIS_JS = """
 # through the grid and collect every row by its aria-rowindex (row 1 = the header).
 _GRID_JS = """
 async (root) => {
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const table = () => root.querySelector('table[role="grid"]');
+  const shownRows = () => [...table().querySelectorAll('tr')];
   const rows = new Map();
   const scroller = root.querySelector('.dvn-scroller');
-  let total = 0;
-  for (let i = 0; i < 200; i += 1) {
-    const table = root.querySelector('table[role="grid"]');
-    total = Number(table.getAttribute('aria-rowcount'));
-    for (const tr of table.querySelectorAll('tr')) {
+  const total = Number(table().getAttribute('aria-rowcount'));
+  for (let i = 0; i < 500; i += 1) {
+    for (const tr of shownRows()) {
       const cells = [...tr.querySelectorAll('th, td')].map((c) => c.innerText);
       rows.set(Number(tr.getAttribute('aria-rowindex')), cells);
     }
     if (rows.size >= total || !scroller) break;
-    scroller.scrollTop += Math.max(40, scroller.clientHeight - 80);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // A few rows at a time (the view holds about ten), then wait for the table to follow.
+    const before = shownRows().map((tr) => tr.getAttribute('aria-rowindex')).join();
+    scroller.scrollTop += 100;
+    for (let t = 0; t < 40; t += 1) {
+      await sleep(25);
+      if (shownRows().map((tr) => tr.getAttribute('aria-rowindex')).join() !== before) break;
+    }
+    await sleep(50);
   }
   return {total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1])};
 }
@@ -153,9 +161,16 @@ def open_page(
     """Opens `url` and waits for the page's run to finish (script idle, its header shown, at
     least `metrics` metric tiles: their component loads lazily) and for `charts` charts drawn."""
     page.goto(url)
-    page.wait_for_function(
-        _PAGE_READY_JS, arg=[IDLE, heading, metrics], polling=POLL_MS, timeout=timeout
-    )
+    try:
+        page.wait_for_function(
+            _PAGE_READY_JS, arg=[IDLE, heading, metrics], polling=POLL_MS, timeout=timeout
+        )
+    except PlaywrightTimeoutError:
+        shown = page.locator('[data-testid="stMain"]').inner_text(timeout=1000)[:1500]
+        raise AssertionError(
+            f"{url} did not show {heading!r} with {metrics} metric tiles within "
+            f"{timeout / 1000:.0f} s; the page shows:\n{shown}"
+        ) from None
     if charts:
         wait_for_charts(page, charts, timeout)
 
