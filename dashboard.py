@@ -56,6 +56,15 @@ try:
 except (ConfigError, StoreError) as exc:
     st.error(f"The dashboard cannot start: {ui.md_escape(exc)}", icon=":material/error:")
     st.stop()
+except OSError as exc:  # e.g. the data folder is read-only and the callback secret is missing
+    where = exc.filename.rsplit("/", 1)[-1] if isinstance(exc.filename, str) else "its data"
+    st.error(
+        f"The dashboard cannot start: it cannot write {ui.md_escape(where)} "
+        f"({ui.md_escape(exc.strerror or exc)}). Make the folder of DIALSTATUS_DB writable by "
+        "the user running the server.",
+        icon=":material/error:",
+    )
+    st.stop()
 
 settings = services.settings
 ui.require_viewer(settings.auth)

@@ -109,7 +109,15 @@ def _secret_matches(given: str, expected: str | None) -> bool:
 
 async def _services() -> Services:
     """The process's services; raises StoreError when the database cannot be used."""
-    return await anyio.to_thread.run_sync(get_services)
+    try:
+        return await anyio.to_thread.run_sync(get_services)
+    except OSError as exc:  # the data folder cannot take the generated callback secret
+        where = exc.filename.rsplit("/", 1)[-1] if isinstance(exc.filename, str) else "its data"
+        raise StoreError(
+            f"The dashboard cannot write {where} beside its database ({exc.strerror or exc}). "
+            "Make the folder of DIALSTATUS_DB writable by the user running the server.",
+            exc.filename,
+        ) from None
 
 
 def _store_unavailable(exc: StoreError, message: str | None = None) -> JSONResponse:
