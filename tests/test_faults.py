@@ -14,6 +14,7 @@ delivery logs with its own selection code), and nothing else is stored.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -690,3 +691,63 @@ def test_a_broken_link_is_shown_at_once_and_the_next_sync_recovers(tmp_path, fau
     states = _read_db(server, "SELECT state FROM sync_requests WHERE campaign_name = ? "
                       "ORDER BY id", [target])  # fmt: skip
     assert states == [("delivered",), ("error",), ("delivered",)]
+
+
+@pytest.mark.slow
+def test_the_sync_page_says_what_went_wrong_and_a_restart_recovers(tmp_path, monkeypatch):
+    """The Sync page (AppTest, on the database the server left) shows the plain status and the
+    technical detail; a restart on the same files then recovers without anything pressed."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from lib.services import reset_services
+
+    target = E2E_CAMPAIGNS[0]
+    server = _start(tmp_path)
+    try:
+        before = server.wait_for(_loaded(*E2E_CAMPAIGNS), timeout=60)
+        _sandbox(server, fault="html")
+        _sync_now(server, target)
+        shown = _error_shown(server, target, "CloudAgent sent a web page (HTML)")
+    finally:
+        server.stop()
+
+    for name in list(os.environ):
+        if name.startswith(("DIALSTATUS_", "CLOUDAGENT_")):
+            monkeypatch.delenv(name)
+    for name, value in server.extra_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DIALSTATUS_DB", str(server.data_dir / "dialstatus.duckdb"))
+    monkeypatch.setenv("DIALSTATUS_SECRETS_FILE", str(server.data_dir / "no-secrets.toml"))
+    reset_services()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file("../dashboard.py", default_timeout=60).run()
+        at.switch_page("app_pages/sync.py").run()
+        assert not at.exception, at.exception
+        fresh = next(d.value for d in at.dataframe if "data_as_of" in d.value.columns)
+        row = fresh[fresh["campaign"] == target].iloc[0]
+        assert row["last_error"] == shown and row["leads"] == _campaign(before, target)["rows"]
+        log = next(d.value for d in at.dataframe if "unique_id" in d.value.columns)
+        newest = log.iloc[0]
+        assert newest["state"] == "error" and "not the expected JSON" in newest["error"]
+    finally:
+        reset_services()
+        st.cache_data.clear()
+
+    again = ServerProcess(server.data_dir, env=server.extra_env).start()
+    try:
+        _wait(
+            lambda: (
+                not _campaign(again.health(), target)["last_error"]
+                and _idle(again)
+                and _campaign(again.health(), target)["last_success_at"]
+                != _campaign(before, target)["last_success_at"]
+            ),
+            timeout=60,
+            what="recovery after the restart",
+            interval=0.5,
+        )
+    finally:
+        again.stop()
+    assert "Traceback" not in again.log_text()
