@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -104,20 +106,25 @@ def _pick(column: str, values: list[str]) -> str:
     return f"[{items}][{column} + 1]"
 
 
-def baseline(array_path: Path, work: Path) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def baseline(array_path: Path, work: Path) -> tuple[float, float]:
     db = work / "baseline.duckdb"
     for leftover in (db, db.with_suffix(".duckdb.wal")):
         leftover.unlink(missing_ok=True)
     con = duckdb.connect(str(db))
-    started = time.perf_counter()
+    cpu, started = _cpu(), time.perf_counter()
     con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{array_path}')")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
     con.close()
     db.unlink(missing_ok=True)
-    return elapsed
+    return elapsed, cpu
 
 
-def ingest(body_path: Path, work: Path, n: int) -> tuple[float, float]:
+def ingest(body_path: Path, work: Path, n: int) -> tuple[float, float, float]:
     store_dir = work / "store"
     shutil.rmtree(store_dir, ignore_errors=True)
     store_dir.mkdir()
@@ -128,13 +135,13 @@ def ingest(body_path: Path, work: Path, n: int) -> tuple[float, float]:
     shutil.copyfile(body_path, part)  # what the route streams to disk; not timed
     started = time.perf_counter()
     raw = register_raw(store, deliveries, part, "application/json")
-    registered = time.perf_counter()
+    registered, cpu = time.perf_counter(), _cpu()
     result = ingest_delivery(store, raw.id)
-    done = time.perf_counter()
+    done, cpu = time.perf_counter(), _cpu() - cpu
     assert result.rows == n, result
     store.close()
     shutil.rmtree(store_dir, ignore_errors=True)
-    return registered - started, done - registered
+    return registered - started, done - registered, cpu
 
 
 def main() -> None:
@@ -158,12 +165,16 @@ def main() -> None:
                 print(f"{n:>9,} records: generated {body_path.stat().st_size / 1e6:.0f} MB "
                       f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
             baseline(array_path, work)  # warm-up: page cache, allocator
-            base_times, register_times, ingest_times = [], [], []
+            base_times, base_cpu, register_times, ingest_times, ingest_cpu = [], [], [], [], []
+            load = os.getloadavg()[0]
             for _ in range(args.rounds):
-                base_times.append(baseline(array_path, work))
-                register_s, ingest_s = ingest(body_path, work, n)
+                wall, cpu = baseline(array_path, work)
+                base_times.append(wall)
+                base_cpu.append(cpu)
+                register_s, ingest_s, cpu = ingest(body_path, work, n)
                 register_times.append(register_s)
                 ingest_times.append(ingest_s)
+                ingest_cpu.append(cpu)
             base = statistics.median(base_times)
             reg = statistics.median(register_times)
             ing = statistics.median(ingest_times)
@@ -172,7 +183,16 @@ def main() -> None:
                 f"ingest_delivery {ing:.2f} s | ingest/baseline {ing / base:.2f} | "
                 f"(register+ingest)/baseline {(reg + ing) / base:.2f}"
             )
-            print(f"           rounds: baseline {_fmt(base_times)}; ingest {_fmt(ingest_times)}")
+            ratios = [i / b for i, b in zip(ingest_times, base_times, strict=True)]
+            print(
+                f"           rounds: baseline {_fmt(base_times)}; ingest {_fmt(ingest_times)}; "
+                f"ratio per round {_fmt(ratios)}"
+            )
+            print(
+                f"           CPU s (median): baseline {statistics.median(base_cpu):.2f}, ingest "
+                f"{statistics.median(ingest_cpu):.2f}; load average {load:.1f} -> "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
