@@ -4,7 +4,7 @@ server reports independently (/api/health)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -60,11 +60,23 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     assert helpers.query(other.url) == chosen
     assert fresh_watch.problems() == []
 
+    # The filters travel with the page menu: the Campaign page shows that campaign, same count.
+    helpers.after_rerun(
+        page, lambda: page.get_by_test_id("stTopNavLink").filter(has_text="Campaign").click()
+    )
+    assert urlsplit(page.url).path == "/campaign"
+    assert helpers.query(page.url) == chosen
+    assert page.get_by_test_id("stHeading").filter(has_text=CAMPAIGN).count() == 1
+    assert helpers.kpis(page)["Leads"] == by_hand["Leads"]
+
     # Clearing the filters clears the URL and brings the totals back.
     helpers.after_rerun(
         page, lambda: helpers.sidebar(page).get_by_role("button", name="Clear filters").click()
     )
     assert helpers.query(page.url) == {}
+    helpers.after_rerun(
+        page, lambda: page.get_by_test_id("stTopNavLink").filter(has_text="Overview").click()
+    )
     assert helpers.kpis(page) == everything
     assert watch.problems() == []
 
@@ -93,7 +105,7 @@ def test_lead_counts_match_the_servers_own_count_per_campaign(page, watch, demo_
     # One campaign through its own link, range=all: the Leads tile is the server's count.
     name = "Renewals_Q4"
     helpers.open_page(
-        page, f"{base}/?campaign={quote(name)}&range=all", heading="Overview", charts=2, metrics=8
+        page, f"{base}/?campaign={quote(name)}&range=all", heading="Overview", metrics=8
     )
     assert helpers.tags(page, "Campaign") == [name]
     assert helpers.kpis(page)["Leads"] == f"{rows[name]:,}"

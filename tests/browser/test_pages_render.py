@@ -98,3 +98,20 @@ def readme_screenshot(page, until: str, path: Path) -> None:
     if os.environ.get("UPDATE_README_SCREENSHOTS") == "1":
         README_SHOTS.mkdir(parents=True, exist_ok=True)
         (README_SHOTS / path.name.removeprefix("readme-")).write_bytes(path.read_bytes())
+
+
+def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
+    """The README's images exist, are the size they should be, and the parameter table names
+    every public URL parameter and every range preset (lib/filters.py)."""
+    from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+    from lib.filters import PARAM_NAMES, RANGE_PRESETS
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for name in ("overview", "campaign"):
+        path = README_SHOTS / f"{name}.png"
+        assert f"](docs/screenshots/{name}.png)" in readme
+        assert Image.open(path).width == 1400
+        assert path.stat().st_size < README_SHOT_MAX_BYTES
+    section = readme.split("## URL parameters", 1)[1].split("\n## ", 1)[0]
+    for value in (*PARAM_NAMES, *RANGE_PRESETS, *DIAL_BUCKETS, *LEAD_STATUSES):
+        assert f"`{value}`" in section, value
