@@ -181,7 +181,7 @@ def _today(tz: str, today: date | None) -> date:
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "updated_day",
-    "updated_hour", "created_day", "leads",
+    "updated_hour", "created_day", "category", "leads",
 )  # fmt: skip
 # One row per lead of a relation with the `leads` columns, in the summary's shape. The local day
 # and hour follow the connection's TimeZone (the account's zone, lib/store.py).
@@ -193,13 +193,30 @@ _SUMMARY_KEYS_SQL = f"""
 _SUMMARY_LIST = ", ".join(SUMMARY_COLUMNS)
 
 
+def _categorised(relation: str) -> str:
+    """`relation` (with a `disposition` column) plus `category`, resolved once per distinct
+    disposition (the guess is a chain of regular expressions: per row, and compiled in every
+    query, it would dominate the pages' queries)."""
+    return f"""
+        SELECT l.*, coalesce(cat.category, 'Other') AS category
+        FROM {relation} l
+        LEFT JOIN (
+            SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
+            FROM (SELECT DISTINCT disposition FROM {relation} WHERE disposition IS NOT NULL) d
+            LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
+        ) cat ON cat.disposition = l.disposition
+    """
+
+
 def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
     """SELECT of summary rows (`leads` = sign x count) over `source` (a table with the `leads`
-    columns) restricted by `where`. Used for the full build and for ingest's deltas."""
-    return (
-        f"SELECT {_SUMMARY_LIST} FROM (SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
+    columns) restricted by `where`. Used for the full build and for ingest's deltas. The category
+    is stored too: a category edit bumps the data version, so the summary is rebuilt then."""
+    grouped = (
+        f"(SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
         f"FROM {source} WHERE {where} GROUP BY ALL)"
     )
+    return f"SELECT {_SUMMARY_LIST} FROM ({_categorised(grouped)})"
 
 
 def _stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
@@ -327,28 +344,15 @@ def _base(
     today: date | None,
     category: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """SQL of the filtered lead groups (the summary's columns, `leads` = how many) with
-    `category` added (when asked: it costs a join), and its parameters. Count with `_count()`,
-    never `count(*)`."""
+    """SQL of the filtered lead groups (the summary's columns, `leads` = how many), and its
+    parameters. Count with `_count()`, never `count(*)`. Read from the summary when it is ready;
+    otherwise one row per lead, with `category` resolved only when asked (it costs a join)."""
     where, params = _summary_where(filters, tz, today)
     if summary_ready(cursor):
-        source = "lead_summary"
-    else:  # the same columns, one row per lead
-        source = f"(SELECT {_SUMMARY_KEYS_SQL}, 1 AS leads FROM leads)"
-    if not category:
-        return f"SELECT * FROM {source} WHERE {where}", params
-    # The category is resolved once per distinct disposition (the guess is a chain of regular
-    # expressions: per row it would dominate the query on large campaigns).
-    sql = f"""
-        SELECT l.*, coalesce(cat.category, 'Other') AS category
-        FROM (SELECT * FROM {source} WHERE {where}) l
-        LEFT JOIN (
-            SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
-            FROM (SELECT DISTINCT disposition FROM {source} WHERE disposition IS NOT NULL) d
-            LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
-        ) cat ON cat.disposition = l.disposition
-    """
-    return sql, params
+        return f"SELECT * FROM lead_summary WHERE {where}", params
+    # The same columns, one row per lead.
+    source = f"(SELECT {_SUMMARY_KEYS_SQL}, 1 AS leads FROM leads WHERE {where})"
+    return (_categorised(source) if category else f"SELECT * FROM {source}"), params
 
 
 def _counts_select() -> str:

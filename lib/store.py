@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Offline machine: never download an extension at run time (stack-notes.md).
 _CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -130,7 +130,26 @@ CREATE TABLE IF NOT EXISTS lead_summary (
 INSERT OR IGNORE INTO meta VALUES ('summary_version', -1);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: the summary also holds each disposition's category (resolved once per rebuild or delta
+# instead of in every query); rebuilt from the leads on first use.
+_SCHEMA_V3 = """
+DROP TABLE IF EXISTS lead_summary;
+CREATE TABLE lead_summary (
+    campaign_name  VARCHAR NOT NULL,
+    lead_status    VARCHAR NOT NULL,
+    dial_bucket    VARCHAR NOT NULL,
+    disposition    VARCHAR,
+    attempted      BOOLEAN,
+    updated_day    DATE,                 -- local calendar day of updated_at
+    updated_hour   TINYINT,              -- local hour of updated_at
+    created_day    DATE,                 -- local calendar day of created_at
+    category       VARCHAR NOT NULL,     -- the disposition's category (lib/catalog.py)
+    leads          BIGINT NOT NULL
+);
+INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 # One writer lock per database file in this process, so code holding only a cursor (a page's
 # query rebuilding the summary) serialises with the Store's writers.
