@@ -25,7 +25,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-LOAD_TIMEOUT_MS = 45_000  # plotly.js is a 4.7 MB chunk: ~2 s to parse on 2 cores, more when busy
+LOAD_TIMEOUT_MS = 60_000  # plotly.js is a 4.7 MB chunk: ~2 s to parse on 2 cores, more when busy
 POLL_MS = 100  # wait_for_function polls on a timer: rAF polling starves in headless Chromium
 _FULL_RUNS: weakref.WeakKeyDictionary[Page, list[int]] = weakref.WeakKeyDictionary()
 
