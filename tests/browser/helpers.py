@@ -135,13 +135,29 @@ def runs(page: Page) -> int:
 
 
 def wait_for_rerun(page: Page, after: int, timeout: float = LOAD_TIMEOUT_MS) -> None:
-    """Waits until a full script run finished after the `after`-th one and the page shows it."""
+    """Waits until a full script run finished after the `after`-th one and the page is idle.
+
+    The websocket frame can reach Playwright before the page's JavaScript has drawn it (a busy
+    machine): read what the run changed with `eventually`, not with a one-shot read.
+    """
     deadline = time.monotonic() + timeout / 1000
     while runs(page) <= after:
         if time.monotonic() > deadline:
             raise AssertionError(f"no script run finished within {timeout / 1000:.0f} s")
         page.wait_for_timeout(50)  # lets Playwright deliver the websocket frames
     page.wait_for_selector(IDLE, state="attached", timeout=timeout)
+
+
+def eventually(page: Page, check: Callable[[], object], what: str, timeout: float = 15_000):
+    """Polls `check()` until it returns something truthy; returns that. Fails naming `what`."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout / 1000:.0f} s: {what}")
+        page.wait_for_timeout(100)
 
 
 def wait_for_charts(page: Page, count: int, timeout: float = LOAD_TIMEOUT_MS) -> None:

@@ -35,6 +35,11 @@ def test_clicking_a_bar_segment_filters_by_its_dial_status(page, watch, demo_ser
 
     helpers.after_rerun(page, lambda: click_segment(page, DIAL_CHART, BUCKET, 0))
     page.wait_for_url(lambda url: helpers.query(url).get("dialstatus") == [BUCKET])
+    helpers.eventually(
+        page,
+        lambda: helpers.kpis(page).get("Leads") == f"{bucket_leads:,}",
+        f"the Leads tile shows the {BUCKET} segments' {bucket_leads:,} leads",
+    )
     # Only answered calls carry a disposition (demo data), so that chart gives way to a note.
     helpers.wait_for_charts(page, 1)
     assert page.get_by_text("No lead in the selection has a disposition yet.").is_visible()

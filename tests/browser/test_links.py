@@ -30,9 +30,15 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     helpers.choose(page, "Date range", "last_30d")
     chosen = {"campaign": [CAMPAIGN], "range": ["last_30d"], "dialstatus": ["answered"]}
     assert helpers.query(page.url) == chosen
+    # Read once the page shows the last run: its sidebar caption names the 30-day range.
+    helpers.eventually(
+        page,
+        lambda: helpers.sidebar(page).get_by_text("Last 30 days (incl. today)").count() == 1,
+        "the sidebar describes the 30-day range",
+    )
     helpers.wait_for_charts(page, 2)
-    by_hand = helpers.kpis(page)
     chart_by_hand = helpers.figure(page, "overview_dial_chart")
+    by_hand = helpers.kpis(page)
     link = page.url
 
     # The filters took effect: one campaign, answered leads only, fewer than everything.
@@ -65,7 +71,11 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     )
     assert urlsplit(other.url).path == "/campaign"
     assert helpers.query(other.url) == chosen
-    assert other.get_by_test_id("stHeading").filter(has_text=CAMPAIGN).count() == 1
+    helpers.eventually(
+        other,
+        lambda: other.get_by_test_id("stHeading").filter(has_text=CAMPAIGN).count() == 1,
+        "the Campaign page names the campaign",
+    )
     assert helpers.kpis(other)["Leads"] == by_hand["Leads"]
     assert fresh_watch.problems() == []
     fresh.close()
@@ -75,7 +85,7 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
         page, lambda: helpers.sidebar(page).get_by_role("button", name="Clear filters").click()
     )
     assert helpers.query(page.url) == {}
-    assert helpers.kpis(page) == everything
+    helpers.eventually(page, lambda: helpers.kpis(page) == everything, f"KPIs back to {everything}")
     assert watch.problems() == []
 
 
