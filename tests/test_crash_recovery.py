@@ -167,3 +167,35 @@ def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp
     log = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("server-*.log"))
     assert log.count("ingested 1 deliveries left from before a restart") == 2
     assert "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_restoring_an_older_backup_replays_the_deliveries_received_since(tmp_path):
+    """The README's backup advice: restore last night's database, keep the deliveries folder;
+    at start the server ingests every body the backup does not know, each once."""
+    data_dir = tmp_path / "srv"
+    db = _db(data_dir)
+    backup = tmp_path / "backup.duckdb"
+    server = ServerProcess(data_dir, env=ENV).start()
+    before = [_small(server, f"Night {i}", 200) for i in range(3)]
+    assert all(s.send() == 200 for s in before)
+    server.stop()
+    assert not db.with_name(db.name + ".wal").exists()  # a clean stop leaves one whole file
+    backup.write_bytes(db.read_bytes())  # the nightly copy, server stopped
+    server = ServerProcess(data_dir, env=ENV).start()
+    since = [_small(server, f"Day {i}", 300) for i in range(4)]
+    assert all(s.send() == 200 for s in since)
+    server.stop()
+    db.write_bytes(backup.read_bytes())  # the disk with the database is lost: restore
+    assert set(_counts(data_dir)) == {s.campaign for s in before}
+    server = ServerProcess(data_dir, env=ENV).start()
+    try:
+        again = Sender(server, since[0].campaign, since[0].leads, since[0].body)
+        assert again.send() == 200  # a late resend is a duplicate, not a second copy
+    finally:
+        server.stop()
+    assert _counts(data_dir) == {s.campaign: s.leads for s in before + since}
+    ingested = _rows(data_dir, "SELECT count(*), count(DISTINCT sha256) FROM raw_deliveries "
+                     "WHERE state = 'ingested'")  # fmt: skip
+    assert ingested == [(7, 7)]
+    assert "ingested 4 deliveries left from before a restart" in server.log_text()
