@@ -65,10 +65,10 @@ QUICK = {
     "bytes_sizes": [10_000, 100_000],
     "browser_size": 100_000,
     "browser_runs": 1,
-    "browser_conditions": ["loopback/fresh", "office_link/fresh"],
+    "browser_conditions": ["loopback/fresh"],
     "memory_size": 100_000,
-    "memory_views": 5,
-    "direct_build_from": 5_000_000,
+    "memory_views": 3,
+    "direct_build_from": 0,  # quick: every database by the set-based insert (seconds, not tens)
 }
 
 
@@ -168,61 +168,47 @@ def run_ingest(cfg: dict, work: Path) -> dict:
 
 
 def run_browser(cfg: dict, dbs: Databases, work: Path) -> dict:
+    """One server per database size, each doing what is asked at that size: memory first (its
+    first view is the cold one), then the bytes of one view, then time to charts vs the floor."""
     from bench import browser
 
     out: dict = {"bytes": {}, "memory": None, "time_to_charts": None}
     url_path = browser.CAMPAIGN_PATH
+    sizes = dict.fromkeys([cfg["memory_size"], *cfg["bytes_sizes"], cfg["browser_size"]])
     with browser.chromium() as chrome:
-        # Memory (and then the bytes of one view) on the largest database.
-        big = cfg["memory_size"]
-        with project_server(dbs.path(big), work / f"server-{big}", campaign_sizes(big)) as server:
-            out["memory"] = browser.memory(
-                chrome,
-                server.pid,
-                server.base_url + url_path,
-                browser.CAMPAIGN_CHARTS,
-                cfg["memory_views"],
-            )
-            out["memory"]["leads"] = big
-            m = out["memory"]
-            print(
-                f"   memory at {big:,} leads: peak {m['peak_hwm_mib']:.0f} MiB, after "
-                f"{m['views']} views {m['rss_after_mib']:.0f} MiB, growth after warm-up "
-                f"{m['growth_after_warmup_mib']:+.0f} MiB",
-                flush=True,
-            )
-            if big in cfg["bytes_sizes"]:
-                out["bytes"][str(big)] = browser.page_bytes(
-                    chrome, server.base_url + url_path, browser.CAMPAIGN_CHARTS
-                )
-        for n in cfg["bytes_sizes"]:
-            if str(n) in out["bytes"]:
-                continue
+        for n in sizes:
             with project_server(dbs.path(n), work / f"server-{n}", campaign_sizes(n)) as server:
-                out["bytes"][str(n)] = browser.page_bytes(
-                    chrome, server.base_url + url_path, browser.CAMPAIGN_CHARTS
-                )
-        for n in cfg["bytes_sizes"]:
-            b = out["bytes"][str(n)]
-            print(
-                f"   bytes at {n:,} leads: {b['total_bytes']:,} (WebSocket {b['ws_bytes']:,} in "
-                f"{b['ws_frames']} frames, HTTP {b['http_bytes']:,}; static bundles "
-                f"{b['static_bytes']:,} not counted)",
-                flush=True,
-            )
-        n = cfg["browser_size"]
-        with (
-            project_server(dbs.path(n), work / f"server-{n}", campaign_sizes(n)) as server,
-            floor_server(work / "floor") as floor,
-        ):
-            targets = {
-                "project": (server.base_url + url_path, browser.CAMPAIGN_CHARTS),
-                "floor": (floor.base_url + "/", browser.FLOOR_CHARTS),
-            }
-            out["time_to_charts"] = browser.time_to_charts(
-                chrome, targets, cfg["browser_runs"], cfg["browser_conditions"]
-            )
-            out["time_to_charts"]["leads"] = n
+                url = server.base_url + url_path
+                if n == cfg["memory_size"]:
+                    m = browser.memory(
+                        chrome, server.pid, url, browser.CAMPAIGN_CHARTS, cfg["memory_views"]
+                    )
+                    out["memory"] = {**m, "leads": n}
+                    print(
+                        f"   memory at {n:,} leads: peak {m['peak_hwm_mib']:.0f} MiB, after "
+                        f"{m['views']} views {m['rss_after_mib']:.0f} MiB, growth after warm-up "
+                        f"{m['growth_after_warmup_mib']:+.0f} MiB",
+                        flush=True,
+                    )
+                if n in cfg["bytes_sizes"]:
+                    b = browser.page_bytes(chrome, url, browser.CAMPAIGN_CHARTS)
+                    out["bytes"][str(n)] = b
+                    print(
+                        f"   bytes at {n:,} leads: {b['total_bytes']:,} (WebSocket "
+                        f"{b['ws_bytes']:,} in {b['ws_frames']} frames, HTTP {b['http_bytes']:,}; "
+                        f"static bundles {b['static_bytes']:,} not counted)",
+                        flush=True,
+                    )
+                if n == cfg["browser_size"]:
+                    with floor_server(work / "floor") as floor:
+                        targets = {
+                            "project": (url, browser.CAMPAIGN_CHARTS),
+                            "floor": (floor.base_url + "/", browser.FLOOR_CHARTS),
+                        }
+                        out["time_to_charts"] = browser.time_to_charts(
+                            chrome, targets, cfg["browser_runs"], cfg["browser_conditions"]
+                        )
+                        out["time_to_charts"]["leads"] = n
     return out
 
 
