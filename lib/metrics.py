@@ -456,7 +456,8 @@ def dial_buckets_by_campaign(
         cursor,
         f"""
         WITH counts AS (
-            SELECT campaign_name, dial_bucket, sum(leads) AS leads FROM ({base}) GROUP BY ALL
+            SELECT campaign_name, dial_bucket, sum(leads)::BIGINT AS leads
+            FROM ({base}) GROUP BY ALL
         ), campaigns AS (SELECT DISTINCT campaign_name FROM counts),
         buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
         SELECT c.campaign_name AS campaign, b.dial_bucket AS bucket,
@@ -480,7 +481,7 @@ def bucket_counts(
     return _df(
         cursor,
         f"""
-        WITH counts AS (SELECT dial_bucket, sum(leads) AS leads FROM ({base}) GROUP BY ALL),
+        WITH counts AS (SELECT dial_bucket, sum(leads)::BIGINT AS leads FROM ({base}) GROUP BY ALL),
         buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
         SELECT b.dial_bucket AS bucket, coalesce(n.leads, 0) AS leads,
                coalesce(n.leads, 0) / nullif(sum(coalesce(n.leads, 0)) OVER (), 0) AS share

@@ -86,9 +86,4 @@ def test_csv_download_matches_the_table_and_the_chart(page, watch, demo_server, 
     assert watch.problems() == []
 
     # Lead counts are whole numbers: the table shows 1135, the file must say 1135 too.
-    floats = [row[2] for row in rows if not row[2].isdigit()]
-    if floats:
-        pytest.xfail(
-            f"known bug (lib/metrics.py, since 68ea6a4): dial-status lead counts are floats "
-            f"in the CSV, e.g. {floats[:3]}; sum(leads) over lead_summary needs a ::BIGINT cast"
-        )
+    assert [row[2] for row in rows if not row[2].isdigit()] == []
