@@ -407,6 +407,9 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     for kpi in KPIS:
         columns[kpi.name if kpi.is_rate else kpi.column] = kpi.name
     table = frame[list(columns)].rename(columns=columns)
+    for kpi in KPIS:
+        if kpi.is_rate:  # one decimal, as shown: the CSV says what the table says
+            table[kpi.name] = table[kpi.name].astype("float64").round(1)
     notes = []
     for _, row in frame.iterrows():
         small = [

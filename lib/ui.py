@@ -423,9 +423,13 @@ def comparison(table: pd.DataFrame, *, key: str) -> None:
     def highlight(column: pd.Series) -> list[str]:
         return [css.get(marks.get((i, str(column.name)), ""), "") for i in range(len(column))]
 
-    formats = {k.name: "{:.1f}%" if k.is_rate else "{:,}" for k in metrics.KPIS}
-    styled = table.style.apply(highlight, axis=0).format(formats, na_rep="–")
-    st.dataframe(styled, hide_index=True, key=key)
+    styled = table.style.apply(highlight, axis=0)
+    rates = {
+        k.name: st.column_config.NumberColumn(k.name, format="%.1f%%", help=k.help)
+        for k in metrics.KPIS
+        if k.is_rate
+    }
+    st.dataframe(styled, hide_index=True, key=key, column_config=rates)
     st.caption(
         "Click a column header to sort. Green = best, red = worst for each rate, among "
         f"campaigns with at least {metrics.SMALL_SAMPLE} in the rate's denominator."
