@@ -8,6 +8,7 @@ visible: a campaign holds all of a delivery's leads or none of them.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime
@@ -165,7 +166,8 @@ def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp
     assert all(ingested == 1 for _, ingested in per_body)
     assert len(per_body) == len(senders)
     log = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("server-*.log"))
-    assert log.count("ingested 1 deliveries left from before a restart") == 2
+    # Both restarts finished work left by the kill (how much depends on where the kill landed).
+    assert len(re.findall(r"ingested \d+ deliveries left from before a restart", log)) == 2
     assert "Traceback" not in log
 
 
