@@ -201,3 +201,32 @@ def test_restoring_an_older_backup_replays_the_deliveries_received_since(tmp_pat
                      "WHERE state = 'ingested'")  # fmt: skip
     assert ingested == [(7, 7)]
     assert "ingested 4 deliveries left from before a restart" in server.log_text()
+
+
+def test_rotating_the_callback_secret(tmp_path):
+    """The README's rotation: after a restart with a new secret, the old callback address is
+    refused (nothing stored) and the engine's requests carry the new one."""
+    data_dir = tmp_path / "srv"
+    old, new = "old-callback-secret-0123456789", "new-callback-secret-9876543210"
+    env = {"DIALSTATUS_SYNC_INTERVAL": "3600", "DIALSTATUS_CAMPAIGNS": "Rotate"}
+    with ServerProcess(data_dir, env={**env, "DIALSTATUS_CALLBACK_SECRET": old}) as server:
+        old_url = f"{server.base_url}/api/callback/{old}"
+        assert httpx.post(old_url, content=b"{}", timeout=10).status_code != 403
+    server = ServerProcess(data_dir, env={**env, "DIALSTATUS_CALLBACK_SECRET": new}).start()
+    try:
+        body = _body("Late Sender", 50, "u-late")
+        stale = httpx.post(f"{server.base_url}/api/callback/{old}", content=body,
+                           headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+        assert stale.status_code == 403
+        fresh = server.wait_for(
+            lambda h: all(c["last_success_at"] and c["rows"] for c in h["campaigns"]), timeout=60
+        )  # the engine's own request went out with the new address and was delivered there
+        assert fresh["campaigns"][0]["name"] == "Rotate"
+        ok = httpx.post(f"{server.base_url}/api/callback/{new}", content=body,
+                        headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+        assert ok.status_code == 200
+    finally:
+        server.stop()
+    assert _counts(data_dir)["Late Sender"] == 50
+    assert _rows(data_dir, "SELECT count(*) FROM raw_deliveries WHERE size_bytes = ?",
+                 [len(body)]) == [(1,)]  # fmt: skip
