@@ -54,6 +54,12 @@ BROWSER_SESSIONS = 10
 PAGES = ("/", "/campaign", "/leads", "/sync")
 
 
+def _run_in_own_loop(coroutine):
+    """asyncio.run in a fresh thread: pytest-playwright's sync API may already run a loop here."""
+    with ThreadPoolExecutor(1) as runner:
+        return runner.submit(asyncio.run, coroutine).result()
+
+
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -180,7 +186,7 @@ def test_deliveries_from_20_senders_while_10_browsers_reload(tmp_path):
                 pool.submit(_send_all, server, s, [body for _, body in bodies], results)
                 for s, bodies in enumerate(work)
             ]
-            browsing = asyncio.run(
+            browsing = _run_in_own_loop(
                 _browse(server.base_url, BROWSER_SESSIONS,
                         done=lambda: all(f.done() for f in futures), min_loads=3, max_loads=12,
                         think_s=3.0)
@@ -289,7 +295,7 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
     try:
         with ThreadPoolExecutor(API_SESSIONS) as pool:
             pressers = [pool.submit(press, i) for i in range(API_SESSIONS)]
-            browsing = asyncio.run(
+            browsing = _run_in_own_loop(
                 _browse(server.base_url, BROWSER_PRESSERS, done=lambda: True, min_loads=1,
                         max_loads=1, action=click_sync_now)
             )  # fmt: skip
