@@ -35,6 +35,7 @@ from lib import metrics  # noqa: E402
 from lib.delivery import register_raw  # noqa: E402
 from lib.ingest import _LEADS_COLUMNS, _mapped_select, ingest_delivery  # noqa: E402
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
+from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
 from lib.store import Store  # noqa: E402
 
 TZ = "Asia/Kolkata"
@@ -112,8 +113,9 @@ def _remove_db(path: Path) -> None:
 def build_db(path: Path, n: int, now: datetime, method: str = "ingest") -> BuiltDb:
     """A database of n leads (see the module docstring), built one of two ways:
 
-    `ingest`: each campaign's records written as a JSON array file, then `register_raw` +
-    `ingest_delivery`, the path a callback takes after the body is on disk (summary included).
+    `ingest`: each campaign's records as the sandbox's default delivery body (an object with
+    the records under `data`), then `register_raw` + `ingest_delivery`: the path a callback
+    takes once the body is on disk (summary included).
     `direct`: each campaign's Arrow table loaded as text and mapped with ingest's own mapping
     SELECT in one INSERT, then the summary rebuilt: the same rows, no JSON in between.
     """
@@ -127,7 +129,10 @@ def build_db(path: Path, n: int, now: datetime, method: str = "ingest") -> Built
             folder.mkdir(parents=True, exist_ok=True)
             for name, size in sizes.items():
                 part = folder / "incoming.part"
-                write_array(leads_table(name, size, now), part)
+                header = {"status": "success", "uniqueId": f"bench-{name}", "campaignName": name}
+                body = envelope_json(header, "data", records_json(leads_table(name, size, now)))
+                part.write_bytes(body)
+                del body
                 raw = register_raw(store, folder, part, "application/json")
                 result = ingest_delivery(store, raw.id)
                 assert result.rows == size, (name, result)
