@@ -50,6 +50,14 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield process
 
 
+@pytest.fixture
+def quiet_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that only receives: no background sync writes while a test counts versions."""
+    process = ServerProcess(tmp_path / "srv", env={"DIALSTATUS_SYNC_ENABLED": "false"})
+    with process:
+        yield process
+
+
 def _all_campaigns_loaded(health: dict, count: int = DEMO_CAMPAIGN_COUNT) -> bool:
     campaigns = health["campaigns"]
     return len(campaigns) >= count and all(
@@ -114,7 +122,8 @@ def _csv(records: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def test_every_delivery_variant_is_ingested_with_the_same_rows(server):
+def test_every_delivery_variant_is_ingested_with_the_same_rows(quiet_server):
+    server = quiet_server
     from urllib.parse import urlencode
 
     variants = ["json_data", "form_data", "json_details", "json_records", "csv", "json_file"]
@@ -185,7 +194,8 @@ def test_bad_callbacks_get_4xx_and_write_nothing(tmp_path):
         assert not list((server.data_dir).glob("**/*.part"))
 
 
-def test_duplicate_delivery_changes_nothing_and_newer_state_wins(server):
+def test_duplicate_delivery_changes_nothing_and_newer_state_wins(quiet_server):
+    server = quiet_server
     old = _records("Updates", 10, updated="2026-11-20 10:00:00")
     body = json.dumps({"uniqueId": "a", "campaignName": "Updates", "data": old}).encode()
     assert _post(server, body, "application/json").json()["rows"] == 10
