@@ -491,12 +491,13 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> _Loaded | Non
     except duckdb.ConstraintException:
         _restart(cursor)
         return None
-    per_campaign = cursor.execute(
-        "SELECT campaign_name, max(updated_at) FROM leads WHERE delivery_id = ? "
-        "GROUP BY campaign_name ORDER BY 1",
+    summary = cursor.execute(
+        f"SELECT campaign_name, max(updated_at), {_LONGEST_FIELD} FROM leads "
+        "WHERE delivery_id = ? GROUP BY campaign_name ORDER BY 1",
         [delivery_id],
     ).fetchall()
-    return _Loaded(rows, per_campaign)
+    _refuse_long_fields(max((longest or 0 for *_, longest in summary), default=0))
+    return _Loaded(rows, [(name, newest) for name, newest, _ in summary])
 
 
 def _general(cursor, select: tuple[str, list], phases: _Phases, summary: bool) -> _Loaded:
@@ -525,17 +526,23 @@ def _general(cursor, select: tuple[str, list], phases: _Phases, summary: bool) -
     return _Loaded(rows, per_campaign)
 
 
-def _check_batch(cursor, phases: _Phases) -> int:
-    total, no_campaign, no_key, distinct, longest = cursor.execute(
-        "SELECT count(*), count(*) FILTER (WHERE campaign_name IS NULL), "
-        "count(*) FILTER (WHERE lead_key IS NULL), "
-        "count(DISTINCT (campaign_name, lead_key)), "
-        f"max(greatest({', '.join(f'length({c})' for c in _TEXT_COLUMNS)})) FROM _batch"
-    ).fetchone()
+_LONGEST_FIELD = f"max(greatest({', '.join(f'length({c})' for c in _TEXT_COLUMNS)}))"
+
+
+def _refuse_long_fields(longest: int | None) -> None:
     if (longest or 0) > _MAX_FIELD_CHARS:
         raise DeliveryRejected(
             400, f"a record has a field longer than {_MAX_FIELD_CHARS} characters"
         )
+
+
+def _check_batch(cursor, phases: _Phases) -> int:
+    total, no_campaign, no_key, distinct, longest = cursor.execute(
+        "SELECT count(*), count(*) FILTER (WHERE campaign_name IS NULL), "
+        "count(*) FILTER (WHERE lead_key IS NULL), "
+        f"count(DISTINCT (campaign_name, lead_key)), {_LONGEST_FIELD} FROM _batch"
+    ).fetchone()
+    _refuse_long_fields(longest)
     if no_campaign:
         raise DeliveryRejected(
             400, f"{no_campaign} of {total} records have no campaign name (nor has the delivery)"

@@ -553,6 +553,19 @@ def test_bad_deliveries_are_rejected_and_change_nothing(store, body, words):
     assert raw.path.exists()  # the body is kept for inspection
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["first-load", "existing-campaign"])
+def test_a_huge_field_is_refused_on_every_write_path(store, existing):
+    if existing:
+        deliver(store, envelope(_leads(1, "2026-11-01 00:00:00", campaign="Big"), unique_id="0"))
+    before, version = stored_rows(store), store.data_version()
+    record = {"LeadID": "H1", "PhoneNumber": "1", "Comments": "x" * 70_000}
+    raw = receive(store, envelope([record], campaign="Big"))
+    with pytest.raises(DeliveryRejected) as caught:
+        ingest_delivery(store, raw.id)
+    assert caught.value.status_code == 400 and "longer than" in caught.value.message
+    assert stored_rows(store) == before and store.data_version() == version
+
+
 def test_a_failed_delivery_does_not_touch_sync_bookkeeping(store):
     _request(store, "C", "u-9")
     raw = receive(store, b'{"uniqueId": "u-9", "campaignName": "C", "data": [{"Name": "x"}]}')
