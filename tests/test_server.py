@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,3 +248,26 @@ def test_restart_on_the_same_database_carries_on_incrementally(tmp_path):
     assert all(entry["params"]["sortby"] == "2" and entry["params"]["fromDate"] for entry in log)
     assert {c["name"]: c["rows"] for c in after["campaigns"]}.keys() == rows_before.keys()
     assert all(after_c["rows"] >= rows_before[after_c["name"]] for after_c in after["campaigns"])
+
+
+def test_every_response_carries_the_security_headers(quiet_server):
+    base = quiet_server.base_url
+    page = httpx.get(base + "/", timeout=10)
+    bundle = re.search(r'src="\.?/?(static/js/[^"]+\.js)"', page.text)
+    assert bundle, "the app page names its script bundle"
+    responses = [
+        page,
+        httpx.get(base + "/campaign?campaign=x", timeout=10),
+        httpx.get(base + "/api/health", timeout=10),
+        httpx.post(base + "/api/callback/wrong", content=b"{}", timeout=10),
+        httpx.get(base + "/_stcore/health", timeout=10),
+        httpx.get(base + "/" + bundle.group(1), headers={"accept-encoding": "gzip"}, timeout=30),
+    ]
+    for response in responses:
+        headers = response.headers
+        where = f"{response.request.method} {response.request.url.path}"
+        assert headers.get("x-content-type-options") == "nosniff", where
+        assert headers.get("x-frame-options") == "SAMEORIGIN", where
+        assert "frame-ancestors 'self'" in headers.get("content-security-policy", ""), where
+        assert headers.get("referrer-policy") == "same-origin", where
+    assert responses[-1].headers.get("content-encoding") == "gzip"  # compressed once, cached
