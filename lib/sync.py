@@ -171,10 +171,17 @@ class SyncEngine:
     # -- public interface (UI, routes, lifespan) -------------------------------------------
 
     def start(self) -> None:
-        with self._store.writing() as cursor:  # hand-made requests queued before a restart
+        with self._store.writing() as cursor:  # requests left open by the previous process
             cursor.execute(
                 "UPDATE sync_requests SET state = 'error', "
                 "error = 'Not sent: the server restarted before its turn' WHERE state = 'queued'"
+            )
+            # Their callbacks may never come (a restarted or rotated callback address): ask again
+            # now; a late delivery is still matched by its uniqueId and stored, harmlessly twice.
+            cursor.execute(
+                "UPDATE sync_requests SET state = 'timed_out', "
+                "error = 'No callback before the server restarted; asked again' "
+                "WHERE state IN ('sent', 'accepted')"
             )
         self._thread = threading.Thread(target=self._run, name="dialstatus-sync", daemon=True)
         self._thread.start()
