@@ -212,6 +212,11 @@ def test_rotating_the_callback_secret(tmp_path):
     with ServerProcess(data_dir, env={**env, "DIALSTATUS_CALLBACK_SECRET": old}) as server:
         old_url = f"{server.base_url}/api/callback/{old}"
         assert httpx.post(old_url, content=b"{}", timeout=10).status_code != 403
+        # Stop with nothing in flight (a request still awaiting its callback would keep the
+        # campaign waiting after the restart until DIALSTATUS_CALLBACK_TIMEOUT, as documented).
+        server.wait_for(lambda h: h["campaigns"][0]["last_success_at"] and not h["sync"]
+                        ["in_flight"], timeout=60)  # fmt: skip
+        loaded = server.health()["campaigns"][0]["last_success_at"]
     server = ServerProcess(data_dir, env={**env, "DIALSTATUS_CALLBACK_SECRET": new}).start()
     try:
         body = _body("Late Sender", 50, "u-late")
@@ -219,7 +224,7 @@ def test_rotating_the_callback_secret(tmp_path):
                            headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
         assert stale.status_code == 403
         fresh = server.wait_for(
-            lambda h: all(c["last_success_at"] and c["rows"] for c in h["campaigns"]), timeout=60
+            lambda h: h["campaigns"][0]["last_success_at"] != loaded, timeout=60
         )  # the engine's own request went out with the new address and was delivered there
         assert fresh["campaigns"][0]["name"] == "Rotate"
         ok = httpx.post(f"{server.base_url}/api/callback/{new}", content=body,

@@ -378,14 +378,16 @@ def _recover(server: ServerProcess, campaign: str, since: str | None, timeout=60
     newer success and no error; returns the campaign's health entry."""
 
     def recovered():
-        entry = _campaign(server.health(), campaign)
+        health = server.health()  # one snapshot for both decisions
+        entry = _campaign(health, campaign)
         if (
             entry["last_success_at"]
             and entry["last_success_at"] != since
             and not entry["last_error"]
         ):
             return entry
-        if not server.health()["sync"]["in_flight"]:
+        engine = health["sync"]
+        if not (engine["in_flight"] or engine["queue"] or engine["sending"]):
             _sync_now(server, campaign)
         return None
 
@@ -688,9 +690,10 @@ def test_a_broken_link_is_shown_at_once_and_the_next_sync_recovers(tmp_path, fau
     failed = _read_db(server, "SELECT campaign_name, unique_id IS NOT NULL, request_id IS NOT NULL "
                       "FROM raw_deliveries WHERE state = 'failed'")  # fmt: skip
     assert failed == [(target, True, True)]  # the Sync page's table names whose it was
-    states = _read_db(server, "SELECT state FROM sync_requests WHERE campaign_name = ? "
-                      "ORDER BY id", [target])  # fmt: skip
-    assert states == [("delivered",), ("error",), ("delivered",)]
+    states = [s for (s,) in _read_db(server, "SELECT state FROM sync_requests WHERE "
+                                     "campaign_name = ? ORDER BY id", [target])]  # fmt: skip
+    # (a press racing the recovery's delivery may add one more refresh)
+    assert states[:2] == ["delivered", "error"] and set(states[2:]) == {"delivered"}
 
 
 @pytest.mark.slow
