@@ -296,9 +296,9 @@ def _serving(server: ServerProcess) -> None:
     """The dashboard answers: its page, Streamlit's health, and our health, each fast."""
     for path in ("/", "/_stcore/health", "/api/health"):
         started = time.monotonic()
-        response = httpx.get(server.base_url + path, timeout=10)
+        response = httpx.get(server.base_url + path, timeout=30)
         assert response.status_code == 200, (path, response.status_code)
-        assert time.monotonic() - started < 3, path
+        assert time.monotonic() - started < 10, path  # a blocked event loop takes far longer
 
 
 def _sandbox_logs(server: ServerProcess) -> dict:
@@ -454,7 +454,7 @@ def _watch_wait_reason(server: ServerProcess, phrase: str, timeout: float) -> st
 # waiting for; the sync then succeeds with no error left behind.
 # (fault, sandbox settings, the engine's waiting reason, longest wait)
 RIDE_OUT_FAULTS = [
-    ("slow", {"fault_delay_s": 6}, "waiting for CloudAgent to answer the request", 20),
+    ("slow", {"fault_delay_s": 12}, "waiting for CloudAgent to answer the request", 30),
     ("timeout", {}, "waiting for CloudAgent to answer the request", 45),
     ("rate_limit_200", {}, "CloudAgent answered Max limit exceeded", 20),
     ("rate_limit_429_no_retry_after", {}, "CloudAgent answered Max limit exceeded", 20),
