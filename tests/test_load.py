@@ -27,16 +27,11 @@ import pytest
 
 from lib.sandbox.datagen import generate_campaign
 from lib.sandbox.encode import envelope_json, records_json
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.server_process import PROJECT_ROOT, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]  # fmt: skip
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 # A fresh page has run its script when the page's heading is drawn and the script is idle.
 READY_JS = """

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.browser.helpers import Watch
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.server_process import PROJECT_ROOT, ServerProcess
 
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 ALL_CAMPAIGNS_LOADED_TIMEOUT = 120
 # The first sync round loads every demo campaign; the next one would add newer versions of some
 # leads while tests compare numbers across page loads, so it is pushed past the session.
@@ -24,11 +24,7 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage",
-        ],
+        "args": CHROMIUM_ARGS,
     }  # fmt: skip
 
 
