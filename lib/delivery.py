@@ -74,6 +74,14 @@ _MAX_CUT_TRIES = 64
 _MAX_REDIRECTS = 5
 _BOM = b"\xef\xbb\xbf"
 _RECORDS_KEY_RE = re.compile(rb'"(?:data|details|records)"\s*:\s*\[', re.IGNORECASE)
+# A records slice of at least _SPLIT_MIN_BYTES is written as up to max(2, cores) array files of
+# at least that size each, cut where one record ends and the next begins: `}`, `,`, `{` and the
+# start of a key (or `}`). The pattern may also match inside a string value, or between nested
+# objects; such a cut leaves a piece that is not a complete array (an unterminated string or
+# bracket), DuckDB refuses it and ingest reads the one-file slice instead (see `_split_cuts`).
+_SPLIT_MIN_BYTES = 16 * 1024 * 1024
+_SPLIT_WINDOW_BYTES = 1024 * 1024
+_RECORD_BOUNDARY_RE = re.compile(rb'\}[ \t\r\n]*,[ \t\r\n]*\{[ \t\r\n]*(?:"[^"\\:,}\] \t\r\n]|\})')
 _DELIVERY_FILE_RE = re.compile(r"^(\d+)\.body$")
 
 
@@ -103,10 +111,20 @@ class RawDelivery:
 
 @dataclass(frozen=True)
 class RecordsFile:
-    """A file of records: `json` = one top-level array of objects, `ndjson`, or `csv` (header)."""
+    """A file of records: `json` = one top-level array of objects, `ndjson`, or `csv` (header).
+
+    A large records array may come as several `json` files (`parts`, `path` is the first): the
+    array cut between top-level records, each piece a valid array of its own. DuckDB reads one
+    array file on one thread; several files are read in parallel.
+    """
 
     path: Path
     format: Literal["json", "ndjson", "csv"]
+    parts: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self.parts or (self.path,)
 
 
 @dataclass
@@ -449,8 +467,11 @@ def _write_records(records: list, body: Path, temp_files: list[Path]) -> Records
     return RecordsFile(out, "json")
 
 
-def _copy_range(source: Path, start: int, length: int, target: Path) -> None:
-    with open(source, "rb") as src, open(target, "wb") as dst:
+def _copy_range(
+    source: Path, start: int, length: int, target: Path, prefix: bytes = b"", suffix: bytes = b""
+) -> None:
+    with open(source, "rb") as src, open(target, "wb", buffering=0) as dst:
+        dst.write(prefix)
         offset, remaining = start, length
         try:
             while remaining > 0:
@@ -467,6 +488,56 @@ def _copy_range(source: Path, start: int, length: int, target: Path) -> None:
                 remaining -= len(chunk)
         if remaining:
             raise DeliveryRejected(400, "the body changed while it was read")
+        dst.write(suffix)
+
+
+def _split_cuts(body: Path, start: int, end: int) -> list[tuple[int, int]]:
+    """Where to cut the records array body[start..end] (`[`..`]`) into pieces for parallel
+    reading: (end of one record's `}`, start of the next record's `{`) pairs, ascending.
+
+    Why a wrong cut cannot change what is stored: the first piece is a prefix of the array plus
+    `]`; every later piece repeats the bytes that follow a cut that was right, after a `[`, so a
+    parser is in the same state there as in the whole array. At a cut that is not between two
+    top-level records the parser is inside a string or a nested bracket, and the piece ends
+    unterminated: DuckDB refuses it (the delivery is then read from the one-file slice).
+    """
+    length = end - start + 1
+    pieces = min(max(2, os.cpu_count() or 1), length // _SPLIT_MIN_BYTES)
+    cuts: list[tuple[int, int]] = []
+    if pieces < 2:
+        return cuts
+    with open(body, "rb") as handle:
+        for index in range(1, pieces):
+            target = max(start + index * length // pieces, cuts[-1][1] if cuts else start)
+            handle.seek(target)
+            window = handle.read(min(_SPLIT_WINDOW_BYTES, end - target))
+            found = _RECORD_BOUNDARY_RE.search(window)
+            if found is None:
+                continue
+            close = target + found.start()
+            opening = target + window.index(b"{", found.start() + 1)
+            cuts.append((close, opening))
+    return cuts
+
+
+def _write_pieces(body: Path, start: int, end: int, cuts, temp_files: list[Path]) -> tuple:
+    """The array body[start..end] as one file per piece between the cuts (see _split_cuts)."""
+    bounds = [start, *(opening for _, opening in cuts)]
+    ends = [*(close for close, _ in cuts), end]
+    paths = []
+    for index, (first, last) in enumerate(zip(bounds, ends, strict=True)):
+        out = _artefact(body, f".part{index + 1}.slice.json")
+        temp_files.append(out)
+        paths.append(out)
+        _copy_range(
+            body,
+            first,
+            last - first + 1,
+            out,
+            prefix=b"[" if index else b"",
+            suffix=b"]" if index < len(cuts) else b"",
+        )
+    return tuple(paths)
 
 
 def _fast_slice(body: Path) -> tuple[int, int, dict] | None:
@@ -511,7 +582,13 @@ def _fast_slice(body: Path) -> tuple[int, int, dict] | None:
 
 
 def _parse_json_file(
-    body: Path, *, variant: str, fetch_file: Fetcher | None, max_bytes: int, fast: bool
+    body: Path,
+    *,
+    variant: str,
+    fetch_file: Fetcher | None,
+    max_bytes: int,
+    fast: bool,
+    split: bool = True,
 ) -> ParsedDelivery:
     first = _first_byte(body)
     temp_files: list[Path] = []
@@ -520,6 +597,12 @@ def _parse_json_file(
         return _parse_json_file(
             body, variant=variant, fetch_file=fetch_file, max_bytes=max_bytes, fast=False
         )
+
+    def one_slice() -> ParsedDelivery:
+        return _parse_json_file(
+            body, variant=variant, fetch_file=fetch_file, max_bytes=max_bytes, fast=True,
+            split=False,
+        )  # fmt: skip
 
     if fast and first == b"[":
         return ParsedDelivery(None, None, RecordsFile(body, "json"), variant + "/list", generic)
@@ -531,6 +614,17 @@ def _parse_json_file(
         link = _link_in(doc, top_value)
         length = end - start + 1
         empty = length <= 64 and re.fullmatch(rb"\[\s*\]", _read_range(body, start, length))
+        cuts = _split_cuts(body, start, end) if split and not link else []
+        if cuts:
+            parts = _write_pieces(body, start, end, cuts, temp_files)
+            return ParsedDelivery(
+                unique_id,
+                campaign,
+                RecordsFile(parts[0], "json", parts),
+                f"{variant}/{name_key(slot[1])}",
+                one_slice,  # a cut DuckDB refuses: the whole slice, then the generic parse
+                temp_files,
+            )
         if not (link and empty):  # an empty list beside a link: the link holds the records
             out = _artefact(body, ".slice.json")
             temp_files.append(out)

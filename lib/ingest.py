@@ -284,19 +284,17 @@ def _ingest_parsed(store, cursor, delivery_id: int, parsed: list[ParsedDelivery]
     phases = _Phases()
     delivery = parsed[-1]
     try:
-        try:
-            keys = _stage(store, cursor, delivery.records_source, delivery_id, phases)
-        except _DATA_ERRORS as exc:
-            if delivery.fallback is None:
-                raise DeliveryRejected(400, _describe(exc)) from None
-            logger.info("fast path refused for delivery %s (%s)", delivery_id, _describe(exc))
-            parsed.append(delivery.fallback())
-            delivery = parsed[-1]
-            phases.mark("fallback parse")
+        while True:  # the fast path's pieces, then its one slice, then the generic parse
             try:
                 keys = _stage(store, cursor, delivery.records_source, delivery_id, phases)
-            except _DATA_ERRORS as again:
-                raise DeliveryRejected(400, _describe(again)) from None
+                break
+            except _DATA_ERRORS as exc:
+                if delivery.fallback is None:
+                    raise DeliveryRejected(400, _describe(exc)) from None
+                logger.info("fast path refused for delivery %s (%s)", delivery_id, _describe(exc))
+                parsed.append(delivery.fallback())
+                delivery = parsed[-1]
+                phases.mark("fallback parse")
         cursor.execute("BEGIN")
         try:
             # The pages' lead summary moves with the leads: by this delivery's delta when it
@@ -432,7 +430,7 @@ def _stage(store, cursor, source: RecordsFile, delivery_id: int, phases: _Phases
         if keys:
             cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, keys)}")
             staged = True
-            phases.mark("stage")
+            phases.mark(f"stage ({len(source.files)} files)")
     except BaseException:
         if scan is not None:
             scan.join()
@@ -573,8 +571,15 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _paths(source: RecordsFile) -> str:
+    files = source.files
+    if len(files) == 1:
+        return _literal(str(files[0]))
+    return "[" + ", ".join(_literal(str(f)) for f in files) + "]"
+
+
 def _reader(source: RecordsFile, keys: list[str]) -> str:
-    path = _literal(str(source.path))
+    path = _paths(source)
     if source.format == "csv":
         return f"read_csv({path}, all_varchar = true, header = true)"
     columns = ", ".join(f"{_literal(k)}: 'VARCHAR'" for k in keys)
@@ -588,7 +593,7 @@ def _reader(source: RecordsFile, keys: list[str]) -> str:
 def _objects(source: RecordsFile) -> str:
     json_format = "array" if source.format == "json" else "newline_delimited"
     return (
-        f"read_json_objects({_literal(str(source.path))}, format = '{json_format}', "
+        f"read_json_objects({_paths(source)}, format = '{json_format}', "
         f"maximum_object_size = {_MAX_OBJECT_BYTES})"
     )
 

@@ -527,3 +527,75 @@ def test_link_to_an_unreachable_port_is_a_clean_error(tmp_path):
     with pytest.raises(DeliveryRejected) as caught:
         fetch(f"http://127.0.0.1:{port}/x.csv", tmp_path / "x")
     assert caught.value.status_code == 502
+
+
+# -- the fast path in pieces (a large slice, read in parallel) -----------------------------
+
+TRICKY_RECORDS = [
+    {"LeadID": "L1", "Comments": 'ends with },{"LeadID": "fake"', "Tags": [{"a": 1}, {"b": 2}]},
+    {"LeadID": "L2", "Comments": "},{", "Nested": {"x": [{"y": '},{"z":1}'}, {}]}},
+    {"LeadID": "L3", "Comments": 'a \\ backslash }, {"k": 1}', "Empty": {}},
+    {},
+    {"LeadID": "L5", "Comments": "plain"},
+]
+
+
+def _duckdb_records(files: list[Path]) -> list[dict]:
+    """The records DuckDB reads from the pieces, in order (each piece read on its own)."""
+    return [
+        json.loads(row[0])
+        for path in files
+        for row in duckdb.sql(
+            f"SELECT json FROM read_json_objects('{path}', format='array')"
+        ).fetchall()
+    ]
+
+
+def test_every_cut_duckdb_accepts_keeps_the_records(tmp_path):
+    # The proof in `_split_cuts`: a cut that is not between two top-level records leaves a
+    # piece DuckDB refuses. Tried at every place the boundary pattern matches, spaced or not.
+    from lib.delivery import _RECORD_BOUNDARY_RE, _write_pieces
+
+    for text in (json.dumps(TRICKY_RECORDS), json.dumps(TRICKY_RECORDS, indent=1)):
+        body = _write(tmp_path, text)
+        data = body.read_bytes()
+        right = wrong = 0
+        position = 0
+        while (found := _RECORD_BOUNDARY_RE.search(data, position)) is not None:
+            position = found.start() + 1  # overlapping matches too: `}, {}, {`
+            cut = (found.start(), data.index(b"{", found.start() + 1))
+            temp: list[Path] = []
+            pieces = _write_pieces(body, 0, len(data) - 1, [cut], temp)
+            try:
+                records = _duckdb_records(list(pieces))
+            except duckdb.InvalidInputException:
+                wrong += 1
+                continue
+            finally:
+                for path in temp:
+                    path.unlink()
+            assert records == TRICKY_RECORDS
+            right += 1
+        assert right == len(TRICKY_RECORDS) - 1 and wrong >= 2, (right, wrong)
+
+
+def test_a_large_slice_is_written_in_pieces_that_hold_every_record(tmp_path, monkeypatch):
+    import lib.delivery
+
+    monkeypatch.setattr(lib.delivery, "_SPLIT_MIN_BYTES", 2_000)
+    records = [
+        {"LeadID": f"L{i}", "Comments": '},{"LeadID": "x"}' if i % 7 == 0 else f"c{i}"}
+        for i in range(400)
+    ]
+    body = _write(tmp_path, json.dumps({"uniqueId": "u", "data": records, "campaignName": "C"}))
+    parsed = parse_delivery(body, "application/json")
+    source = parsed.records_source
+    assert len(source.files) >= 2 and source.path == source.files[0]
+    assert _duckdb_records(list(source.files)) == records
+    assert parsed.fallback is not None  # DuckDB refusing a piece: the one-file slice
+    whole = parsed.fallback()
+    assert len(whole.records_source.files) == 1 and _records_of(whole) == records
+    assert whole.fallback is not None  # and then the generic parse
+    parsed.cleanup()
+    whole.cleanup()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.body"]
