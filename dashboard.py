@@ -94,6 +94,50 @@ def _clear_filters() -> None:
         st.session_state[name] = value
 
 
+# Declared before the sidebar so the Share link can name the page's own URL state.
+page = st.navigation(
+    [
+        st.Page(
+            ui.PAGE_FILES["overview"],
+            title="Overview",
+            icon=":material/dashboard:",
+            default=True,
+            help="KPIs, dial-status and disposition breakdowns per campaign, and a comparison "
+            "table of every campaign.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["campaign"],
+            title="Campaign",
+            icon=":material/campaign:",
+            url_path="campaign",
+            help="One campaign in depth: deltas vs the previous period, Pareto, trends, heatmap.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["leads"],
+            title="Leads",
+            icon=":material/table_rows:",
+            url_path="leads",
+            help="The filtered lead rows, searchable, with CSV and Excel exports.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["sync"],
+            title="Sync",
+            icon=":material/sync:",
+            url_path="sync",
+            help="Freshness per campaign, the request log, the rate limit, Sync now and a "
+            "hand-made API request.",
+        ),
+        st.Page(
+            ui.PAGE_FILES["settings"],
+            title="Settings",
+            icon=":material/settings:",
+            url_path="settings",
+            help="Campaigns to sync and the disposition category map.",
+        ),
+    ],
+    position="top",
+)
+
 with st.sidebar:
     st.subheader("Filters", anchor=False)
     st.multiselect(
@@ -181,7 +225,11 @@ with st.sidebar:
     with right.popover("Share", icon=":material/share:", key="share", width="stretch"):
         base = st.context.url or settings.public_url or ""
         st.caption("The full link of this view (same filters, same numbers):")
-        st.code(f"{base}?{share_query}" if share_query else base, language=None, wrap_lines=True)
+        link_query = share_query
+        section = st.query_params.get(ui.P_SECTION) if page.url_path == "campaign" else None
+        if section in ui.CAMPAIGN_SECTIONS[1:]:  # the first is the default, absent from links
+            link_query = "&".join(filter(None, [link_query, f"{ui.P_SECTION}={section}"]))
+        st.code(f"{base}?{link_query}" if link_query else base, language=None, wrap_lines=True)
 
 st.session_state[ui.VIEW_KEY] = ui.View(
     filters=filters,
@@ -219,46 +267,4 @@ if notices:
             st.warning(ui.md_escape(notice), icon=":material/link_off:")
         st.button("Dismiss", key="dismiss_notices", on_click=_dismiss_notices)
 
-page = st.navigation(
-    [
-        st.Page(
-            ui.PAGE_FILES["overview"],
-            title="Overview",
-            icon=":material/dashboard:",
-            default=True,
-            help="KPIs, dial-status and disposition breakdowns per campaign, and a comparison "
-            "table of every campaign.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["campaign"],
-            title="Campaign",
-            icon=":material/campaign:",
-            url_path="campaign",
-            help="One campaign in depth: deltas vs the previous period, Pareto, trends, heatmap.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["leads"],
-            title="Leads",
-            icon=":material/table_rows:",
-            url_path="leads",
-            help="The filtered lead rows, searchable, with CSV and Excel exports.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["sync"],
-            title="Sync",
-            icon=":material/sync:",
-            url_path="sync",
-            help="Freshness per campaign, the request log, the rate limit, Sync now and a "
-            "hand-made API request.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["settings"],
-            title="Settings",
-            icon=":material/settings:",
-            url_path="settings",
-            help="Campaigns to sync and the disposition category map.",
-        ),
-    ],
-    position="top",
-)
 page.run()

@@ -1,13 +1,122 @@
-"""Campaign (`/campaign`): one campaign in depth."""
+"""Campaign (`/campaign`): one campaign in depth.
+
+Its charts sit in three sections (tabs bound to the URL's `section`, so a link opens the same
+one); only the open section is computed and sent, so the page draws two charts, not six."""
 
 from datetime import timedelta
 
 import streamlit as st
 
 from lib import charts, metrics, ui
-from lib.filters import P_DIALSTATUS, P_DISPOSITION, previous_filters, previous_span
+from lib.filters import (
+    P_DIALSTATUS,
+    P_DISPOSITION,
+    Filters,
+    previous_filters,
+    previous_span,
+)
+
+
+def _breakdown(focus: Filters) -> None:
+    """The two breakdowns a manager reads first: dial status and dispositions."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Dial status", anchor=False)
+        buckets = ui.query("bucket_counts", focus)
+        ui.chart(
+            charts.bucket_bar(buckets),
+            ui.with_percent(buckets),
+            key="campaign_dial_chart",
+            file_name="dial_status.csv",
+            filter_key=P_DIALSTATUS,
+        )
+        st.caption(ui.CLICK_HINT[P_DIALSTATUS])
+    with right:
+        st.subheader("Disposition Pareto", anchor=False)
+        top = st.number_input(
+            "Dispositions shown (the rest are grouped as Other)",
+            min_value=3,
+            max_value=40,
+            value=10,
+            step=1,
+            key="campaign_pareto_top",
+        )
+        pareto = ui.query("disposition_pareto", focus, top=int(top))
+        if pareto.empty:
+            st.info(
+                "No lead of this campaign has a disposition in the selection.",
+                icon=":material/info:",
+            )
+            return
+        ui.chart(
+            charts.pareto(pareto),
+            ui.with_percent(
+                ui.with_percent(pareto.drop(columns=["is_other"]), "cumulative_share").rename(
+                    columns={"share %": "cumulative %"}
+                )
+            ),
+            key="campaign_pareto_chart",
+            file_name="disposition_pareto.csv",
+            filter_key=P_DISPOSITION,
+        )
+        st.caption("Bars are coloured by disposition category. " + ui.CLICK_HINT[P_DISPOSITION])
+
+
+def _composition(focus: Filters) -> None:
+    """How lead status, dial status and disposition combine."""
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Lead status × dial status", anchor=False)
+        matrix = ui.query("status_bucket_matrix", focus)
+        st.plotly_chart(charts.status_matrix(matrix), key="campaign_matrix_chart")
+        ui.numbers(
+            matrix.reset_index(), key="campaign_matrix", file_name="status_x_dial_status.csv"
+        )
+    with right:
+        st.subheader("Status → dial status → disposition", anchor=False)
+        paths = ui.query("sunburst_paths", focus)
+        st.plotly_chart(charts.sunburst(paths), key="campaign_sunburst_chart")
+        ui.numbers(paths, key="campaign_sunburst", file_name="status_dial_disposition.csv")
+
+
+def _trends(focus: Filters, tz: str) -> None:
+    """When leads move: per day, and the answer rate by hour and weekday."""
+    st.subheader("Daily trend", anchor=False)
+    trend = ui.query("daily_trend", focus)
+    if trend.empty:
+        st.info("No dated leads in the selection.", icon=":material/info:")
+    else:
+        ui.chart(
+            charts.daily_trend(trend),
+            ui.with_percent(trend, "answer_rate").rename(columns={"share %": "answer rate %"}),
+            key="campaign_trend_chart",
+            file_name="daily_trend.csv",
+            filter_key=P_DIALSTATUS,
+        )
+        st.caption(
+            f"Leads per day of their {'last update' if focus.basis == 'updated' else 'creation'} "
+            f"({tz}), by dial status; the line is the day's answer rate."
+        )
+
+    st.subheader("Answer rate by hour and weekday", anchor=False)
+    heat = ui.query("hour_weekday", focus)
+    if heat.empty:
+        st.info("No attempted leads in the selection.", icon=":material/info:")
+        return
+    st.plotly_chart(charts.hour_weekday_heatmap(heat), key="campaign_heatmap_chart")
+    ui.numbers(
+        ui.with_percent(heat, "answer_rate").rename(columns={"share %": "answer rate %"}),
+        key="campaign_heatmap",
+        file_name="answer_rate_hour_weekday.csv",
+    )
+    st.caption(
+        "Based on each lead's last update (CloudAgent reports a lead's latest state, not every "
+        f"call), in {tz}. Colour = answer rate; the number in each cell = attempted leads."
+    )
+
 
 current = ui.view()
+asked_section = st.query_params.get_all(ui.P_SECTION)  # before the tabs drop a bad one
 ui.page_header("Campaign", "One campaign in depth.")
 
 if ui.empty_state():
@@ -43,85 +152,18 @@ else:
         period=period,
     )
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Dial status", anchor=False)
-    buckets = ui.query("bucket_counts", focus)
-    ui.chart(
-        charts.bucket_bar(buckets),
-        ui.with_percent(buckets),
-        key="campaign_dial_chart",
-        file_name="dial_status.csv",
-        filter_key=P_DIALSTATUS,
-    )
-    st.caption(ui.CLICK_HINT[P_DIALSTATUS])
-with right:
-    st.subheader("Lead status × dial status", anchor=False)
-    matrix = ui.query("status_bucket_matrix", focus)
-    st.plotly_chart(charts.status_matrix(matrix), key="campaign_matrix_chart")
-    ui.numbers(matrix.reset_index(), key="campaign_matrix", file_name="status_x_dial_status.csv")
-
-st.subheader("Disposition Pareto", anchor=False)
-top = st.number_input(
-    "Dispositions shown (the rest are grouped as Other)",
-    min_value=3,
-    max_value=40,
-    value=10,
-    step=1,
-    key="campaign_pareto_top",
+breakdown, composition, trends = st.tabs(
+    ui.CAMPAIGN_SECTIONS, key=ui.P_SECTION, bind="query-params", width="stretch"
 )
-pareto = ui.query("disposition_pareto", focus, top=int(top))
-if pareto.empty:
-    st.info("No lead of this campaign has a disposition in the selection.", icon=":material/info:")
-else:
-    ui.chart(
-        charts.pareto(pareto),
-        ui.with_percent(
-            ui.with_percent(pareto.drop(columns=["is_other"]), "cumulative_share").rename(
-                columns={"share %": "cumulative %"}
-            )
-        ),
-        key="campaign_pareto_chart",
-        file_name="disposition_pareto.csv",
-        filter_key=P_DISPOSITION,
-    )
-    st.caption("Bars are coloured by disposition category. " + ui.CLICK_HINT[P_DISPOSITION])
+ui.section_notice(asked_section)
 
-st.subheader("Status → dial status → disposition", anchor=False)
-paths = ui.query("sunburst_paths", focus)
-st.plotly_chart(charts.sunburst(paths), key="campaign_sunburst_chart")
-ui.numbers(paths, key="campaign_sunburst", file_name="status_dial_disposition.csv")
-
-st.subheader("Daily trend", anchor=False)
-trend = ui.query("daily_trend", focus)
-if trend.empty:
-    st.info("No dated leads in the selection.", icon=":material/info:")
-else:
-    ui.chart(
-        charts.daily_trend(trend),
-        ui.with_percent(trend, "answer_rate").rename(columns={"share %": "answer rate %"}),
-        key="campaign_trend_chart",
-        file_name="daily_trend.csv",
-        filter_key=P_DIALSTATUS,
-    )
-    st.caption(
-        f"Leads per day of their {'last update' if focus.basis == 'updated' else 'creation'} "
-        f"({current.tz}), by dial status; the line is the day's answer rate."
-    )
-
-st.subheader("Answer rate by hour and weekday", anchor=False)
-heat = ui.query("hour_weekday", focus)
-if heat.empty:
-    st.info("No attempted leads in the selection.", icon=":material/info:")
-else:
-    st.plotly_chart(charts.hour_weekday_heatmap(heat), key="campaign_heatmap_chart")
-    ui.numbers(
-        ui.with_percent(heat, "answer_rate").rename(columns={"share %": "answer rate %"}),
-        key="campaign_heatmap",
-        file_name="answer_rate_hour_weekday.csv",
-    )
-    st.caption(
-        "Based on each lead's last update (CloudAgent reports a lead's latest state, not every "
-        f"call), in {current.tz}. Colour = answer rate; the number in each cell = attempted leads."
-    )
+if breakdown.open:
+    with breakdown:
+        _breakdown(focus)
+if composition.open:
+    with composition:
+        _composition(focus)
+if trends.open:
+    with trends:
+        _trends(focus, current.tz)
 ui.show_leads_link()

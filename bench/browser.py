@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 VIEWPORT = {"width": 1400, "height": 2400}
 OFFICE_LINK = {"latency": 40, "throughput_bps": 20_000_000}
-CAMPAIGN_CHARTS = 6  # dial status, status x dial, Pareto, sunburst, daily trend, heatmap
+CAMPAIGN_CHARTS = 2  # the open section (Breakdown): dial status and the disposition Pareto
 FLOOR_CHARTS = 1
 TIMEOUT_MS = 180_000
 

@@ -60,7 +60,7 @@ def project_campaign(cursor, store, today: date) -> dict:
         "sunburst": metrics.sunburst_paths(cursor, focus, TZ, today),
         "trend": metrics.daily_trend(cursor, focus, TZ, today),
         "heat": metrics.hour_weekday(cursor, focus, TZ, today),
-        "freshness": metrics.freshness(cursor, focus.campaigns),
+        "freshness": metrics.data_as_of(cursor, focus.campaigns),
     }
     return out
 
@@ -73,11 +73,21 @@ def project_overview(cursor, store, today: date) -> dict:
         "buckets": metrics.dial_buckets_by_campaign(cursor, ALL, TZ, today),
         "dispositions": metrics.dispositions_by_campaign(cursor, ALL, TZ, today, top=8),
         "table": metrics.comparison_table(metrics.campaign_kpis(cursor, ALL, TZ, today)),
-        "freshness": metrics.freshness(cursor, common["campaigns"]),
+        "freshness": metrics.data_as_of(cursor, common["campaigns"]),
     }
 
 
 # -- baseline A: bare SQL ----------------------------------------------------------------------
+
+# The pages' "data as of" line reads the delivery log and the sync state, never the leads; both
+# baselines read the same small tables their own way.
+DATA_AS_OF_SQL = """
+    SELECT s.campaign_name, coalesce(s.last_success_at, d.last_delivery_at)
+    FROM sync_state s FULL JOIN (
+        SELECT campaign_name, max(coalesce(ingested_at, received_at)) AS last_delivery_at
+        FROM raw_deliveries WHERE state = 'ingested' GROUP BY 1
+    ) d USING (campaign_name)
+"""
 
 
 def _cat(where: str) -> str:
@@ -146,9 +156,7 @@ def sql_campaign(cursor, campaign: str) -> dict:
             "count(*) FILTER (WHERE dial_bucket = 'answered') FROM leads "
             f"WHERE {where} AND {ATTEMPTED} AND updated_at IS NOT NULL GROUP BY ALL"
         ),
-        "freshness": run(
-            f"SELECT campaign_name, count(*), max(updated_at) FROM leads WHERE {where} GROUP BY 1"
-        ),
+        "freshness": cursor.execute(DATA_AS_OF_SQL).fetchall(),
     }
 
 
@@ -164,13 +172,22 @@ def sql_overview(cursor) -> dict:
             "WHERE trim(disposition) <> '' GROUP BY ALL"
         ).fetchall(),
         "table": cursor.execute(_counts("TRUE", "campaign_name")).fetchall(),
-        "freshness": cursor.execute(
-            "SELECT campaign_name, count(*), max(updated_at) FROM leads GROUP BY 1"
-        ).fetchall(),
+        "freshness": cursor.execute(DATA_AS_OF_SQL).fetchall(),
     }
 
 
 # -- baseline B: pandas ------------------------------------------------------------------------
+
+
+def _pandas_data_as_of(cursor) -> pd.Series:
+    deliveries = cursor.execute("SELECT * FROM raw_deliveries").df()
+    ingested = deliveries[deliveries["state"] == "ingested"]
+    last = (
+        ingested["ingested_at"].fillna(ingested["received_at"]).groupby(ingested["campaign_name"])
+    ).max()
+    success = cursor.execute("SELECT * FROM sync_state").df().set_index("campaign_name")
+    return success["last_success_at"].combine_first(last)
+
 
 _B_COLUMNS = (
     "campaign_name, lead_status, dial_bucket, disposition, attempts, updated_at, created_at"
@@ -245,7 +262,7 @@ def pandas_campaign(cursor, campaign: str) -> dict:
         )
         .groupby(["weekday", "hour"])
         .agg(attempted=("answered", "size"), answered=("answered", "sum")),
-        "freshness": frame.groupby("campaign_name")["updated_at"].agg(["size", "max"]),
+        "freshness": _pandas_data_as_of(cursor),
     }
 
 
@@ -269,7 +286,7 @@ def pandas_overview(cursor) -> dict:
         "table": by_campaign[
             ["attempted", "pending", "answered", "successes", "conversions"]
         ].sum(),
-        "freshness": frame.groupby("campaign_name")["updated_at"].agg(["size", "max"]),
+        "freshness": _pandas_data_as_of(cursor),
     }
 
 

@@ -857,22 +857,46 @@ def disposition_options(cursor: duckdb.DuckDBPyConnection) -> list[str]:
     return [row[0] for row in rows]
 
 
+# Per campaign, when its last delivery was stored (a small table: one row per delivery).
+_LAST_DELIVERY = """
+    d AS (
+        SELECT campaign_name, max(coalesce(ingested_at, received_at)) AS last_delivery_at
+        FROM raw_deliveries WHERE state = 'ingested' GROUP BY ALL
+    )
+"""
+
+
+def data_as_of(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str]) -> pd.DataFrame:
+    """Per named campaign: data_as_of (last successful sync, else last delivery).
+
+    The line every page shows on every run, so it reads no lead: `freshness` adds lead counts."""
+    return _df(
+        cursor,
+        f"""
+        WITH {_LAST_DELIVERY}
+        SELECT n.campaign, coalesce(s.last_success_at, d.last_delivery_at) AS data_as_of
+        FROM (SELECT DISTINCT unnest($names::VARCHAR[]) AS campaign) n
+        LEFT JOIN d ON d.campaign_name = n.campaign
+        LEFT JOIN sync_state s ON s.campaign_name = n.campaign
+        ORDER BY n.campaign
+        """,
+        {"names": list(campaigns)},
+    )
+
+
 def freshness(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str] = ()) -> pd.DataFrame:
     """Per campaign (catalog + stored): enabled, leads, newest_update, last_success_at,
     last_delivery_at, data_as_of (last success, else last delivery), last_error, last_error_at."""
     names = list(campaigns)
     return _df(
         cursor,
-        """
+        f"""
         WITH l AS (
             SELECT campaign_name, count(*) AS leads, max(updated_at) AS newest_update
             FROM leads WHERE len($names) = 0 OR list_contains($names, campaign_name) GROUP BY ALL
         ), names AS (
             SELECT name AS campaign FROM campaigns UNION SELECT campaign_name FROM l
-        ), d AS (
-            SELECT campaign_name, max(coalesce(ingested_at, received_at)) AS last_delivery_at
-            FROM raw_deliveries WHERE state = 'ingested' GROUP BY ALL
-        )
+        ), {_LAST_DELIVERY}
         SELECT n.campaign, c.enabled, c.source, coalesce(l.leads, 0) AS leads, l.newest_update,
                s.last_success_at, d.last_delivery_at,
                coalesce(s.last_success_at, d.last_delivery_at) AS data_as_of,

@@ -29,6 +29,8 @@ from lib.filters import (
 )
 from lib.services import Services, get_services
 
+P_SECTION = "section"  # the Campaign page's open section, a URL parameter
+CAMPAIGN_SECTIONS = ("Breakdown", "Composition", "Trends")
 VIEW_KEY = "_dialstatus_view"
 SEEN_VERSION_KEY = "_dialstatus_seen_version"
 REFRESH_EVERY = "15s"
@@ -213,8 +215,14 @@ def kpi_tiles(
 
 
 def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numbers") -> None:
-    """A chart's numbers one click away: a table and its CSV download."""
-    with st.expander(label, icon=":material/table:", key=f"{key}_numbers"):
+    """A chart's numbers one click away: a table and its CSV download.
+
+    Built only while the expander is open: a closed one costs the browser nothing, so a page of
+    charts draws as fast as its charts alone."""
+    expander = st.expander(label, icon=":material/table:", key=f"{key}_numbers", on_change="rerun")
+    if not expander.open:
+        return
+    with expander:
         st.dataframe(frame, hide_index=True)
         st.download_button(
             "Download CSV",
@@ -253,6 +261,17 @@ CLICK_HINT = {
     P_DIALSTATUS: "Click a segment to filter by that dial status.",
     P_DISPOSITION: "Click a segment to filter by that disposition.",
 }
+
+
+def section_notice(asked: list[str]) -> None:
+    """Says so when a link names a section that does not exist (the tabs drop it silently)."""
+    unknown = [value for value in asked if value not in CAMPAIGN_SECTIONS]
+    if unknown:
+        st.warning(
+            f"The link's {P_SECTION}={md_escape(unknown[0])} is not a section of this page "
+            f"(one of {', '.join(CAMPAIGN_SECTIONS)}); showing {CAMPAIGN_SECTIONS[0]}.",
+            icon=":material/link_off:",
+        )
 
 
 def show_leads_link() -> None:
@@ -337,7 +356,7 @@ def live_status() -> None:
     st.session_state[SEEN_VERSION_KEY] = version
     names = current.filters.campaigns or current.campaigns
     with store.cursor() as cursor:
-        frame = metrics.freshness(cursor, names)
+        frame = metrics.data_as_of(cursor, names)
     st.caption(
         freshness_text(frame, current.tz) + f" · checks for new data every {REFRESH_EVERY}",
     )

@@ -387,6 +387,18 @@ def test_freshness_and_sync_tables(seeded, cursor):
     assert empty["last_error"] == "campaignName is invalid"
     only = metrics.freshness(cursor, [CAMPAIGNS[2]])
     assert list(only["campaign"]) == [CAMPAIGNS[2]]
+    # The pages' header line: the same moments, for the campaigns asked, without reading leads.
+    asked = [CAMPAIGNS[1], "Empty Campaign", "Never Heard Of"]
+    as_of = metrics.data_as_of(cursor, asked)
+    assert list(as_of["campaign"]) == sorted(asked)
+    expected = frame.set_index("campaign")["data_as_of"]
+    for row in as_of.itertuples():
+        if row.campaign == "Never Heard Of":
+            assert pd.isna(row.data_as_of)
+        else:
+            assert row.data_as_of == expected[row.campaign] or (
+                pd.isna(row.data_as_of) and pd.isna(expected[row.campaign])
+            )
     requests = metrics.sync_requests(cursor)
     assert list(requests["state"]) == ["error", "delivered"]
     failed = metrics.failed_deliveries(cursor)

@@ -286,16 +286,42 @@ def test_campaign_page_deltas_against_the_previous_period(seeded):
     assert leads.proto.delta == f"{len(now) - len(before):+,}"
     assert leads.proto.delta_description == f"was {len(before):,}"
     assert "previous 7 days" in texts(at.caption) and "previous 7 days" in leads.proto.help
-    for key in (
-        "campaign_dial_chart",
-        "campaign_matrix_chart",
-        "campaign_pareto_chart",
-        "campaign_sunburst_chart",
-        "campaign_trend_chart",
-        "campaign_heatmap_chart",
-    ):
-        assert json.loads(at.get_by_key(key).proto.spec)["data"], key
-    assert "last update" in texts(at.caption)
+    assert drawn_charts(at) == {"campaign_dial_chart", "campaign_pareto_chart"}
+
+
+SECTION_CHARTS = {
+    "Breakdown": {"campaign_dial_chart", "campaign_pareto_chart"},
+    "Composition": {"campaign_matrix_chart", "campaign_sunburst_chart"},
+    "Trends": {"campaign_trend_chart", "campaign_heatmap_chart"},
+}
+
+
+def drawn_charts(at: AppTest) -> set[str]:
+    """Keys of the plotly charts the run produced, each checked to carry data."""
+    drawn = set()
+    for key in set().union(*SECTION_CHARTS.values()):
+        try:
+            spec = json.loads(at.get_by_key(key).proto.spec)
+        except KeyError:
+            continue
+        assert spec["data"], key
+        drawn.add(key)
+    return drawn
+
+
+@pytest.mark.parametrize("section", list(SECTION_CHARTS))
+def test_a_campaign_link_opens_its_section_and_computes_only_that(seeded, section):
+    at = app("campaign", params={"campaign": CAMPAIGNS[0], "section": section})
+    assert drawn_charts(at) == SECTION_CHARTS[section]
+    assert not at.warning
+    if section == "Trends":
+        assert "last update" in texts(at.caption)
+
+
+def test_a_link_to_an_unknown_section_says_so_and_shows_the_first(seeded):
+    at = app("campaign", params={"campaign": CAMPAIGNS[0], "section": "Heatmaps"})
+    assert drawn_charts(at) == SECTION_CHARTS["Breakdown"]
+    assert any("section=Heatmaps is not a section" in w.value for w in at.warning)
 
 
 def test_campaign_page_picks_one_campaign_and_pins_it(seeded):

@@ -118,3 +118,42 @@ def test_lead_counts_match_the_servers_own_count_per_campaign(page, watch, demo_
     assert helpers.tags(page, "Campaign") == [name]
     assert helpers.kpis(page)["Leads"] == f"{rows[name]:,}"
     assert watch.problems() == []
+
+
+def test_a_campaign_section_travels_in_the_link(page, watch, new_context, demo_server):
+    base = demo_server.base_url
+    link = f"{base}/campaign?campaign={quote(CAMPAIGN)}&range=last_30d"
+    helpers.open_page(page, link, heading="Campaign", charts=2, metrics=8)
+    assert helpers.figure(page, "campaign_dial_chart")  # Breakdown is the default section
+    assert "section" not in helpers.query(page.url)
+
+    helpers.after_rerun(page, lambda: page.get_by_role("tab", name="Trends").click())
+    helpers.wait_for_charts(page, 2)
+    assert helpers.query(page.url)["section"] == ["Trends"]
+    trend_by_hand = helpers.figure(page, "campaign_trend_chart")
+    assert trend_by_hand and page.locator(".st-key-campaign_dial_chart").count() == 0
+
+    helpers.sidebar(page).get_by_test_id("stPopover").get_by_role("button").click()
+    shared = page.get_by_test_id("stCode").filter(has_text=base).inner_text().strip()
+    assert urlsplit(shared).path == "/campaign"
+    assert helpers.query(shared) == {
+        "campaign": [CAMPAIGN],
+        "range": ["last_30d"],
+        "basis": ["updated"],
+        "section": ["Trends"],
+    }
+    page.keyboard.press("Escape")
+
+    fresh = new_context()
+    other = fresh.new_page()
+    helpers.open_page(other, shared, heading="Campaign", charts=2, metrics=8)
+    assert other.get_by_role("tab", name="Trends").get_attribute("aria-selected") == "true"
+    assert helpers.figure(other, "campaign_trend_chart") == trend_by_hand
+    assert helpers.kpis(other) == helpers.kpis(page)
+
+    # A section that does not exist: said so, and the first section is shown.
+    helpers.open_page(other, link + "&section=Heatmaps", heading="Campaign", charts=2, metrics=8)
+    assert other.get_by_text("section=Heatmaps is not a section of this page").is_visible()
+    assert helpers.figure(other, "campaign_dial_chart")
+    fresh.close()
+    assert watch.problems(deep_links=[link]) == []

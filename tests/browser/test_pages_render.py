@@ -48,7 +48,7 @@ PAGES = [
         "campaign",
         "/campaign?campaign=Renewals_Q4&range=last_30d",
         "Campaign",
-        6,  # dial status, status x dial heatmap, Pareto, sunburst, daily trend, hour heatmap
+        2,  # its first section, Breakdown: dial status and the disposition Pareto
         KPI_LABELS,
         ".st-key-campaign_pareto_chart",
     ),
