@@ -4,12 +4,16 @@ on one port. The UI itself is dashboard.py; server-side pieces live in lib/serve
 import streamlit as st
 from starlette.middleware import Middleware
 
-from lib.precompress import PrecompressedStatic
+from lib.precompress import PrecompressedStatic, PreloadPlotly
 from lib.server import SecurityHeaders, lifespan, routes
 
 app = st.App(
     "dashboard.py",
     routes=routes(),
     lifespan=lifespan,
-    middleware=[Middleware(SecurityHeaders), Middleware(PrecompressedStatic)],
+    middleware=[
+        Middleware(SecurityHeaders),
+        Middleware(PrecompressedStatic),
+        Middleware(PreloadPlotly),
+    ],
 )

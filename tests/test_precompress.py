@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from lib.precompress import PrecompressedStatic
+from lib.precompress import PrecompressedStatic, PreloadPlotly
 
 BUNDLE = ("function plot(){return 42};" * 5000).encode()
 calls = {"n": 0}
@@ -46,3 +46,21 @@ def test_clients_without_gzip_and_small_files_get_the_original_bytes():
     small = client.get("/static/js/small.js", headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in small.headers and small.content == b"tiny"
     assert gzip.decompress(gzip.compress(BUNDLE)) == BUNDLE
+
+
+def test_only_html_pages_get_the_preload_hint_with_a_correct_length():
+    async def page(request):
+        return Response("<html><head><title>x</title></head><body></body></html>",
+                        media_type="text/html")  # fmt: skip
+
+    async def data(request):
+        return Response('{"a": "</head>"}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/", page), Route("/api/data", data), Route("/x", data)])
+    client = TestClient(PreloadPlotly(app, chunk="PlotlyChart.abc.js"))
+    html = client.get("/", headers={"accept-encoding": "gzip"})
+    hint = '<link rel="modulepreload" href="./static/js/PlotlyChart.abc.js" /></head>'
+    assert hint in html.text and html.text.count("modulepreload") == 1
+    assert int(html.headers["content-length"]) == len(html.content)
+    for path in ("/api/data", "/x"):
+        assert client.get(path).text == '{"a": "</head>"}'

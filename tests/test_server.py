@@ -271,3 +271,22 @@ def test_every_response_carries_the_security_headers(quiet_server):
         assert "frame-ancestors 'self'" in headers.get("content-security-policy", ""), where
         assert headers.get("referrer-policy") == "same-origin", where
     assert responses[-1].headers.get("content-encoding") == "gzip"  # compressed once, cached
+
+
+PRELOAD_HINT = r'rel="modulepreload" href="\./(static/js/PlotlyChart\.[^"]+)"'
+
+
+def test_pages_ask_for_plotlys_chunk_early_and_it_is_served(quiet_server):
+    base = quiet_server.base_url
+    for path in ("/", "/campaign?campaign=x&section=Trends"):
+        page = httpx.get(base + path, headers={"accept-encoding": "gzip"}, timeout=10)
+        assert page.status_code == 200
+        assert int(page.headers["content-length"]) == len(page.content), path
+        hints = re.findall(PRELOAD_HINT, page.text)
+        assert len(hints) == 1, path
+        assert page.text.index(hints[0]) < page.text.index("</head>")
+    chunk = httpx.get(base + "/" + hints[0], headers={"accept-encoding": "gzip"}, timeout=30)
+    assert chunk.status_code == 200 and "javascript" in chunk.headers["content-type"]
+    assert len(chunk.content) > 1_000_000  # plotly.js itself, not an error page
+    health = httpx.get(base + "/api/health", timeout=10)
+    assert "modulepreload" not in health.text  # only HTML pages are touched
