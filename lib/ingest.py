@@ -72,19 +72,20 @@ _DATA_ERRORS = (
 
 
 class _Phases:
-    """Phase timings of one ingest, logged at DEBUG (bench/ingest_probe.py prints them)."""
+    """Phase timings of one ingest (wall, and CPU of the whole process: every thread), logged
+    at DEBUG (bench/ingest_probe.py prints them)."""
 
     def __init__(self) -> None:
-        self.last = time.perf_counter()
-        self.spent: list[tuple[str, float]] = []
+        self.last, self.last_cpu = time.perf_counter(), time.process_time()
+        self.spent: list[tuple[str, float, float]] = []
 
     def mark(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.spent.append((phase, now - self.last))
-        self.last = now
+        now, cpu = time.perf_counter(), time.process_time()
+        self.spent.append((phase, now - self.last, cpu - self.last_cpu))
+        self.last, self.last_cpu = now, cpu
 
     def __str__(self) -> str:
-        return ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in self.spent)
+        return ", ".join(f"{phase} {wall:.2f}s (CPU {cpu:.2f})" for phase, wall, cpu in self.spent)
 
 
 @dataclass(frozen=True)
@@ -136,15 +137,17 @@ def ingest_delivery(
         return _already(row)
     fetch = _guarded_fetcher(fetch_file, tuple(allowed_hosts), max_bytes, download_timeout_s)
     parsed: list[ParsedDelivery] = []
+    phases = _Phases()
     try:
         parsed.append(
             parse_delivery(row.path, row.content_type, fetch_file=fetch, max_bytes=max_bytes)
         )
+        phases.mark("parse")
         with store.writing() as cursor:
             current = _raw_row(store, delivery_id, cursor)
             if current is not None and current.state in ("ingested", "duplicate"):
                 return _already(current)
-            return _ingest_parsed(store, cursor, delivery_id, parsed)
+            return _ingest_parsed(store, cursor, delivery_id, parsed, phases)
     except DeliveryRejected as rejected:
         _mark_failed(store, delivery_id, _whose(rejected, parsed))
         raise
@@ -280,48 +283,68 @@ class _Loaded:
     per_campaign: list[tuple[str, object]]  # (campaign, newest updated_at) among stored rows
 
 
-def _ingest_parsed(store, cursor, delivery_id: int, parsed: list[ParsedDelivery]) -> IngestResult:
-    phases = _Phases()
+def _ingest_parsed(
+    store, cursor, delivery_id: int, parsed: list[ParsedDelivery], phases: _Phases
+) -> IngestResult:
     delivery = parsed[-1]
+    source: _Source | None = None
     try:
         while True:  # the fast path's pieces, then its one slice, then the generic parse
             try:
-                keys = _stage(store, cursor, delivery.records_source, delivery_id, phases)
+                source = _source(store, cursor, delivery.records_source, phases)
+                result = _transaction(store, cursor, source, delivery, delivery_id, phases)
                 break
             except _DATA_ERRORS as exc:
+                if source is not None:
+                    source.stop()
+                if _LONG_FIELD_MARK in str(exc):
+                    raise DeliveryRejected(400, _LONG_FIELD_MESSAGE) from None
                 if delivery.fallback is None:
                     raise DeliveryRejected(400, _describe(exc)) from None
                 logger.info("fast path refused for delivery %s (%s)", delivery_id, _describe(exc))
                 parsed.append(delivery.fallback())
                 delivery = parsed[-1]
                 phases.mark("fallback parse")
-        cursor.execute("BEGIN")
-        try:
-            # The pages' lead summary moves with the leads: by this delivery's delta when it
-            # was current, else rebuilt (lib/metrics.py).
-            incremental = summary_is_current(cursor)
-            try:
-                loaded = _write(cursor, keys, delivery, delivery_id, phases, incremental)
-            except _DATA_ERRORS as exc:
-                raise DeliveryRejected(400, _describe(exc)) from None
-            result = _bookkeeping(cursor, delivery, delivery_id, loaded)
-            store.bump_data_version(cursor)
-            update_summary(cursor, delivery_id, incremental)
-            phases.mark("summary")
-            cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            raise
-        phases.mark("bookkeeping+commit")
         logger.debug("delivery %s (%s, %d rows): %s", delivery_id, delivery.variant, result.rows,
                      phases)  # fmt: skip
         return result
     finally:
+        if source is not None:
+            source.stop()
         with contextlib.suppress(duckdb.Error):
             cursor.execute("DROP TABLE IF EXISTS _raw")
             cursor.execute("DROP TABLE IF EXISTS _batch")
             cursor.execute("DROP TABLE IF EXISTS _summary_delta")
+
+
+def _transaction(
+    store, cursor, source: _Source, delivery: ParsedDelivery, delivery_id: int, phases: _Phases
+) -> IngestResult:
+    """The delivery's one transaction: leads, summary, bookkeeping; all or nothing."""
+    cursor.execute("BEGIN")
+    try:
+        # The pages' lead summary moves with the leads: by this delivery's delta when it
+        # was current, else rebuilt (lib/metrics.py).
+        incremental = summary_is_current(cursor)
+        loaded = _write(cursor, source, delivery, delivery_id, phases, incremental)
+        complete = source.complete_keys()
+        phases.mark("wait key scan")
+        if complete != source.keys:  # later records add fields: the whole delivery again
+            logger.info("delivery %s: later records add fields; reading again", delivery_id)
+            _restart(cursor)
+            source = source.with_keys(complete)
+            loaded = _write(cursor, source, delivery, delivery_id, phases, incremental)
+        result = _bookkeeping(cursor, delivery, delivery_id, loaded)
+        store.bump_data_version(cursor)
+        update_summary(cursor, delivery_id, incremental)
+        phases.mark("summary")
+        cursor.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cursor.execute("ROLLBACK")
+        raise
+    phases.mark("bookkeeping+commit")
+    return result
 
 
 def _restart(cursor) -> None:
@@ -407,64 +430,84 @@ def _match_request(cursor, unique_id: str | None, campaign: str | None):
 # faster here (DuckDB 2 runs ON CONFLICT as a MERGE with an extra hash aggregate).
 
 
-def _stage(store, cursor, source: RecordsFile, delivery_id: int, phases: _Phases) -> list[str]:
-    """Loads the records into TEMP TABLE _raw (all VARCHAR) and returns its field names."""
+@dataclass
+class _Source:
+    """What the write reads: the records' field names, a relation giving them as VARCHAR
+    columns (TEMP TABLE _raw for CSV, else the JSON reader itself: no staging copy), and the
+    mapped values of status and dial status seen in the sample (see `_sample_lookups`)."""
+
+    records: RecordsFile
+    keys: list[str]
+    relation: str
+    lookups: dict[str, list[tuple[str | None, str]]]
+    scan: _KeyScan | None = None
+
+    def complete_keys(self) -> list[str]:
+        """Every field name of the file (waits for the key scan, when one runs)."""
+        if self.scan is None:
+            return self.keys
+        return _usable(self.scan.result())
+
+    def with_keys(self, keys: list[str]) -> _Source:
+        return _Source(self.records, keys, _reader(self.records, keys), self.lookups)
+
+    def stop(self) -> None:
+        if self.scan is not None:
+            self.scan.join()
+
+
+def _source(store, cursor, records: RecordsFile, phases: _Phases) -> _Source:
+    """The field names from a sample of the records (the key scan checks them against every
+    record meanwhile, on its own cursor: the write waits for it before committing)."""
     cursor.execute("DROP TABLE IF EXISTS _raw")
-    if source.format == "csv":
-        cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, [])}")
-        described = cursor.execute("DESCRIBE _raw").fetchall()
+    if records.format == "csv":
+        cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(records, [])}")
+        keys = _usable(r[0] for r in cursor.execute("DESCRIBE _raw").fetchall())
         phases.mark("stage")
-        return _usable(r[0] for r in described)
+        return _Source(records, keys, "_raw", _sample_lookups(cursor, keys, "_raw"))
     sampled, sample = cursor.execute(
         f"SELECT count(*), list_distinct(flatten(list(json_keys(json)))) FROM "
-        f"(SELECT json FROM {_objects(source)} LIMIT {_SAMPLE_RECORDS})"
+        f"(SELECT json FROM {_objects(records)} LIMIT {_SAMPLE_RECORDS})"
     ).fetchone()
     keys = _usable(sample or [])
-    phases.mark("sample keys")
     # A file longer than the sample gets all its keys collected on the other core meanwhile.
-    scan = _KeyScan(store, source) if sampled >= _SAMPLE_RECORDS else None
+    scan = _KeyScan(store, records) if sampled >= _SAMPLE_RECORDS else None
     if scan is not None:
         scan.start()
-    staged = False
+        if not keys:  # nothing to read yet: the whole file decides
+            keys, scan = _usable(scan.result()), None
+    if not keys:
+        _refuse_keyless(cursor, records)
+        return _Source(records, [], "", {})
+    relation = _reader(records, keys)
     try:
-        if keys:
-            cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, keys)}")
-            staged = True
-            phases.mark(f"stage ({len(source.files)} files)")
+        lookups = _sample_lookups(cursor, keys, relation)
     except BaseException:
         if scan is not None:
             scan.join()
         raise
-    complete = _usable(scan.result()) if scan is not None else keys
-    phases.mark("wait key scan")
-    if staged and complete == keys:
-        return keys
-    if staged:
-        logger.info("delivery %s: later records add fields; reading again", delivery_id)
-        cursor.execute("DROP TABLE _raw")
-    if complete:
-        cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {_reader(source, complete)}")
-        phases.mark("stage again")
-    else:
-        records, objects = cursor.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE json_type(json) = 'OBJECT') "
-            f"FROM {_objects(source)}"
-        ).fetchone()
-        if objects < records:
-            raise DeliveryRejected(400, "every record must be a JSON object")
-        if records:
-            raise DeliveryRejected(400, "the records have neither a lead id nor a phone number")
-    return complete
+    phases.mark(f"sample keys ({len(records.files)} files)")
+    return _Source(records, keys, relation, lookups, scan)
 
 
-def _write(
-    cursor, keys: list[str], delivery: ParsedDelivery, delivery_id: int, phases, summary: bool
-):
-    if not keys:
+def _refuse_keyless(cursor, records: RecordsFile) -> None:
+    """Records without any field: an empty delivery is fine, anything else is refused."""
+    count, objects = cursor.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE json_type(json) = 'OBJECT') "
+        f"FROM {_objects(records)}"
+    ).fetchone()
+    if objects < count:
+        raise DeliveryRejected(400, "every record must be a JSON object")
+    if count:
+        raise DeliveryRejected(400, "the records have neither a lead id nor a phone number")
+
+
+def _write(cursor, source: _Source, delivery: ParsedDelivery, delivery_id: int, phases, summary):
+    if not source.keys:
         return _Loaded(0, [])
-    if not _has_key_field(keys):
+    if not _has_key_field(source.keys):
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
-    select = _mapped_select(keys, delivery_id, delivery.campaign_name)
+    select = _mapped_select(source, delivery_id, delivery.campaign_name)
     if _first_load(cursor, delivery.campaign_name):
         loaded = _direct(cursor, select, delivery_id)
         phases.mark("direct insert" if loaded else "direct insert refused")
@@ -489,13 +532,12 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> _Loaded | Non
     except duckdb.ConstraintException:
         _restart(cursor)
         return None
-    summary = cursor.execute(
-        f"SELECT campaign_name, max(updated_at), {_LONGEST_FIELD} FROM leads "
+    per_campaign = cursor.execute(
+        "SELECT campaign_name, max(updated_at) FROM leads "
         "WHERE delivery_id = ? GROUP BY campaign_name ORDER BY 1",
         [delivery_id],
     ).fetchall()
-    _refuse_long_fields(max((longest or 0 for *_, longest in summary), default=0))
-    return _Loaded(rows, [(name, newest) for name, newest, _ in summary])
+    return _Loaded(rows, per_campaign)
 
 
 def _general(cursor, select: tuple[str, list], phases: _Phases, summary: bool) -> _Loaded:
@@ -524,23 +566,22 @@ def _general(cursor, select: tuple[str, list], phases: _Phases, summary: bool) -
     return _Loaded(rows, per_campaign)
 
 
-_LONGEST_FIELD = f"max(greatest({', '.join(f'length({c})' for c in _TEXT_COLUMNS)}))"
-
-
-def _refuse_long_fields(longest: int | None) -> None:
-    if (longest or 0) > _MAX_FIELD_CHARS:
-        raise DeliveryRejected(
-            400, f"a record has a field longer than {_MAX_FIELD_CHARS} characters"
-        )
+# A mapped text value longer than _MAX_FIELD_CHARS makes the mapping SELECT itself fail (both
+# write paths) with this marker: `strlen` (bytes, free) first, `length` (characters) only then.
+_LONG_FIELD_MARK = "dialstatus: field over the length limit"
+_LONG_FIELD_MESSAGE = f"a record has a field longer than {_MAX_FIELD_CHARS} characters"
+_TOO_LONG = (
+    f"greatest({', '.join(f'strlen({c})' for c in _TEXT_COLUMNS)}) > {_MAX_FIELD_CHARS} AND "
+    f"greatest({', '.join(f'length({c})' for c in _TEXT_COLUMNS)}) > {_MAX_FIELD_CHARS}"
+)
 
 
 def _check_batch(cursor, phases: _Phases) -> int:
-    total, no_campaign, no_key, distinct, longest = cursor.execute(
+    total, no_campaign, no_key, distinct = cursor.execute(
         "SELECT count(*), count(*) FILTER (WHERE campaign_name IS NULL), "
         "count(*) FILTER (WHERE lead_key IS NULL), "
-        f"count(DISTINCT (campaign_name, lead_key)), {_LONGEST_FIELD} FROM _batch"
+        "count(DISTINCT (campaign_name, lead_key)) FROM _batch"
     ).fetchone()
-    _refuse_long_fields(longest)
     if no_campaign:
         raise DeliveryRejected(
             400, f"{no_campaign} of {total} records have no campaign name (nor has the delivery)"
@@ -649,11 +690,9 @@ def _text(columns: list[str], *, trim: bool) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
-def _mapped_select(keys: list[str], delivery_id: int, campaign: str | None) -> tuple[str, list]:
-    """One SELECT giving the `leads` columns (in _LEADS_COLUMNS order) from TEMP TABLE _raw.
-
-    Its one parameter is the delivery's campaignName (for records that carry none).
-    """
+def _columns(keys: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """The delivered field names per `leads` column (the API's own spelling first when two
+    spellings come), and the fields no column takes (they go to `extra`)."""
     by_column: dict[str, list[str]] = {}
     extras: list[str] = []
     preferred = {f.column: name_key(f.api_name) for f in LEAD_FIELDS}
@@ -663,11 +702,74 @@ def _mapped_select(keys: list[str], delivery_id: int, campaign: str | None) -> t
             extras.append(key)
         else:
             by_column.setdefault(column, []).append(key)
-    for column, spellings in by_column.items():  # the API's own spelling first when both come
+    for column, spellings in by_column.items():
         spellings.sort(key=lambda k, c=column: (name_key(k) != preferred[c], k))
+    return by_column, extras
+
+
+def _column_text(by_column: dict[str, list[str]], column: str) -> str:
+    return _text(by_column.get(column, []), trim=column in _KEY_COLUMNS)
+
+
+# Status and dial status hold a handful of distinct values: their mapping (a regular expression
+# and IN lists per row, most of the mapping's cost) is computed once per value seen in the
+# sample, and the rows take it from a CASE of plain comparisons; a value the sample did not
+# have goes through the full expression. Same result either way.
+_DERIVED = {"status": lead_status_sql, "dial_status": dial_bucket_sql}
+_MAX_LOOKUP_VALUES = 64
+
+
+def _sample_lookups(cursor, keys: list[str], relation: str) -> dict:
+    by_column, _ = _columns(keys)
+    values = {c: _column_text(by_column, c) for c in _DERIVED}
+    rows = cursor.execute(
+        f"""
+        WITH sample AS MATERIALIZED (
+            SELECT {values["status"]} AS status, {values["dial_status"]} AS dial_status
+            FROM (SELECT * FROM {relation} LIMIT {_SAMPLE_RECORDS})
+        )
+        SELECT 'status', status, {lead_status_sql("status")}
+        FROM (SELECT DISTINCT status FROM sample)
+        UNION ALL
+        SELECT 'dial_status', dial_status, {dial_bucket_sql("dial_status")}
+        FROM (SELECT DISTINCT dial_status FROM sample)
+        """
+    ).fetchall()
+    lookups: dict[str, list[tuple[str | None, str]]] = {c: [] for c in _DERIVED}
+    for column, value, mapped in rows:
+        lookups[column].append((value, mapped))
+    return {
+        column: pairs
+        for column, pairs in lookups.items()
+        if len(pairs) <= _MAX_LOOKUP_VALUES
+        and all(v is None or (len(v) <= 200 and "\x00" not in v) for v, _ in pairs)
+    }
+
+
+def _derived(column: str, lookups: dict) -> str:
+    full = _DERIVED[column](column)
+    pairs = lookups.get(column)
+    if not pairs:
+        return full
+    whens = " ".join(
+        f"WHEN {column} IS NULL THEN {_literal(mapped)}"
+        if value is None
+        else f"WHEN {column} = {_literal(value)} THEN {_literal(mapped)}"
+        for value, mapped in pairs
+    )
+    return f"CASE {whens} ELSE {full} END"
+
+
+def _mapped_select(source: _Source, delivery_id: int, campaign: str | None) -> tuple[str, list]:
+    """One SELECT giving the `leads` columns (in _LEADS_COLUMNS order) from the source's
+    relation. It fails with _LONG_FIELD_MARK when a text value is over the length limit.
+
+    Its one parameter is the delivery's campaignName (for records that carry none).
+    """
+    by_column, extras = _columns(source.keys)
 
     def text(column: str) -> str:
-        return _text(by_column.get(column, []), trim=column in _KEY_COLUMNS)
+        return _column_text(by_column, column)
 
     if extras:
         entries = ", ".join(f"struct_pack(k := {_literal(k)}, v := {_ident(k)})" for k in extras)
@@ -683,11 +785,13 @@ def _mapped_select(keys: list[str], delivery_id: int, campaign: str | None) -> t
                coalesce(lead_id, phone_number || '|' ||
                         coalesce(strftime(created_at, '%Y-%m-%d %H:%M:%S'), '')) AS lead_key,
                lead_id, phone_number, name, status,
-               {lead_status_sql("status")} AS lead_status,
+               {_derived("status", source.lookups)} AS lead_status,
                dial_status,
-               {dial_bucket_sql("dial_status")} AS dial_bucket,
+               {_derived("dial_status", source.lookups)} AS dial_bucket,
                disposition, comments, agent_id, agent_name, attempts, priority, ucid,
-               call_duration_s, created_at, updated_at, extra,
+               call_duration_s, created_at, updated_at,
+               CASE WHEN {_TOO_LONG} THEN error({_literal(_LONG_FIELD_MARK)}) ELSE extra END
+                   AS extra,
                {int(delivery_id)}::BIGINT AS delivery_id
         FROM (
             SELECT coalesce({text("campaign_name")}, ?) AS campaign_name,
@@ -708,7 +812,7 @@ def _mapped_select(keys: list[str], delivery_id: int, campaign: str | None) -> t
                    TRY_CAST({text("created_at")} AS TIMESTAMPTZ) AS created_at,
                    TRY_CAST({text("updated_at")} AS TIMESTAMPTZ) AS updated_at,
                    {extra} AS extra
-            FROM _raw
+            FROM {source.relation}
         )
         """,
         [campaign],

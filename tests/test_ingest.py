@@ -928,6 +928,29 @@ def test_a_slice_read_in_pieces_stores_every_record(store, monkeypatch, caplog, 
         ]
         assert stored_rows(store) == sorted(expected)
     else:
-        assert "stage (2 files)" in messages and "fast path refused" not in messages
+        assert "(2 files)" in messages and "fast path refused" not in messages
         assert stored_rows(store) == expected_rows(records)
     assert leftovers(store) == []
+
+
+def test_status_values_the_sample_did_not_see_are_mapped_too(store):
+    # Status and dial status are mapped once per value seen in the first records; values that
+    # appear only later take the full mapping. Both must give the vocabulary's answer.
+    records = [
+        {"LeadID": f"L{i}", "PhoneNumber": str(i), "Status": "Pending", "DialStatus": "ring"}
+        for i in range(25_000)
+    ]
+    late = records[-len(STATUSES) * len(DIALS) :]
+    for index, record in enumerate(late):
+        record["Status"] = STATUSES[index % len(STATUSES)]
+        record["DialStatus"] = DIALS[index // len(STATUSES)]
+    assert deliver(store, envelope(records)).rows == len(records)
+    stored = dict(
+        (key, (status, bucket))
+        for key, status, bucket in store.cursor()
+        .execute("SELECT lead_key, lead_status, dial_bucket FROM leads")
+        .fetchall()
+    )
+    for record in records:
+        expected = (LEAD_STATUS[record["Status"]], DIAL_BUCKET[record["DialStatus"]])
+        assert stored[record["LeadID"]] == expected, record
