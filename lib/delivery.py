@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -196,13 +197,30 @@ def deliveries_dir_for(store) -> Path:
 
 
 def _sha256_and_fsync(path: Path) -> tuple[str, int]:
+    """The file's sha256 and size, and the file on disk: the flush runs on another thread while
+    this one hashes (hashlib and fsync both release the GIL), and is waited for."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb+") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-        os.fsync(handle.fileno())
+        flushed: list[BaseException | None] = []
+
+        def flush() -> None:
+            try:
+                os.fsync(handle.fileno())
+                flushed.append(None)
+            except BaseException as exc:  # re-raised below
+                flushed.append(exc)
+
+        flusher = threading.Thread(target=flush, name="delivery-fsync", daemon=True)
+        flusher.start()
+        try:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+        finally:
+            flusher.join()
+        if flushed[0] is not None:
+            raise flushed[0]
     return digest.hexdigest(), size
 
 
