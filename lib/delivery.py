@@ -15,7 +15,9 @@ accepted, and the assumptions live here:
 Parsing never builds Python objects for a large body in the default shape: the byte range of the
 records array is located (head and tail of the file only), the cut is proven to be the top-level
 records value, and the slice is written as a file holding a top-level JSON array, the shape
-DuckDB's `read_json` reads fastest. Anything else goes through `json.loads` (the generic path).
+DuckDB's `read_json` reads fastest; a large one as several such files, cut between records, which
+DuckDB reads in parallel (`_split_cuts`). Anything else goes through `json.loads` (the generic
+path).
 What ingest reads is always a `RecordsFile`: a JSON array, newline-delimited JSON, or CSV.
 """
 

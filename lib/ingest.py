@@ -1,7 +1,7 @@
 """Set-based ingest of delivered records into `leads`: one transaction per delivery.
 
-DuckDB reads the records file (a top-level JSON array, NDJSON or CSV) with every field as VARCHAR
-into a temporary table; one SELECT maps the delivered fields to the `leads` columns
+DuckDB reads the records (a top-level JSON array, possibly in pieces read in parallel, NDJSON or
+CSV) with every field as VARCHAR; one SELECT maps the delivered fields to the `leads` columns
 (`lib.fields.column_for`), parses dates, durations and integers, derives lead_status, dial_bucket,
 lead_key and `extra` (the unmapped fields); the rows are written so that the newest `updated_at`
 wins: a late, older delivery never overwrites newer data. The raw delivery, the sync request it
@@ -9,9 +9,9 @@ answers, the campaigns' sync state and the data version change in the same trans
 per-record Python anywhere.
 
 Field discovery: the keys of the first records decide what is read; when the file holds more
-records than that sample, the keys of every record are collected on a second thread meanwhile
-(DuckDB reads a JSON array on one thread, so this uses the otherwise idle core), and the rare
-delivery whose later records add fields is read again. See "loading" below for the write paths.
+records than that sample, the keys of every record are collected on another cursor while the
+write runs, and the write is done again, with every field, in the rare delivery whose later
+records add fields (before the commit: nothing is ever stored without them). See "loading" below.
 """
 
 from __future__ import annotations
@@ -414,9 +414,9 @@ def _match_request(cursor, unique_id: str | None, campaign: str | None):
 
 # -- loading -------------------------------------------------------------------------------
 #
-# Stage: the records file is read once, every field as VARCHAR, into TEMP TABLE _raw (outside
-# the transaction, so a rollback below keeps it). DuckDB reads a JSON array on one thread; the
-# mapping then runs over _raw on all cores.
+# Source: the write's SELECT reads the JSON records straight from the file(s), every field as
+# VARCHAR (no staging copy; a large array comes in pieces, read in parallel: lib/delivery.py).
+# A CSV file is staged into TEMP TABLE _raw first (its columns come from DuckDB's sniffer).
 #
 # Direct write: when the delivery's campaign has no stored leads yet (a first full load), the
 # mapped rows go into `leads` with a plain INSERT. Any constraint violation (a lead twice in the
