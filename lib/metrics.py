@@ -213,10 +213,14 @@ def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
     columns) restricted by `where`. Used for the full build and for ingest's deltas. The category
     is stored too: a category edit bumps the data version, so the summary is rebuilt then."""
     grouped = (
-        f"(SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
-        f"FROM {source} WHERE {where} GROUP BY ALL)"
+        f"SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
+        f"FROM {source} WHERE {where} GROUP BY ALL"
     )
-    return f"SELECT {_SUMMARY_LIST} FROM ({_categorised(grouped)})"
+    # Materialised: `_categorised` names its relation twice, and the grouping is the costly part.
+    return (
+        f"WITH grouped AS MATERIALIZED ({grouped}) "
+        f"SELECT {_SUMMARY_LIST} FROM ({_categorised('grouped')})"
+    )
 
 
 def _stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
