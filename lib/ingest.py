@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -357,7 +358,7 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: _Lo
     rows, per_campaign = loaded.rows, loaded.per_campaign
     campaigns = tuple(name for name, _ in per_campaign)
     campaign = delivery.campaign_name or (campaigns[0] if len(campaigns) == 1 else None)
-    request_id, kind = _match_request(cursor, delivery.unique_id, campaign)
+    request_id, kind, asked_at = _match_request(cursor, delivery.unique_id, campaign)
     if request_id is not None:
         cursor.execute(
             "UPDATE sync_requests SET state = 'delivered', delivered_at = now(), rows = ?, "
@@ -369,17 +370,24 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: _Lo
     # Only a refresh (status/dialstatus/dispositions = All) proves nothing older is missing, so
     # only its records may move the watermark; a hand-made filtered request or an unsolicited
     # delivery stores its rows but leaves the incremental sync's starting point alone.
+    # Likewise "data as of" (last_success_at): the moment the refresh was asked for, since the
+    # data is CloudAgent's state from then on, not the moment a late callback happened to land;
+    # it never moves backwards.
     refresh = kind in ("full", "incremental")
     for name, newest in per_campaign:
-        if not refresh:
-            newest = None
         cursor.execute(
             "INSERT INTO sync_state (campaign_name, watermark, full_load_done, last_success_at, "
-            "last_error) VALUES (?, ?, ?, now(), NULL) ON CONFLICT (campaign_name) DO UPDATE SET "
+            "last_error) VALUES (?, ?, ?, ?, NULL) ON CONFLICT (campaign_name) DO UPDATE SET "
             "watermark = greatest(sync_state.watermark, excluded.watermark), "
             "full_load_done = sync_state.full_load_done OR excluded.full_load_done, "
-            "last_success_at = excluded.last_success_at, last_error = NULL",
-            [name, newest, kind == "full" and name == campaign],
+            "last_success_at = greatest(sync_state.last_success_at, excluded.last_success_at), "
+            "last_error = NULL",
+            [
+                name,
+                newest if refresh else None,
+                kind == "full" and name == campaign,
+                (asked_at or datetime.now(UTC)) if refresh else None,
+            ],
         )
     cursor.execute(
         "UPDATE raw_deliveries SET state = 'ingested', rows = ?, ingested_at = now(), "
@@ -392,24 +400,26 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: _Lo
 
 
 def _match_request(cursor, unique_id: str | None, campaign: str | None):
-    """The sync request this delivery answers: by uniqueId, else the campaign's newest open one
-    ('sent' too: a fast callback can arrive before the engine has recorded the acceptance)."""
+    """(id, kind, sent_at) of the sync request this delivery answers: by uniqueId, else the
+    campaign's newest open one ('sent' too: a fast callback can arrive before the engine has
+    recorded the acceptance); (None, None, None) for an unsolicited delivery."""
     if unique_id is not None:
         found = cursor.execute(
-            "SELECT id, kind FROM sync_requests WHERE unique_id = ? ORDER BY id DESC LIMIT 1",
+            "SELECT id, kind, sent_at FROM sync_requests WHERE unique_id = ? "
+            "ORDER BY id DESC LIMIT 1",
             [unique_id],
         ).fetchone()
         if found:
             return found
     if campaign is not None:
         found = cursor.execute(
-            "SELECT id, kind FROM sync_requests WHERE campaign_name = ? "
+            "SELECT id, kind, sent_at FROM sync_requests WHERE campaign_name = ? "
             "AND state IN ('accepted', 'sent') ORDER BY id DESC LIMIT 1",
             [campaign],
         ).fetchone()
         if found:
             return found
-    return None, None
+    return None, None, None
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -758,7 +758,9 @@ def test_only_refresh_deliveries_move_the_watermark(store, kind):
         )
         .fetchone()
     )
-    assert watermark is None and success
+    # Stored, but neither the incremental starting point nor "data as of" (last_success_at)
+    # moves: a filtered or unsolicited answer says nothing of the campaign as a whole.
+    assert watermark is None and not success
     _request(store, "Upd", "u-i", kind="incremental")
     deliver(store, envelope(_leads(3, "2026-11-21 10:00:00"), unique_id="u-i", campaign="Upd"))
     watermark = store.cursor().execute("SELECT watermark FROM sync_state").fetchone()[0]
@@ -954,3 +956,32 @@ def test_status_values_the_sample_did_not_see_are_mapped_too(store):
     for record in records:
         expected = (LEAD_STATUS[record["Status"]], DIAL_BUCKET[record["DialStatus"]])
         assert stored[record["LeadID"]] == expected, record
+
+
+def test_data_as_of_is_when_the_refresh_was_asked_and_never_moves_back(store):
+    def asked(request_id, moment):
+        with store.writing() as cursor:
+            cursor.execute(
+                "UPDATE sync_requests SET sent_at = ? WHERE id = ?", [moment, request_id]
+            )
+
+    def last_success():
+        return (
+            store.cursor()
+            .execute("SELECT last_success_at FROM sync_state WHERE campaign_name = 'Camp A'")
+            .fetchone()[0]
+        )
+
+    _request(store, "Camp A", "u-m", kind="manual")
+    deliver(store, envelope(source_records(count=3), unique_id="u-m"))
+    assert last_success() is None  # a filtered, hand-made answer says nothing of the whole
+
+    early, late = datetime(2026, 11, 20, 9, 0, tzinfo=UTC), datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+    slow = _request(store, "Camp A", "u-slow", kind="incremental")
+    fast = _request(store, "Camp A", "u-fast", kind="incremental")
+    asked(slow, early)
+    asked(fast, late)
+    deliver(store, envelope(source_records(count=5), unique_id="u-fast"))
+    assert last_success() == late  # not the moment the callback landed (today)
+    deliver(store, envelope(source_records(count=4), unique_id="u-slow"))  # lands last
+    assert last_success() == late  # the older request's answer does not make the data older
