@@ -458,6 +458,56 @@ def test_link_inside_data_and_beside_an_empty_list(tmp_path, file_server):
         parsed.cleanup()
 
 
+def test_a_linked_csv_cut_inside_its_header_is_refused_and_a_whole_header_alone_is_not(
+    tmp_path, file_server
+):
+    # An empty refresh is a CSV holding only its header; the sandbox's `link_truncated` fault
+    # cuts that to half a line, which must be refused, not stored as an empty delivery.
+    from lib.sandbox.app import _truncate
+
+    header = b'"LeadID","PhoneNumber","Name","Status","DialStatus","Comments"'
+    cut = {
+        "/sandbox-cut.csv": _truncate(header + b"\n"),  # b'"LeadID","PhoneNumber","Name","'
+        "/in-a-quoted-name.csv": b'"LeadID","PhoneNumber","Sta',
+        "/in-a-bare-name.csv": b"LeadID,PhoneNumber,DialSt",
+        "/after-a-separator.csv": b"LeadID;PhoneNumber;",
+        "/with-a-bom.csv": b"\xef\xbb\xbfLeadID,Phone_Nu",
+    }
+    whole = {
+        "/header-and-newline.csv": header + b"\n",
+        "/header-crlf.csv": header + b"\r\n",
+        "/header-no-newline.csv": header,
+        "/extra-field-last.csv": b"LeadID,PhoneNumber,Zone",
+        "/semicolons.csv": b'"LeadID";"PhoneNumber";"Status"',
+        "/rows-no-newline.csv": _csv_bytes(RECORDS).rstrip(b"\r\n"),
+    }
+    file_server.files.update(cut | whole)
+    fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
+    for path in cut:
+        body = json.dumps(
+            {"uniqueId": "u-1", "campaignName": "Camp", "fileUrl": file_server.base + path}
+        )
+        with pytest.raises(DeliveryRejected) as caught:
+            parse_delivery(_write(tmp_path, body), "application/json", fetch_file=fetch)
+        assert caught.value.status_code == 400, path
+        assert "the linked CSV file is cut short" in caught.value.message, path
+        assert (caught.value.unique_id, caught.value.campaign_name) == ("u-1", "Camp")
+        assert [p.name for p in tmp_path.iterdir()] == ["1.body"], path  # the download is gone
+    for path in whole:
+        body = json.dumps({"fileUrl": file_server.base + path})
+        parsed = parse_delivery(_write(tmp_path, body), "application/json", fetch_file=fetch)
+        assert parsed.variant == "json/link/csv", path
+        names = duckdb.sql(
+            f"SELECT * FROM read_csv('{parsed.records_source.path}', all_varchar = true, "
+            "header = true)"
+        )
+        expected = RECORDS if path == "/rows-no-newline.csv" else []
+        assert [dict(zip(names.columns, row, strict=True)) for row in names.fetchall()] == [
+            {k: v or None for k, v in r.items()} for r in expected
+        ], path
+        parsed.cleanup()
+
+
 @pytest.mark.parametrize(
     ("url", "allowed"),
     [
