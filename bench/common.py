@@ -33,7 +33,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from lib import metrics  # noqa: E402
 from lib.delivery import register_raw  # noqa: E402
-from lib.ingest import _LEADS_COLUMNS, _mapped_select, ingest_delivery  # noqa: E402
+from lib.ingest import _LEADS_COLUMNS, _mapped_select, _sample_lookups, _Source, ingest_delivery  # noqa: E402
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
 from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
 from lib.store import Store  # noqa: E402
@@ -147,7 +147,9 @@ def build_db(path: Path, n: int, now: datetime, method: str = "ingest") -> Built
                     cursor.register("_arrow", text)
                     cursor.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _arrow")
                     cursor.unregister("_arrow")
-                    sql, params = _mapped_select(list(text.column_names), number, name)
+                    keys = list(text.column_names)
+                    source = _Source(None, keys, "_raw", _sample_lookups(cursor, keys, "_raw"))
+                    sql, params = _mapped_select(source, number, name)
                     cursor.execute(f"INSERT INTO leads ({', '.join(_LEADS_COLUMNS)}) {sql}", params)
                 cursor.execute("DROP TABLE _raw")
                 store.bump_data_version(cursor)
