@@ -8,4 +8,4 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python3 -m ruff check .
 python3 -m ruff format --check .
-python3 -m pytest "$@"
+python3 -m pytest --durations=20 "$@"  # the slowest tests are listed, to keep CI short
