@@ -94,46 +94,29 @@ def _clear_filters() -> None:
         st.session_state[name] = value
 
 
+# (page, title, icon, help) of the page menu, in order; the first is the default page at `/`.
+PAGES = (
+    ("overview", "Overview", "dashboard", "KPIs, dial-status and disposition breakdowns per "
+     "campaign, and a comparison table of every campaign."),
+    ("campaign", "Campaign", "campaign", "One campaign in depth: deltas vs the previous period, "
+     "breakdowns, composition and trends."),
+    ("leads", "Leads", "table_rows", "The filtered lead rows, searchable, with CSV and Excel "
+     "exports."),
+    ("sync", "Sync", "sync", "Freshness per campaign, the request log, the rate limit, Sync now "
+     "and a hand-made API request."),
+    ("settings", "Settings", "settings", "Campaigns to sync and the disposition category map."),
+)  # fmt: skip
 # Declared before the sidebar so the Share link can name the page's own URL state.
 page = st.navigation(
     [
         st.Page(
-            ui.PAGE_FILES["overview"],
-            title="Overview",
-            icon=":material/dashboard:",
-            default=True,
-            help="KPIs, dial-status and disposition breakdowns per campaign, and a comparison "
-            "table of every campaign.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["campaign"],
-            title="Campaign",
-            icon=":material/campaign:",
-            url_path="campaign",
-            help="One campaign in depth: deltas vs the previous period, Pareto, trends, heatmap.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["leads"],
-            title="Leads",
-            icon=":material/table_rows:",
-            url_path="leads",
-            help="The filtered lead rows, searchable, with CSV and Excel exports.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["sync"],
-            title="Sync",
-            icon=":material/sync:",
-            url_path="sync",
-            help="Freshness per campaign, the request log, the rate limit, Sync now and a "
-            "hand-made API request.",
-        ),
-        st.Page(
-            ui.PAGE_FILES["settings"],
-            title="Settings",
-            icon=":material/settings:",
-            url_path="settings",
-            help="Campaigns to sync and the disposition category map.",
-        ),
+            ui.PAGE_FILES[name],
+            title=title,
+            icon=f":material/{icon}:",
+            help=text,
+            **({"default": True} if index == 0 else {"url_path": name}),
+        )
+        for index, (name, title, icon, text) in enumerate(PAGES)
     ],
     position="top",
 )
