@@ -23,13 +23,8 @@ from urllib.parse import quote
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from bench.common import FOCUS, median, rss_kib
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]  # fmt: skip
 VIEWPORT = {"width": 1400, "height": 2400}
 OFFICE_LINK = {"latency": 40, "throughput_bps": 20_000_000}
 CAMPAIGN_CHARTS = 2  # the open section (Breakdown): dial status and the disposition Pareto
