@@ -4,8 +4,9 @@ on one port. The UI itself is dashboard.py; server-side pieces live in lib/serve
 import streamlit as st
 from starlette.middleware import Middleware
 
-from lib.precompress import PrecompressedStatic, PreloadPlotly
+from lib.precompress import PageHints, PrecompressedStatic
 from lib.server import SecurityHeaders, lifespan, routes
+from lib.ui import CHART_PAGES, PAGE_FILES
 
 app = st.App(
     "dashboard.py",
@@ -14,6 +15,11 @@ app = st.App(
     middleware=[
         Middleware(SecurityHeaders),
         Middleware(PrecompressedStatic),
-        Middleware(PreloadPlotly),
+        Middleware(
+            PageHints,
+            pages=tuple(PAGE_FILES),
+            chart_pages=CHART_PAGES,
+            base_path=st.get_option("server.baseUrlPath"),
+        ),
     ],
 )

@@ -5,9 +5,14 @@ per-request gzip costs CPU on every load. Compressing each asset once per proces
 smaller transfer on a real network without paying for it again on every request.
 
 Streamlit imports plotly's chunk only when the first chart element arrives, i.e. after the
-WebSocket connected and the script ran that far; fetching and compiling it then puts seconds
-between "script done" and "chart drawn". Naming it as a modulepreload in the page lets the
-browser do that work while the app connects and the script runs.
+WebSocket connected and the script ran that far; fetching, compiling and evaluating it then puts
+seconds between "script done" and "chart drawn". `PageHints` names it as a modulepreload in the
+page (fetched and compiled while the app connects) and, on pages with charts, imports it at the
+browser's first idle moment (evaluated while the app waits for its connection and data).
+
+A deep link (`/campaign?...`) also makes Streamlit's frontend guess where the server is: it first
+tries `/campaign/_stcore/health`, fails, waits, then tries `/`. `PageHints` tells it the base URL
+(`window.__streamlit.BACKEND_BASE_URL`, read by the frontend at start), so it connects at once.
 """
 
 from __future__ import annotations
@@ -90,7 +95,6 @@ class PrecompressedStatic:
 
 
 _STATIC_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
-_NOT_PAGES = ("/static/", "/_stcore/", "/api/", "/media/", "/component/")
 
 
 def plotly_chunk() -> str | None:
@@ -99,27 +103,64 @@ def plotly_chunk() -> str | None:
     return found[0].name if found else None
 
 
-class PreloadPlotly:
-    """ASGI middleware: adds `<link rel="modulepreload">` for plotly's chunk to the HTML page."""
+class PageHints:
+    """ASGI middleware: adds plotly's preload (and idle import) and the base URL to HTML pages.
 
-    def __init__(self, app: ASGIApp, chunk: str | None = None) -> None:
+    `pages`: the app's page URL paths (a deep link is `<base>/<page>`); `chart_pages`: those
+    that draw charts, "" for the default page at `<base>/`; `base_path`: server.baseUrlPath."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        pages: tuple[str, ...] = (),
+        chart_pages: tuple[str, ...] = ("",),
+        base_path: str = "",
+        chunk: str | None = None,
+    ) -> None:
         self.app = app
+        self.pages = set(pages)
+        self.chart_pages = set(chart_pages)
+        self.base = "/" + base_path.strip("/") if base_path.strip("/") else ""
         chunk = chunk or plotly_chunk()
-        self._tag = (
-            f'<link rel="modulepreload" href="./static/js/{chunk}" />'.encode() if chunk else b""
+        href = f"./static/js/{chunk}"
+        self._preload = f'<link rel="modulepreload" href="{href}" />'.encode() if chunk else b""
+        self._import = (
+            b'<script type="module">(window.requestIdleCallback || setTimeout)('
+            + f'() => import("{href}").catch(() => {{}}))</script>'.encode()
+            if chunk
+            else b""
         )
 
+    def _page(self, path: str) -> str | None:
+        """The page a path opens ("" = the default page), or None when it is not a page."""
+        if not path.startswith(self.base + "/"):
+            return None
+        page = path[len(self.base) + 1 :].rstrip("/")
+        return page if page == "" or page in self.pages else None
+
+    def _hints(self, page: str) -> bytes:
+        hints = self._preload
+        if page in self.chart_pages:
+            hints += self._import
+        if page:  # a deep link: the base URL is the page's URL without its last segment
+            hints += (
+                b"<script>window.__streamlit = Object.assign({BACKEND_BASE_URL: location.origin"
+                b' + location.pathname.replace(/[^/]+\\/?$/, "")}, window.__streamlit)</script>'
+            )
+        return hints
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            not self._tag
-            or scope["type"] != "http"
-            or scope["method"] != "GET"
-            or scope["path"].startswith(_NOT_PAGES)
-        ):
+        page = (
+            self._page(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "GET"
+            else None
+        )
+        hints = self._hints(page) if page is not None else b""
+        if not hints:
             await self.app(scope, receive, send)
             return
         # The page is 8 KB: ask for it uncompressed (Streamlit gzips deep-link pages) so the
-        # hint can be added.
+        # hints can be added.
         scope = {
             **scope,
             "headers": [(n, v) for n, v in scope["headers"] if n.lower() != b"accept-encoding"],
@@ -143,7 +184,7 @@ class PreloadPlotly:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            body = b"".join(chunks).replace(b"</head>", self._tag + b"</head>", 1)
+            body = b"".join(chunks).replace(b"</head>", hints + b"</head>", 1)
             headers = [(n, v) for n, v in start["headers"] if n.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**start, "headers": headers})

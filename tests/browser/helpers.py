@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -292,23 +291,16 @@ def full_screenshot(page: Page, path: Path) -> None:
 
 # -- watching the browser -------------------------------------------------------------------------
 
-_DEEP_LINK_404S = ("health", "host-config")
-_NOT_FOUND = re.compile(r"status of 404\b")
-
-
-def page_path(url: str) -> str:
-    """`/campaign` for `http://host/campaign?x=1`, '' for the root page."""
-    return urlsplit(url).path.rstrip("/")
-
 
 @dataclass
 class Watch:
     """Console errors, page errors and every request (HTTP and WebSocket) of one browser context;
     also counts each page's script runs (`track_runs`).
 
-    `problems()` lists what a clean page must not have. The only tolerated console errors are the
-    two 404s a deep link logs (stack-notes): `<page>/_stcore/health` and
-    `<page>/_stcore/host-config` under the deep link's own path, each an HTTP 404, nothing else.
+    `problems()` lists what a clean page must not have: any console or page error (a deep link
+    included: the page names the app's base URL, so the frontend no longer probes
+    `<page>/_stcore/health` and logs its 404s, as stack-notes describes) or a request to
+    another host.
     """
 
     base_url: str
@@ -333,14 +325,6 @@ class Watch:
         if message.type == "error":
             self.console_errors.append((message.text, (message.location or {}).get("url", "")))
 
-    def tolerated(self, deep_links: Iterable[str]) -> set[str]:
-        allowed = set()
-        for link in deep_links:
-            path = page_path(link)
-            if path:
-                allowed |= {f"{self.base_url}{path}/_stcore/{name}" for name in _DEEP_LINK_404S}
-        return allowed
-
     def outside_requests(self) -> list[str]:
         outside = []
         for url in self.requests:
@@ -351,12 +335,8 @@ class Watch:
                 outside.append(url)
         return outside
 
-    def problems(self, deep_links: Iterable[str] = ()) -> list[str]:
-        allowed = self.tolerated(deep_links)
+    def problems(self) -> list[str]:
         found = [f"page error: {text}" for text in self.page_errors]
-        for text, url in self.console_errors:
-            if url in allowed and _NOT_FOUND.search(text):
-                continue
-            found.append(f"console error: {text} ({url})")
+        found += [f"console error: {text} ({url})" for text, url in self.console_errors]
         found += [f"request to another host: {url}" for url in self.outside_requests()]
         return found

@@ -156,4 +156,4 @@ def test_a_campaign_section_travels_in_the_link(page, watch, new_context, demo_s
     assert other.get_by_text("section=Heatmaps is not a section of this page").is_visible()
     assert helpers.figure(other, "campaign_dial_chart")
     fresh.close()
-    assert watch.problems(deep_links=[link]) == []
+    assert watch.problems() == []
