@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lib import charts, metrics, ui
+from lib import metrics, ui
 from lib.filters import (
     P_DIALSTATUS,
     P_DISPOSITION,
@@ -24,7 +24,7 @@ def _breakdown(focus: Filters) -> None:
         st.subheader("Dial status", anchor=False)
         buckets = ui.query("bucket_counts", focus)
         ui.chart(
-            charts.bucket_bar(buckets),
+            ui.figure("bucket_bar", buckets),
             ui.with_percent(buckets),
             key="campaign_dial_chart",
             file_name="dial_status.csv",
@@ -49,7 +49,7 @@ def _breakdown(focus: Filters) -> None:
             )
             return
         ui.chart(
-            charts.pareto(pareto),
+            ui.figure("pareto", pareto),
             ui.with_percent(
                 ui.with_percent(pareto.drop(columns=["is_other"]), "cumulative_share").rename(
                     columns={"share %": "cumulative %"}
@@ -68,14 +68,14 @@ def _composition(focus: Filters) -> None:
     with left:
         st.subheader("Lead status × dial status", anchor=False)
         matrix = ui.query("status_bucket_matrix", focus)
-        st.plotly_chart(charts.status_matrix(matrix), key="campaign_matrix_chart")
+        st.plotly_chart(ui.figure("status_matrix", matrix), key="campaign_matrix_chart")
         ui.numbers(
             matrix.reset_index(), key="campaign_matrix", file_name="status_x_dial_status.csv"
         )
     with right:
         st.subheader("Status → dial status → disposition", anchor=False)
         paths = ui.query("sunburst_paths", focus)
-        st.plotly_chart(charts.sunburst(paths), key="campaign_sunburst_chart")
+        st.plotly_chart(ui.figure("sunburst", paths), key="campaign_sunburst_chart")
         ui.numbers(paths, key="campaign_sunburst", file_name="status_dial_disposition.csv")
 
 
@@ -87,7 +87,7 @@ def _trends(focus: Filters, tz: str) -> None:
         st.info("No dated leads in the selection.", icon=":material/info:")
     else:
         ui.chart(
-            charts.daily_trend(trend),
+            ui.figure("daily_trend", trend),
             ui.with_percent(trend, "answer_rate").rename(columns={"share %": "answer rate %"}),
             key="campaign_trend_chart",
             file_name="daily_trend.csv",
@@ -103,7 +103,7 @@ def _trends(focus: Filters, tz: str) -> None:
     if heat.empty:
         st.info("No attempted leads in the selection.", icon=":material/info:")
         return
-    st.plotly_chart(charts.hour_weekday_heatmap(heat), key="campaign_heatmap_chart")
+    st.plotly_chart(ui.figure("hour_weekday_heatmap", heat), key="campaign_heatmap_chart")
     ui.numbers(
         ui.with_percent(heat, "answer_rate").rename(columns={"share %": "answer rate %"}),
         key="campaign_heatmap",

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib import charts, metrics, ui
+from lib import metrics, ui
 from lib.filters import P_DIALSTATUS, P_DISPOSITION
 
 current = ui.view()
@@ -27,7 +27,7 @@ percent = mode == "100%"
 st.subheader("Dial status by campaign", anchor=False)
 buckets = ui.query("dial_buckets_by_campaign")
 ui.chart(
-    charts.dial_bucket_bars(buckets, percent),
+    ui.figure("dial_bucket_bars", buckets, percent),
     ui.with_percent(buckets),
     key="overview_dial_chart",
     file_name="dial_status_by_campaign.csv",
@@ -41,7 +41,7 @@ if dispositions.empty:
     st.info("No lead in the selection has a disposition yet.", icon=":material/info:")
 else:
     ui.chart(
-        charts.disposition_bars(dispositions, percent),
+        ui.figure("disposition_bars", dispositions, percent),
         ui.with_percent(dispositions.drop(columns=["is_other"])),
         key="overview_disposition_chart",
         file_name="dispositions_by_campaign.csv",

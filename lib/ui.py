@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from lib import charts, metrics
@@ -41,6 +42,7 @@ PAGE_FILES = {
     "sync": "app_pages/sync.py",
     "settings": "app_pages/settings.py",
 }
+CHART_PAGES = ("", "overview", "campaign")  # URL paths of the pages with charts ("" = default)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,16 @@ def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any
     with services().store.cursor() as cursor:
         catalog_state = metrics.catalog_state(cursor)
     return _cached_options(db, version, catalog_state, configured)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def figure(name: str, frame: pd.DataFrame, *args: Any) -> go.Figure:
+    """`lib.charts.<name>(frame, *args)`, once per distinct frame (hashed by content).
+
+    Building a plotly figure validates every property (20-30 ms a chart, the largest part of
+    a cached page run); st.plotly_chart only reads the figure (it sends a copy), so one shared
+    object serves every view of the same numbers."""
+    return getattr(charts, name)(frame, *args)
 
 
 # -- filters changed by clicks ------------------------------------------------------------------
