@@ -19,6 +19,7 @@ import pytest
 from lib.config import API_PATH
 from lib.filters import Filters, to_query_string
 from lib.sandbox import SandboxConfig, create_sandbox_app
+from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT
 from tests.sandbox_server import run_asgi
 from tests.server_process import ServerProcess, free_port
@@ -68,14 +69,6 @@ def _wait_idle(page) -> None:
     page.wait_for_timeout(500)
 
 
-def _metrics(page) -> dict[str, str]:
-    values = {}
-    for tile in page.locator('[data-testid="stMetric"]').all():
-        label = tile.locator('[data-testid="stMetricLabel"]').inner_text().strip()
-        values[label] = tile.locator('[data-testid="stMetricValue"]').inner_text().strip()
-    return values
-
-
 def test_hostile_campaign_name_is_text_and_its_link_round_trips(live_server, browser):
     health = live_server.health()
     rows = {c["name"]: c["rows"] for c in health["campaigns"]}
@@ -85,11 +78,10 @@ def test_hostile_campaign_name_is_text_and_its_link_round_trips(live_server, bro
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(link)
-    _wait_idle(page)
+    helpers.open_page(page, link, heading="Overview", metrics=8)
     assert dialogs == []  # the <script> in the name never ran
     assert page.locator('[data-testid="stSidebar"]').get_by_text(HOSTILE).count() >= 1
-    leads = _metrics(page)["Leads"].replace(",", "")
+    leads = helpers.kpis(page)["Leads"].replace(",", "")
     assert int(leads) == rows[HOSTILE]
     assert "campaign=" + quote(HOSTILE, safe="")[:12] in page.url
     assert "<script>alert" not in page.content().replace("&lt;script&gt;", "")
