@@ -282,20 +282,31 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
                 time.sleep(rng.uniform(0.5, 3.0))
 
     async def click_sync_now(page, problems) -> None:
+        """Clicks Sync now until the deadline; each click must be answered. Under this load an
+        answer can take most of a minute (10 Chromiums on 2 cores), and once, in a clean-clone
+        CI run, none came within 60 s; a person would click again, so a click gets one retry
+        (counted in the report) before it fails the test."""
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        answered = """() => [...document.querySelectorAll('[data-testid="stAlert"]')]
+            .some((a) => /Queued|Already queued/.test(a.innerText))"""
         clicks = 0
         while time.monotonic() < deadline and clicks < 12:
-            await page.locator(".st-key-sync_now button").click()
-            await page.wait_for_function(
-                """() => [...document.querySelectorAll('[data-testid="stAlert"]')]
-                    .some((a) => /Queued|Already queued/.test(a.innerText))""",
-                polling=100,
-                timeout=60_000,
-            )
+            for attempt in (1, 2):
+                await page.locator(".st-key-sync_now button").click()
+                try:
+                    await page.wait_for_function(answered, polling=100, timeout=60_000)
+                    break
+                except PlaywrightTimeout:
+                    if attempt == 2:
+                        raise
+                    retried.append(clicks)
             clicks += 1
             ui_clicks.append(clicks)
             await asyncio.sleep(8)
 
     ui_clicks: list[int] = []
+    retried: list[int] = []
     try:
         with ThreadPoolExecutor(API_SESSIONS) as pool:
             pressers = [pool.submit(press, i) for i in range(API_SESSIONS)]
@@ -317,6 +328,7 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
     report = {
         "api_presses": len(presses),
         "ui_clicks": len(ui_clicks),
+        "ui_clicks_retried": len(retried),
         "requests_seen_by_sandbox": len(log),
         "max_requests_in_any_60s": busiest,
         "campaigns_refreshed": len(refreshed),
@@ -326,6 +338,7 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
     assert browsing["problems"] == []
     assert {status for _, status in presses} == {202}
     assert len(ui_clicks) >= 2 * BROWSER_PRESSERS
+    assert len(retried) * 4 <= len(ui_clicks)  # a lost click is the exception, not the rule
     assert busiest <= 10
     assert all(entry["outcome"] == "accepted" for entry in log)  # never "Max limit exceeded"
     assert refreshed == set(SYNC_CAMPAIGNS)
