@@ -130,6 +130,11 @@ class PageHints:
             if chunk
             else b""
         )
+        # A deep link: the app's base URL is the page's URL without its last segment.
+        self._base_url = (
+            b"<script>window.__streamlit = Object.assign({BACKEND_BASE_URL: location.origin"
+            b' + location.pathname.replace(/[^/]+\\/?$/, "")}, window.__streamlit)</script>'
+        )
 
     def _page(self, path: str) -> str | None:
         """The page a path opens ("" = the default page), or None when it is not a page."""
@@ -142,11 +147,8 @@ class PageHints:
         hints = self._preload
         if page in self.chart_pages:
             hints += self._import
-        if page:  # a deep link: the base URL is the page's URL without its last segment
-            hints += (
-                b"<script>window.__streamlit = Object.assign({BACKEND_BASE_URL: location.origin"
-                b' + location.pathname.replace(/[^/]+\\/?$/, "")}, window.__streamlit)</script>'
-            )
+        if page:
+            hints += self._base_url
         return hints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
