@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import ui
 from lib.config import ConfigError
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.filters import (
+from lib.services import get_services
+from lib.store import StoreError
+from lib.view import ui
+from lib.view.filters import (
     BASES,
     BASIS_LABELS,
     DATE_BOUNDS,
@@ -39,8 +41,6 @@ from lib.filters import (
     today_in,
     widget_values,
 )
-from lib.services import get_services
-from lib.store import StoreError
 
 STARTED = "_dialstatus_started"
 NOTICES = "_dialstatus_notices"

@@ -6,7 +6,7 @@ from starlette.middleware import Middleware
 
 from lib.precompress import PageHints, PrecompressedStatic
 from lib.server import SecurityHeaders, lifespan, routes
-from lib.ui import CHART_PAGES, PAGE_FILES
+from lib.view.ui import CHART_PAGES, PAGE_FILES
 
 app = st.App(
     "dashboard.py",

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lib import metrics, ui
-from lib.filters import (
+from lib.view import metrics, ui
+from lib.view.filters import (
     P_DIALSTATUS,
     P_DISPOSITION,
     Filters,

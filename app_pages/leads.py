@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from lib import metrics, ui
+from lib.view import metrics, ui
 
 current = ui.view()
 ui.page_header(

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from lib import metrics, ui
-from lib.filters import P_DIALSTATUS, P_DISPOSITION
+from lib.view import metrics, ui
+from lib.view.filters import P_DIALSTATUS, P_DISPOSITION
 
 current = ui.view()
 ui.page_header("Overview", "Every selected campaign at once. " + metrics.SMALL_SAMPLE_HELP)

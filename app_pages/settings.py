@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from lib import catalog, ui
+from lib.store import catalog
+from lib.view import ui
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")

@@ -5,7 +5,8 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from lib import catalog, metrics, ui
+from lib.store import catalog
+from lib.view import metrics, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")

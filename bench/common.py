@@ -31,12 +31,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from lib import metrics  # noqa: E402
-from lib.delivery import register_raw  # noqa: E402
-from lib.ingest import _LEADS_COLUMNS, _mapped_select, _sample_lookups, _Source, ingest_delivery  # noqa: E402
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
 from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
 from lib.store import Store  # noqa: E402
+from lib.store.ingest import (  # noqa: E402
+    _LEADS_COLUMNS,
+    _mapped_select,
+    _sample_lookups,
+    _Source,
+    ingest_delivery,
+)
+from lib.store.receive import register_raw  # noqa: E402
+from lib.view import metrics  # noqa: E402
 
 TZ = "Asia/Kolkata"
 SEED = 20240601

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from bench.common import SEED, TZ
 from lib.cloudagent import DialStatusRequest, LeadStatus, SortBy
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import load_settings
-from lib.ratelimit import SlidingWindowLimiter
 from lib.sandbox import SandboxConfig
 from lib.sandbox.app import Sandbox
 from lib.sandbox.datagen import local_seconds

@@ -34,9 +34,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.delivery import register_raw
-from lib.ingest import ingest_delivery
 from lib.store import Store
+from lib.store.ingest import ingest_delivery
+from lib.store.receive import register_raw
 
 STATUSES = ["Success", "Fail", "Pending", ""]
 DIAL = ["answered", "not_answered", "ring", "user_disconnected", "Busy", "Congestion",
@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.phases:
         logging.basicConfig(format="           %(message)s")
-        logging.getLogger("lib.ingest").setLevel(logging.DEBUG)
+        logging.getLogger("lib.store.ingest").setLevel(logging.DEBUG)
     work = args.keep or Path(tempfile.mkdtemp(prefix="ingest-probe-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

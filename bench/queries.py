@@ -21,9 +21,9 @@ from datetime import date
 import pandas as pd
 
 from bench.common import FOCUS, TZ, median, timed
-from lib import metrics
-from lib.catalog import category_sql, guess_category
-from lib.filters import Filters
+from lib.store.catalog import category_sql, guess_category
+from lib.view import metrics
+from lib.view.filters import Filters
 
 ALL = Filters()
 ONE = Filters(campaigns=(FOCUS,))

@@ -24,12 +24,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lib import catalog
 from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings
-from lib.delivery import DeliveryRejected, check_content_type, register_raw
-from lib.ingest import ingest_delivery, ingest_pending
 from lib.services import Services, get_services
-from lib.store import StoreError
+from lib.store import StoreError, catalog
+from lib.store.ingest import ingest_delivery, ingest_pending
+from lib.store.receive import DeliveryRejected, check_content_type, register_raw
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +293,7 @@ def routes() -> list:
 def _start_engine(services: Services, callback_base: str, local_base: str) -> None:
     """Builds the client and engine; in demo mode the client talks to the mounted sandbox."""
     from lib.cloudagent import ClientOptions, CloudAgentClient
-    from lib.ratelimit import SlidingWindowLimiter
+    from lib.cloudagent.ratelimit import SlidingWindowLimiter
     from lib.sync import SyncEngine, WaitNotes
 
     settings = services.settings

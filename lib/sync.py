@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from lib import catalog
 from lib.cloudagent import (
     AuthenticationError,
     CloudAgentClient,
@@ -39,8 +38,8 @@ from lib.cloudagent import (
     SortBy,
     UnexpectedResponseError,
 )
-from lib.ratelimit import SlidingWindowLimiter
-from lib.store import Store
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
+from lib.store import Store, catalog
 
 logger = logging.getLogger(__name__)
 

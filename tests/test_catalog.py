@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib import catalog, metrics
-from lib.filters import Filters
+from lib.store import catalog
+from lib.view import metrics
+from lib.view.filters import Filters
 from tests.conftest import CAMPAIGNS, EMPTY_CAMPAIGN, TZ
 
 

@@ -46,8 +46,8 @@ from lib.cloudagent import (
     parse_answer,
     redact_url,
 )
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH, ConfigError, load_settings
-from lib.ratelimit import SlidingWindowLimiter
 from lib.sandbox import ErrorStyle, SandboxConfig, create_sandbox_app
 from tests.sandbox_server import CallbackReceiver, run_asgi
 

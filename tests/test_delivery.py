@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 import duckdb
 import pytest
 
-from lib.delivery import (
+from lib.store import Store
+from lib.store.receive import (
     DeliveryRejected,
     check_content_type,
     check_link,
@@ -23,7 +24,6 @@ from lib.delivery import (
     parse_delivery,
     register_raw,
 )
-from lib.store import Store
 
 RECORDS = [
     {"LeadID": "L1", "PhoneNumber": "9800000001", "Status": "Success", "Comments": "a ] b"},
@@ -604,7 +604,7 @@ def _duckdb_records(files: list[Path]) -> list[dict]:
 def test_every_cut_duckdb_accepts_keeps_the_records(tmp_path):
     # The proof in `_split_cuts`: a cut that is not between two top-level records leaves a
     # piece DuckDB refuses. Tried at every place the boundary pattern matches, spaced or not.
-    from lib.delivery import _RECORD_BOUNDARY_RE, _write_pieces
+    from lib.store.receive import _RECORD_BOUNDARY_RE, _write_pieces
 
     for text in (json.dumps(TRICKY_RECORDS), json.dumps(TRICKY_RECORDS, indent=1)):
         body = _write(tmp_path, text)
@@ -630,9 +630,9 @@ def test_every_cut_duckdb_accepts_keeps_the_records(tmp_path):
 
 
 def test_a_large_slice_is_written_in_pieces_that_hold_every_record(tmp_path, monkeypatch):
-    import lib.delivery
+    import lib.store.receive
 
-    monkeypatch.setattr(lib.delivery, "_SPLIT_MIN_BYTES", 2_000)
+    monkeypatch.setattr(lib.store.receive, "_SPLIT_MIN_BYTES", 2_000)
     records = [
         {"LeadID": f"L{i}", "Comments": '},{"LeadID": "x"}' if i % 7 == 0 else f"c{i}"}
         for i in range(400)

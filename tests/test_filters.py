@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.filters import (
+from lib.view.filters import (
     PARAM_NAMES,
     RANGE_PRESETS,
     Filters,

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lib.delivery import DeliveryRejected, register_raw
-from lib.ingest import IngestResult, ingest_delivery, ingest_pending
 from lib.store import Store
+from lib.store.ingest import IngestResult, ingest_delivery, ingest_pending
+from lib.store.receive import DeliveryRejected, register_raw
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -303,7 +303,7 @@ def test_single_record_variants(store):
 
 
 def test_the_default_shape_takes_the_fast_path(store, caplog):
-    caplog.set_level(logging.DEBUG, logger="lib.ingest")
+    caplog.set_level(logging.DEBUG, logger="lib.store.ingest")
     records = source_records()
     deliver(store, envelope(records))
     messages = " ".join(r.getMessage() for r in caplog.records)
@@ -911,10 +911,10 @@ def test_a_slice_read_in_pieces_stores_every_record(store, monkeypatch, caplog, 
     # Pieces are cut where one record seems to end and the next begin; with nested lists of
     # objects in every record most such places are inside a record: DuckDB refuses that piece
     # and the one-file slice is read instead. Either way the rows are the same.
-    import lib.delivery
+    import lib.store.receive
 
-    monkeypatch.setattr(lib.delivery, "_SPLIT_MIN_BYTES", 4_000)
-    caplog.set_level(logging.DEBUG, logger="lib.ingest")
+    monkeypatch.setattr(lib.store.receive, "_SPLIT_MIN_BYTES", 4_000)
+    caplog.set_level(logging.DEBUG, logger="lib.store.ingest")
     records = source_records(count=200)
     if nested:
         for record in records:

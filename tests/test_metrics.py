@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from lib import metrics
-from lib.filters import Filters, date_span
+from lib.view import metrics
+from lib.view.filters import Filters, date_span
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
 
 ZONE = ZoneInfo(TZ)
@@ -407,7 +407,7 @@ def test_freshness_and_sync_tables(seeded, cursor):
 
 
 def test_previous_period_counts(seeded, cursor):
-    from lib.filters import previous_filters
+    from lib.view.filters import previous_filters
 
     filters = Filters(range="last_7d")
     previous = previous_filters(filters, seeded.today)

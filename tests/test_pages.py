@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.charts import BUCKET_COLORS
-from lib.filters import Filters, date_span, parse_query_params, previous_span
+from lib.view.charts import BUCKET_COLORS
+from lib.view.filters import Filters, date_span, parse_query_params, previous_span
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
 from tests.test_metrics import attempted
 
@@ -239,7 +239,7 @@ def test_setting_a_filter_key_between_runs_filters_the_view(seeded):
 def test_chart_click_callback_sets_the_filter(monkeypatch):
     import streamlit as st
 
-    from lib import ui
+    from lib.view import ui
 
     state = {
         "chart": {"selection": {"points": [{"customdata": ["user_disconnected", "camp"]}]}},
@@ -278,7 +278,7 @@ def test_overview_chart_specs(seeded):
 def test_a_chart_is_built_once_per_distinct_set_of_numbers():
     """Figures are shared across runs and sessions (ui.figure): the same numbers reuse one
     figure, and any changed count gets a new one, so a chart never shows stale numbers."""
-    from lib import ui
+    from lib.view import ui
 
     counts = pd.DataFrame(
         {"bucket": ["answered", "NoAnswer"], "leads": [30, 10], "share": [0.75, 0.25]}
@@ -460,8 +460,8 @@ def test_sync_page_with_engine(seeded):
 
 
 def test_settings_add_and_remove_campaigns(seeded):
-    from lib import catalog
     from lib.services import get_services
+    from lib.store import catalog
 
     at = app("settings")
     at.text_input(key="settings_new_campaign").set_value('New & "Shiny" 🚀')
@@ -481,8 +481,8 @@ def test_settings_add_and_remove_campaigns(seeded):
 
 
 def test_settings_save_categories_changes_conversions(seeded):
-    from lib import catalog
     from lib.services import get_services
+    from lib.store import catalog
 
     at = app("settings")
     shown = table(at, "category")
@@ -576,8 +576,8 @@ def test_a_campaign_added_in_settings_is_a_filter_choice_at_once(seeded):
 
 
 def test_live_status_reruns_the_page_when_the_data_version_moves(seeded):
-    from lib import ui
     from lib.services import get_services
+    from lib.view import ui
 
     at = app()
     at.session_state[ui.SEEN_VERSION_KEY] = -1  # as if new deliveries landed since

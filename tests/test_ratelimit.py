@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.ratelimit import SlidingWindowLimiter
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
 
 
 class FakeClock:

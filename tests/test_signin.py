@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.auth import hash_password
 from lib.services import get_services, reset_services
-from lib.ui import _sign_in_attempts
+from lib.view.ui import _sign_in_attempts
 
 PASSWORD = "team-pass-42"
 

@@ -22,8 +22,8 @@ import duckdb
 import httpx
 import pytest
 
-from lib import store as store_module
 from lib.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from lib.store import connection as store_module
 from tests.server_process import PROJECT_ROOT, ServerProcess
 
 # Root ignores file permissions; without these capabilities it must obey them like anyone.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from lib import metrics
-from lib.delivery import register_raw
-from lib.filters import Filters
-from lib.ingest import ingest_delivery
 from lib.store import Store
+from lib.store.ingest import ingest_delivery
+from lib.store.receive import register_raw
+from lib.view import metrics
+from lib.view.filters import Filters
 
 TZ = "Asia/Kolkata"
 TODAY = date(2026, 11, 20)

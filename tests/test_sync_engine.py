@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 import pytest
 from starlette.applications import Starlette
 
-from lib import catalog
 from lib.cloudagent import ClientOptions, CloudAgentClient, DialStatusRequest, LeadStatus, SortBy
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH
-from lib.ratelimit import SlidingWindowLimiter
 from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.server import CALLBACK_PREFIX, routes
 from lib.services import Services, get_services, reset_services
+from lib.store import catalog
 from lib.sync import WATERMARK_OVERLAP, SyncEngine
 from tests.sandbox_server import CallbackReceiver, run_asgi
 

@@ -104,7 +104,7 @@ def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
     """The README's images exist, are the size they should be, and the parameter table names
     every public URL parameter and every range preset (lib/filters.py)."""
     from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-    from lib.filters import PARAM_NAMES, RANGE_PRESETS
+    from lib.view.filters import PARAM_NAMES, RANGE_PRESETS
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     for name in ("overview", "campaign"):

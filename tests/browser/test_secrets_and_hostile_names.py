@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from lib.config import API_PATH
-from lib.filters import Filters, to_query_string
 from lib.sandbox import SandboxConfig, create_sandbox_app
+from lib.view.filters import Filters, to_query_string
 from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT
 from tests.sandbox_server import run_asgi

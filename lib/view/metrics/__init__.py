@@ -30,11 +30,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib import catalog
-from lib.catalog import SALE, category_sql
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.filters import Filters, date_span, today_in, where_clause
-from lib.store import write_lock_for
+from lib.store import catalog, write_lock_for
+from lib.store.catalog import SALE, category_sql
+from lib.view.filters import Filters, date_span, today_in, where_clause
 
 CATEGORIES = catalog.CATEGORIES  # disposition categories (lib/store.py's DDL points here)
 

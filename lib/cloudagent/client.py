@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from lib.cloudagent.ratelimit import OnWait, SlidingWindowLimiter
 from lib.config import ConfigError, Settings
-from lib.ratelimit import OnWait, SlidingWindowLimiter
 
 logger = logging.getLogger(__name__)
 

@@ -20,15 +20,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib import charts, metrics
 from lib.auth import AttemptLimiter, AuthConfig, verify_password
-from lib.filters import (
+from lib.services import Services, get_services
+from lib.view import charts, metrics
+from lib.view.filters import (
     P_CAMPAIGN,
     P_DIALSTATUS,
     P_DISPOSITION,
     Filters,
 )
-from lib.services import Services, get_services
 
 P_SECTION = "section"  # the Campaign page's open section, a URL parameter
 CAMPAIGN_SECTIONS = ("Breakdown", "Composition", "Trends")

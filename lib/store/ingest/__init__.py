@@ -28,7 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from lib.delivery import (
+from lib.fields import LEAD_FIELDS, column_for, dial_bucket_sql, lead_status_sql, name_key
+from lib.store.receive import (
     DEFAULT_DOWNLOAD_TIMEOUT_S,
     DEFAULT_MAX_BYTES,
     DeliveryRejected,
@@ -42,8 +43,7 @@ from lib.delivery import (
     parse_delivery,
     remove_stale_artefacts,
 )
-from lib.fields import LEAD_FIELDS, column_for, dial_bucket_sql, lead_status_sql, name_key
-from lib.metrics import begin_summary_delta, summary_is_current, update_summary
+from lib.view.metrics import begin_summary_delta, summary_is_current, update_summary
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def ingest_delivery(
     """Parses and ingests one registered delivery, all or nothing.
 
     File links are fetched only from `allowed_hosts` (http/https), with `fetch_file` when given,
-    else with `lib.delivery.make_fetcher`. A delivery already ingested, or a duplicate, returns
+    else with `lib.store.receive.make_fetcher`. A delivery already ingested, or a duplicate, returns
     `duplicate=True` and changes nothing. On failure the raw row becomes 'failed' (with a short
     error), leads are untouched and DeliveryRejected is raised (400 for bad data).
     """

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.metrics import NO_DISPOSITION, OTHER, WEEKDAYS
+from lib.view.metrics import NO_DISPOSITION, OTHER, WEEKDAYS
 
 BUCKET_COLORS: dict[str, str] = {
     "answered": "#009E73",  # bluish green

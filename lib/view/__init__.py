@@ -1,0 +1,1 @@
+"""What the pages show: filters, metrics (DuckDB SQL), chart builders and Streamlit helpers."""
