@@ -33,7 +33,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
 from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
-from lib.store import Store  # noqa: E402
+from lib.store import Store, summary  # noqa: E402
 from lib.store.ingest import (  # noqa: E402
     _LEADS_COLUMNS,
     _mapped_select,
@@ -42,7 +42,6 @@ from lib.store.ingest import (  # noqa: E402
     ingest_delivery,
 )
 from lib.store.receive import register_raw  # noqa: E402
-from lib.view import metrics  # noqa: E402
 
 TZ = "Asia/Kolkata"
 SEED = 20240601
@@ -159,7 +158,7 @@ def build_db(path: Path, n: int, now: datetime, method: str = "ingest") -> Built
                     cursor.execute(f"INSERT INTO leads ({', '.join(_LEADS_COLUMNS)}) {sql}", params)
                 cursor.execute("DROP TABLE _raw")
                 store.bump_data_version(cursor)
-                metrics.rebuild_summary(cursor)
+                summary.rebuild_summary(cursor)
                 cursor.execute("COMMIT")
         with store.writing() as cursor:
             for name in sizes:

@@ -26,6 +26,7 @@ DEFAULT_API_URL = DEFAULT_API_HOST + API_PATH
 
 SANDBOX_PREFIX = "/api/sandbox"
 DEMO_USERNAME = "demo_manager"
+DEFAULT_TIMEZONE = "Asia/Kolkata"  # CloudAgent's India accounts; DIALSTATUS_TIMEZONE overrides it
 DEMO_CAMPAIGNS = ("Renewals_Q4", "Loan Offers - Mumbai", "Credit Card Upsell", "Feedback Survey")
 
 
@@ -159,7 +160,7 @@ def load_settings(
         if not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"DIALSTATUS_PUBLIC_URL must be an http(s) URL, got {public_url!r}")
 
-    timezone = str(_pick(env, table, "DIALSTATUS_TIMEZONE", "timezone", "Asia/Kolkata"))
+    timezone = str(_pick(env, table, "DIALSTATUS_TIMEZONE", "timezone", DEFAULT_TIMEZONE))
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -41,11 +41,11 @@ from lib.cloudagent import (
     RequestValidationError,
     SortBy,
     UnexpectedResponseError,
-    _retry_after_seconds,
     error_for_message,
     parse_answer,
     redact_url,
 )
+from lib.cloudagent.client import _retry_after_seconds
 from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH, ConfigError, load_settings
 from lib.sandbox import ErrorStyle, SandboxConfig, create_sandbox_app

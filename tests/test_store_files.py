@@ -22,8 +22,9 @@ import duckdb
 import httpx
 import pytest
 
-from lib.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
-from lib.store import connection as store_module
+from lib.store import Store, StoreError
+from lib.store import schema as store_module
+from lib.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.server_process import PROJECT_ROOT, ServerProcess
 
 # Root ignores file permissions; without these capabilities it must obey them like anyone.

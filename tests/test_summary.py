@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.store import Store
+from lib.store import Store, summary
 from lib.store.ingest import ingest_delivery
 from lib.store.receive import register_raw
 from lib.view import metrics
@@ -67,13 +67,13 @@ def deliver(store: Store, body: list[dict], unique_id: str, campaign: str | None
 
 
 def from_scratch(cursor) -> list[tuple]:
-    sql = f"SELECT * FROM ({metrics.summary_select('leads')}) ORDER BY ALL"
+    sql = f"SELECT * FROM ({summary.summary_select('leads')}) ORDER BY ALL"
     return cursor.execute(sql).fetchall()
 
 
 def stored(cursor) -> list[tuple]:
     return cursor.execute(
-        f"SELECT {', '.join(metrics.SUMMARY_COLUMNS)} FROM lead_summary ORDER BY ALL"
+        f"SELECT {', '.join(summary.SUMMARY_COLUMNS)} FROM lead_summary ORDER BY ALL"
     ).fetchall()
 
 
@@ -102,14 +102,14 @@ def every_page_aggregate(cursor) -> dict:
 def test_ingest_keeps_the_summary_equal_to_a_rebuild(store):
     cursor = store.cursor()
     deliver(store, records("Alpha", range(0, 400), 0), "a-full", "Alpha")  # direct first load
-    assert metrics.summary_is_current(cursor)
+    assert summary.summary_is_current(cursor)
     assert stored(cursor) == from_scratch(cursor)
     deliver(store, records("Beta", range(0, 150), 1), "b-full", "Beta")
     # Updates (newer for even leads, stale for odd ones), new leads, a lead twice in one body.
     again = records("Alpha", range(200, 600), 2) + records("Alpha", range(590, 592), 3)
     deliver(store, again, "a-inc")
     deliver(store, [], "empty", "Alpha")
-    assert metrics.summary_is_current(cursor)
+    assert summary.summary_is_current(cursor)
     assert stored(cursor) == from_scratch(cursor)
     assert sum(row[-1] for row in stored(cursor)) == metrics.total_leads(cursor) == 750
 
@@ -120,7 +120,7 @@ def test_other_writes_are_rebuilt_on_read_and_bypassed_while_a_writer_is_busy(st
     with store.writing() as writer:  # a write that does not maintain the summary
         writer.execute("UPDATE leads SET dial_bucket = 'answered' WHERE lead_id LIKE 'A1%'")
         store.bump_data_version(writer)
-    assert not metrics.summary_is_current(cursor)
+    assert not summary.summary_is_current(cursor)
 
     busy, release = threading.Event(), threading.Event()
 
@@ -133,14 +133,14 @@ def test_other_writes_are_rebuilt_on_read_and_bypassed_while_a_writer_is_busy(st
     holder.start()
     busy.wait(10)
     try:
-        assert not metrics.summary_ready(cursor)  # an ingest is running: read the leads
+        assert not summary.summary_ready(cursor)  # an ingest is running: read the leads
         bypassed = every_page_aggregate(cursor)
     finally:
         release.set()
         holder.join()
-    assert not metrics.summary_is_current(cursor)
+    assert not summary.summary_is_current(cursor)
     rebuilt = every_page_aggregate(cursor)  # the first query rebuilds it
-    assert metrics.summary_is_current(cursor)
+    assert summary.summary_is_current(cursor)
     assert stored(cursor) == from_scratch(cursor)
     assert rebuilt == bypassed
     answered = cursor.execute("SELECT count(*) FROM leads WHERE dial_bucket = 'answered'")
@@ -154,5 +154,5 @@ def test_a_stale_summary_is_rebuilt_by_the_next_ingest(store):
         writer.execute("DELETE FROM leads WHERE lead_id = 'A7'")
         store.bump_data_version(writer)
     deliver(store, records("Alpha", range(50, 120), 2), "a-inc")
-    assert metrics.summary_is_current(cursor)
+    assert summary.summary_is_current(cursor)
     assert stored(cursor) == from_scratch(cursor)

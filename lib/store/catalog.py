@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lib.store import Store
+if TYPE_CHECKING:
+    from lib.store.connection import Store
 
 CATEGORIES: tuple[str, ...] = ("Sale", "Contact", "Callback", "Do not call", "Unworkable", "Other")
 SALE = "Sale"

@@ -1,4 +1,4 @@
-"""The DuckDB store: schema, migrations, the one connection of the process, and its writer lock.
+"""The one DuckDB connection of the process, and its writer lock.
 
 DuckDB lets one process open the file; inside it, one connection is shared and every thread uses
 its own cursor. Writers are serialised through `Store.writing()` because concurrent upserts of the
@@ -12,144 +12,16 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 3
+from lib.store import schema
+from lib.store.errors import StoreError
 
 # Offline machine: never download an extension at run time (stack-notes.md).
 _CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-
-_SCHEMA_V1 = """
-CREATE SEQUENCE IF NOT EXISTS delivery_ids;
-CREATE SEQUENCE IF NOT EXISTS request_ids;
-
--- One row per lead per campaign; the latest state by updated_at wins.
-CREATE TABLE IF NOT EXISTS leads (
-    campaign_name  VARCHAR NOT NULL,
-    lead_key       VARCHAR NOT NULL,     -- lead id when delivered, else phone number|created date
-    lead_id        VARCHAR,
-    phone_number   VARCHAR,
-    name           VARCHAR,
-    status         VARCHAR,              -- raw, as delivered
-    lead_status    VARCHAR NOT NULL,     -- Success | Fail | Pending (empty/unknown -> Pending)
-    dial_status    VARCHAR,              -- raw, as delivered
-    dial_bucket    VARCHAR NOT NULL,     -- see lib/fields.py DIAL_BUCKETS
-    disposition    VARCHAR,
-    comments       VARCHAR,
-    agent_id       VARCHAR,
-    agent_name     VARCHAR,
-    attempts       INTEGER,
-    priority       INTEGER,
-    ucid           VARCHAR,
-    call_duration_s INTEGER,
-    created_at     TIMESTAMPTZ,
-    updated_at     TIMESTAMPTZ,
-    extra          JSON,                 -- delivered fields we do not model, kept verbatim
-    delivery_id    BIGINT,               -- the raw delivery that last wrote this row
-    PRIMARY KEY (campaign_name, lead_key)
-);
-
-CREATE TABLE IF NOT EXISTS campaigns (
-    name        VARCHAR PRIMARY KEY,
-    source      VARCHAR NOT NULL,         -- config | ui
-    enabled     BOOLEAN NOT NULL DEFAULT TRUE,
-    added_at    TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
--- Per-campaign sync progress: the watermark drives incremental refreshes.
-CREATE TABLE IF NOT EXISTS sync_state (
-    campaign_name   VARCHAR PRIMARY KEY,
-    watermark       TIMESTAMPTZ,          -- newest updated_at stored for the campaign
-    full_load_done  BOOLEAN NOT NULL DEFAULT FALSE,
-    last_success_at TIMESTAMPTZ,
-    last_error      VARCHAR,
-    last_error_at   TIMESTAMPTZ
-);
-
--- Every request sent to CloudAgent (parameters with secrets redacted).
-CREATE TABLE IF NOT EXISTS sync_requests (
-    id            BIGINT PRIMARY KEY DEFAULT nextval('request_ids'),
-    campaign_name VARCHAR NOT NULL,
-    kind          VARCHAR NOT NULL,       -- full | incremental | manual
-    params        JSON NOT NULL,
-    unique_id     VARCHAR,
-    state         VARCHAR NOT NULL,       -- queued|sent|accepted|delivered|error|timed_out
-    queued_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    sent_at       TIMESTAMPTZ,
-    accepted_at   TIMESTAMPTZ,
-    delivered_at  TIMESTAMPTZ,
-    rows          BIGINT,
-    error         VARCHAR
-);
-
--- Every callback body received; the body itself is a file under the deliveries folder.
-CREATE TABLE IF NOT EXISTS raw_deliveries (
-    id            BIGINT PRIMARY KEY,
-    received_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    sha256        VARCHAR NOT NULL,
-    content_type  VARCHAR,
-    size_bytes    BIGINT NOT NULL,
-    path          VARCHAR NOT NULL,
-    unique_id     VARCHAR,
-    campaign_name VARCHAR,
-    request_id    BIGINT,
-    state         VARCHAR NOT NULL,       -- received | ingested | failed | duplicate
-    rows          BIGINT,
-    error         VARCHAR,
-    ingested_at   TIMESTAMPTZ
-);
-
-CREATE TABLE IF NOT EXISTS disposition_categories (
-    disposition VARCHAR PRIMARY KEY,
-    category    VARCHAR NOT NULL          -- see lib/metrics.py CATEGORIES
-);
-
--- schema_version and data_version (bumped by every ingest, keys the dashboard's caches).
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
-"""
-
-# v2: lead counts per combination of everything the Overview and Campaign pages filter or group
-# by, so they read thousands of rows instead of every lead (lib/metrics.py defines the grouping
-# and keeps it current; ingest updates it in the delivery's own transaction). It is valid when
-# meta.summary_version equals meta.data_version; otherwise the first reader rebuilds it.
-_SCHEMA_V2 = """
-CREATE TABLE IF NOT EXISTS lead_summary (
-    campaign_name  VARCHAR NOT NULL,
-    lead_status    VARCHAR NOT NULL,
-    dial_bucket    VARCHAR NOT NULL,
-    disposition    VARCHAR,
-    attempted      BOOLEAN,
-    updated_day    DATE,                 -- local calendar day of updated_at
-    updated_hour   TINYINT,              -- local hour of updated_at
-    created_day    DATE,                 -- local calendar day of created_at
-    leads          BIGINT NOT NULL
-);
-INSERT OR IGNORE INTO meta VALUES ('summary_version', -1);
-"""
-
-# v3: the summary also holds each disposition's category (resolved once per rebuild or delta
-# instead of in every query); rebuilt from the leads on first use.
-_SCHEMA_V3 = """
-DROP TABLE IF EXISTS lead_summary;
-CREATE TABLE lead_summary (
-    campaign_name  VARCHAR NOT NULL,
-    lead_status    VARCHAR NOT NULL,
-    dial_bucket    VARCHAR NOT NULL,
-    disposition    VARCHAR,
-    attempted      BOOLEAN,
-    updated_day    DATE,                 -- local calendar day of updated_at
-    updated_hour   TINYINT,              -- local hour of updated_at
-    created_day    DATE,                 -- local calendar day of created_at
-    category       VARCHAR NOT NULL,     -- the disposition's category (lib/catalog.py)
-    leads          BIGINT NOT NULL
-);
-INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
-"""
-
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 # One writer lock per database file in this process, so code holding only a cursor (a page's
 # query rebuilding the summary) serialises with the Store's writers.
@@ -173,18 +45,6 @@ def write_lock_for(cursor: duckdb.DuckDBPyConnection) -> threading.RLock | None:
     if row is None or not row[0]:
         return None
     return _lock_for(str(Path(row[0]).resolve()))
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or migrated; the message says what to do.
-
-    The message names the file, not its folder (it is shown in the browser); `path` is the full
-    path, for the server log.
-    """
-
-    def __init__(self, message: str, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def _open_error(path: Path, exc: Exception) -> StoreError:
@@ -259,49 +119,22 @@ class Store:
         return connection
 
     def _migrate(self) -> None:
-        """Brings the file to SCHEMA_VERSION, one transaction per version (a failure leaves the
-        file at the last version that completed). A file without `meta` is version 0."""
+        """Brings the file to the current schema (`schema.migrate`); a failed upgrade is rolled
+        back and reported in plain words."""
         try:
-            self._migrate_steps()
+            with self.writing() as cursor:
+                schema.migrate(cursor, self.path)
         except BaseException as exc:
             self._connection.close()
             if isinstance(exc, StoreError) or not isinstance(exc, duckdb.Error):
                 raise
             raise StoreError(
                 f"Upgrading the database file {self.path.name} to schema version "
-                f"{SCHEMA_VERSION} failed ({str(exc).splitlines()[0][:200]}). The upgrade was "
-                "rolled back; the file holds what it held before. Restore a backup or point "
-                "DIALSTATUS_DB elsewhere.",
+                f"{schema.SCHEMA_VERSION} failed ({str(exc).splitlines()[0][:200]}). "
+                "The upgrade was rolled back; the file holds what it held before. Restore a "
+                "backup or point DIALSTATUS_DB elsewhere.",
                 self.path,
             ) from None
-
-    def _migrate_steps(self) -> None:
-        with self.writing() as cursor:
-            cursor.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)"
-            )
-            row = cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            current = row[0] if row else 0
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"The database file {self.path.name} is at schema version {current}, newer "
-                    f"than this program ({SCHEMA_VERSION}): it was written by a newer release. "
-                    "Run that release (or newer), or point DIALSTATUS_DB at another file.",
-                    self.path,
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                cursor.execute("BEGIN")
-                try:
-                    cursor.execute(MIGRATIONS[version])
-                    cursor.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [version]
-                    )
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    with suppress(duckdb.Error):
-                        cursor.execute("ROLLBACK")
-                    raise
-            cursor.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', 0)")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread or one script run (connections are not thread-safe)."""

@@ -43,7 +43,7 @@ from lib.store.receive import (
     parse_delivery,
     remove_stale_artefacts,
 )
-from lib.view.metrics import begin_summary_delta, summary_is_current, update_summary
+from lib.store.summary import begin_summary_delta, summary_is_current, update_summary
 
 logger = logging.getLogger(__name__)
 

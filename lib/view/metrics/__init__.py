@@ -31,8 +31,9 @@ import duckdb
 import pandas as pd
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.store import catalog, write_lock_for
-from lib.store.catalog import SALE, category_sql
+from lib.store import catalog
+from lib.store.catalog import SALE
+from lib.store.summary import SUMMARY_KEYS_SQL, categorised, summary_ready
 from lib.view.filters import Filters, date_span, today_in, where_clause
 
 CATEGORIES = catalog.CATEGORIES  # disposition categories (lib/store.py's DDL points here)
@@ -40,10 +41,6 @@ CATEGORIES = catalog.CATEGORIES  # disposition categories (lib/store.py's DDL po
 SMALL_SAMPLE = 30  # a rate whose denominator is below this is shown but marked as a small sample
 NO_DISPOSITION = "(none)"
 OTHER = "Other"
-
-# A lead counts as attempted when it was dialled at least once: attempts > 0, or, when the
-# attempt count is absent, a dial status other than "not dialled".
-ATTEMPTED_SQL = "coalesce(attempts > 0, dial_bucket <> 'Not dialled')"
 
 
 def _count(condition: str | None = None) -> str:
@@ -176,150 +173,6 @@ def _today(tz: str, today: date | None) -> date:
     return today if today is not None else today_in(tz)
 
 
-# -- the lead summary ---------------------------------------------------------------------------
-
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "updated_day",
-    "updated_hour", "created_day", "category", "leads",
-)  # fmt: skip
-# One row per lead of a relation with the `leads` columns, in the summary's shape. The local day
-# and hour follow the connection's TimeZone (the account's zone, lib/store.py).
-_SUMMARY_KEYS_SQL = f"""
-    campaign_name, lead_status, dial_bucket, disposition, {ATTEMPTED_SQL} AS attempted,
-    CAST(updated_at AS DATE) AS updated_day, hour(updated_at)::TINYINT AS updated_hour,
-    CAST(created_at AS DATE) AS created_day
-"""
-_SUMMARY_LIST = ", ".join(SUMMARY_COLUMNS)
-
-
-def _categorised(relation: str) -> str:
-    """`relation` (with a `disposition` column) plus `category`, resolved once per distinct
-    disposition (the guess is a chain of regular expressions: per row, and compiled in every
-    query, it would dominate the pages' queries)."""
-    return f"""
-        SELECT l.*, coalesce(cat.category, 'Other') AS category
-        FROM {relation} l
-        LEFT JOIN (
-            SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
-            FROM (SELECT DISTINCT disposition FROM {relation} WHERE disposition IS NOT NULL) d
-            LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
-        ) cat ON cat.disposition = l.disposition
-    """
-
-
-def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
-    """SELECT of summary rows (`leads` = sign x count) over `source` (a table with the `leads`
-    columns) restricted by `where`. Used for the full build and for ingest's deltas. The category
-    is stored too: a category edit bumps the data version, so the summary is rebuilt then."""
-    grouped = (
-        f"SELECT {_SUMMARY_KEYS_SQL}, {int(sign)} * count(*) AS leads "
-        f"FROM {source} WHERE {where} GROUP BY ALL"
-    )
-    # Materialised: `_categorised` names its relation twice, and the grouping is the costly part.
-    return (
-        f"WITH grouped AS MATERIALIZED ({grouped}) "
-        f"SELECT {_SUMMARY_LIST} FROM ({_categorised('grouped')})"
-    )
-
-
-def _stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
-    cursor.execute(
-        "INSERT OR REPLACE INTO meta SELECT 'summary_version', value FROM meta "
-        "WHERE key = 'data_version'"
-    )
-
-
-def summary_is_current(cursor: duckdb.DuckDBPyConnection) -> bool:
-    """True when `lead_summary` reflects the current data version."""
-    row = cursor.execute(
-        "SELECT (SELECT value FROM meta WHERE key = 'summary_version') = "
-        "(SELECT value FROM meta WHERE key = 'data_version')"
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def rebuild_summary(cursor: duckdb.DuckDBPyConnection) -> None:
-    """Recomputes `lead_summary` from every lead and stamps it with the data version. Call it
-    inside the caller's transaction, holding the store's writer lock."""
-    cursor.execute("DELETE FROM lead_summary")
-    cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {summary_select('leads')}")
-    _stamp_summary(cursor)
-
-
-def summary_ready(cursor: duckdb.DuckDBPyConnection) -> bool:
-    """True when the pages may read `lead_summary`: current, or rebuilt now. False (read `leads`)
-    when it is stale and a writer holds the lock (an ingest in progress will refresh it)."""
-    if summary_is_current(cursor):
-        return True
-    lock = write_lock_for(cursor)
-    if lock is None or not lock.acquire(blocking=False):
-        return False
-    try:
-        cursor.execute("BEGIN")
-        try:
-            if not summary_is_current(cursor):
-                rebuild_summary(cursor)
-            cursor.execute("COMMIT")
-        except duckdb.Error:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            return False
-        return True
-    finally:
-        lock.release()
-
-
-def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> None:
-    """Ingest, before it overwrites leads: records what the rows about to be replaced counted
-    (`replaced` is a subquery giving exactly those rows of `leads`) in TEMP TABLE
-    _summary_delta, negated."""
-    cursor.execute(
-        f"CREATE OR REPLACE TEMP TABLE _summary_delta AS {summary_select(replaced, sign=-1)}"
-    )
-
-
-def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool) -> None:
-    """Ingest, after writing a delivery's leads (every written row carries its delivery_id) and
-    bumping the data version, in the same transaction: adds the written rows to the summary and
-    subtracts the replaced ones (`begin_summary_delta`), or rebuilds it when it was not current
-    before this delivery. Cost: the delivery's rows plus the summary rows of its campaigns."""
-    if not incremental:
-        cursor.execute("DROP TABLE IF EXISTS _summary_delta")
-        rebuild_summary(cursor)
-        return
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
-    )
-    cursor.execute(
-        f"INSERT INTO _summary_delta ({_SUMMARY_LIST}) "
-        f"{summary_select('leads', f'delivery_id = {int(delivery_id)}')}"
-    )
-    if not cursor.execute("SELECT count(*) FROM _summary_delta").fetchone()[0]:
-        cursor.execute("DROP TABLE _summary_delta")
-        _stamp_summary(cursor)
-        return
-    keys = ", ".join(SUMMARY_COLUMNS[:-1])
-    cursor.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _summary_merged AS
-        SELECT {keys}, sum(leads)::BIGINT AS leads FROM (
-            SELECT {_SUMMARY_LIST} FROM lead_summary
-            WHERE campaign_name IN (SELECT campaign_name FROM _summary_delta)
-            UNION ALL SELECT {_SUMMARY_LIST} FROM _summary_delta
-        ) GROUP BY ALL HAVING sum(leads) <> 0
-        """
-    )
-    cursor.execute(
-        "DELETE FROM lead_summary WHERE campaign_name IN (SELECT campaign_name FROM _summary_delta)"
-    )
-    cursor.execute(
-        f"INSERT INTO lead_summary ({_SUMMARY_LIST}) SELECT {_SUMMARY_LIST} FROM _summary_merged"
-    )
-    cursor.execute("DROP TABLE _summary_merged")
-    cursor.execute("DROP TABLE _summary_delta")
-    _stamp_summary(cursor)
-
-
 # -- the filtered relation -------------------------------------------------------------------
 
 
@@ -354,8 +207,8 @@ def _base(
     if summary_ready(cursor):
         return f"SELECT * FROM lead_summary WHERE {where}", params
     # The same columns, one row per lead.
-    source = f"(SELECT {_SUMMARY_KEYS_SQL}, 1 AS leads FROM leads WHERE {where})"
-    return (_categorised(source) if category else f"SELECT * FROM {source}"), params
+    source = f"(SELECT {SUMMARY_KEYS_SQL}, 1 AS leads FROM leads WHERE {where})"
+    return (categorised(source) if category else f"SELECT * FROM {source}"), params
 
 
 def _counts_select() -> str:

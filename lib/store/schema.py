@@ -1,0 +1,160 @@
+"""The database's schema, one migration per version (`MIGRATIONS`), and the upgrade that runs
+them at start. The lead summary's table is defined beside its SQL (lib/store/summary.py)."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+
+import duckdb
+
+from lib.store.errors import StoreError
+from lib.store.summary import LEAD_SUMMARY_DDL
+
+SCHEMA_VERSION = 3
+
+_SCHEMA_V1 = """
+CREATE SEQUENCE IF NOT EXISTS delivery_ids;
+CREATE SEQUENCE IF NOT EXISTS request_ids;
+
+-- One row per lead per campaign; the latest state by updated_at wins.
+CREATE TABLE IF NOT EXISTS leads (
+    campaign_name  VARCHAR NOT NULL,
+    lead_key       VARCHAR NOT NULL,     -- lead id when delivered, else phone number|created date
+    lead_id        VARCHAR,
+    phone_number   VARCHAR,
+    name           VARCHAR,
+    status         VARCHAR,              -- raw, as delivered
+    lead_status    VARCHAR NOT NULL,     -- Success | Fail | Pending (empty/unknown -> Pending)
+    dial_status    VARCHAR,              -- raw, as delivered
+    dial_bucket    VARCHAR NOT NULL,     -- see lib/fields.py DIAL_BUCKETS
+    disposition    VARCHAR,
+    comments       VARCHAR,
+    agent_id       VARCHAR,
+    agent_name     VARCHAR,
+    attempts       INTEGER,
+    priority       INTEGER,
+    ucid           VARCHAR,
+    call_duration_s INTEGER,
+    created_at     TIMESTAMPTZ,
+    updated_at     TIMESTAMPTZ,
+    extra          JSON,                 -- delivered fields we do not model, kept verbatim
+    delivery_id    BIGINT,               -- the raw delivery that last wrote this row
+    PRIMARY KEY (campaign_name, lead_key)
+);
+
+CREATE TABLE IF NOT EXISTS campaigns (
+    name        VARCHAR PRIMARY KEY,
+    source      VARCHAR NOT NULL,         -- config | ui
+    enabled     BOOLEAN NOT NULL DEFAULT TRUE,
+    added_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Per-campaign sync progress: the watermark drives incremental refreshes.
+CREATE TABLE IF NOT EXISTS sync_state (
+    campaign_name   VARCHAR PRIMARY KEY,
+    watermark       TIMESTAMPTZ,          -- newest updated_at stored for the campaign
+    full_load_done  BOOLEAN NOT NULL DEFAULT FALSE,
+    last_success_at TIMESTAMPTZ,
+    last_error      VARCHAR,
+    last_error_at   TIMESTAMPTZ
+);
+
+-- Every request sent to CloudAgent (parameters with secrets redacted).
+CREATE TABLE IF NOT EXISTS sync_requests (
+    id            BIGINT PRIMARY KEY DEFAULT nextval('request_ids'),
+    campaign_name VARCHAR NOT NULL,
+    kind          VARCHAR NOT NULL,       -- full | incremental | manual
+    params        JSON NOT NULL,
+    unique_id     VARCHAR,
+    state         VARCHAR NOT NULL,       -- queued|sent|accepted|delivered|error|timed_out
+    queued_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    sent_at       TIMESTAMPTZ,
+    accepted_at   TIMESTAMPTZ,
+    delivered_at  TIMESTAMPTZ,
+    rows          BIGINT,
+    error         VARCHAR
+);
+
+-- Every callback body received; the body itself is a file under the deliveries folder.
+CREATE TABLE IF NOT EXISTS raw_deliveries (
+    id            BIGINT PRIMARY KEY,
+    received_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    sha256        VARCHAR NOT NULL,
+    content_type  VARCHAR,
+    size_bytes    BIGINT NOT NULL,
+    path          VARCHAR NOT NULL,
+    unique_id     VARCHAR,
+    campaign_name VARCHAR,
+    request_id    BIGINT,
+    state         VARCHAR NOT NULL,       -- received | ingested | failed | duplicate
+    rows          BIGINT,
+    error         VARCHAR,
+    ingested_at   TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS disposition_categories (
+    disposition VARCHAR PRIMARY KEY,
+    category    VARCHAR NOT NULL          -- see lib/metrics.py CATEGORIES
+);
+
+-- schema_version and data_version (bumped by every ingest, keys the dashboard's caches).
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
+"""
+
+# v2: lead counts per combination of everything the Overview and Campaign pages filter or group
+# by, so they read thousands of rows instead of every lead (lib/metrics.py defines the grouping
+# and keeps it current; ingest updates it in the delivery's own transaction). It is valid when
+# meta.summary_version equals meta.data_version; otherwise the first reader rebuilds it.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS lead_summary (
+    campaign_name  VARCHAR NOT NULL,
+    lead_status    VARCHAR NOT NULL,
+    dial_bucket    VARCHAR NOT NULL,
+    disposition    VARCHAR,
+    attempted      BOOLEAN,
+    updated_day    DATE,                 -- local calendar day of updated_at
+    updated_hour   TINYINT,              -- local hour of updated_at
+    created_day    DATE,                 -- local calendar day of created_at
+    leads          BIGINT NOT NULL
+);
+INSERT OR IGNORE INTO meta VALUES ('summary_version', -1);
+"""
+
+# v3: the summary also holds each disposition's category (resolved once per rebuild or delta
+# instead of in every query); rebuilt from the leads on first use.
+_SCHEMA_V3 = (
+    "DROP TABLE IF EXISTS lead_summary;"
+    + LEAD_SUMMARY_DDL
+    + """
+INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
+"""
+)
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+
+
+def migrate(cursor: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Brings the database file on `cursor` to SCHEMA_VERSION, one transaction per
+    version (a failure leaves it at the last version that completed). No `meta` = version 0."""
+    cursor.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
+    row = cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    current = row[0] if row else 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"The database file {path.name} is at schema version {current}, newer "
+            f"than this program ({SCHEMA_VERSION}): it was written by a newer release. "
+            "Run that release (or newer), or point DIALSTATUS_DB at another file.",
+            path,
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(MIGRATIONS[version])
+            cursor.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [version])
+            cursor.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+            raise
+    cursor.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', 0)")
