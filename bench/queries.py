@@ -21,6 +21,7 @@ from datetime import date
 import pandas as pd
 
 from bench.common import FOCUS, TZ, median, timed
+from lib.fields import DIAL_BUCKETS
 from lib.store import summary
 from lib.store.catalog import category_sql, guess_category
 from lib.view import metrics
@@ -308,7 +309,7 @@ def _agree_campaign(project: dict, sql: dict, pandas_: dict | None) -> bool:
     }
     checks.append(matrix == {(a, b): n for a, b, n in sql["matrix"]})
     trend = project["trend"]
-    checks.append(int(trend[[c for c in trend.columns if c in metrics.DIAL_BUCKETS]].sum().sum())
+    checks.append(int(trend[[c for c in trend.columns if c in DIAL_BUCKETS]].sum().sum())
                   == sum(r[2] for r in sql["trend"]))  # fmt: skip
     checks.append(len(trend) == len({r[0] for r in sql["trend"]}))
     heat = {(r.weekday, r.hour): (r.attempted, r.answered) for r in project["heat"].itertuples()}

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from lib.fields import DIAL_BUCKETS
 from lib.view import metrics
 from lib.view.filters import Filters, date_span
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
@@ -247,7 +248,7 @@ def test_daily_trend_by_local_day(seeded, cursor):
     rows = select(seeded.rows, filters, seeded.today)
     by_day = Counter(r["updated_at"].astimezone(ZONE).date() for r in rows)
     got = {d.date() if hasattr(d, "date") else d: n for d, n in zip(
-        pd.to_datetime(frame["day"]), frame[list(metrics.DIAL_BUCKETS)].sum(axis=1), strict=True
+        pd.to_datetime(frame["day"]), frame[list(DIAL_BUCKETS)].sum(axis=1), strict=True
     )}  # fmt: skip
     assert got == dict(by_day)
     assert frame["n_answered"].sum() == sum(r["dial_bucket"] == "answered" for r in rows)

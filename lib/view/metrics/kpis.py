@@ -1,0 +1,228 @@
+"""The KPI vocabulary, once: how each count is computed (`COUNT_SQL`), the tiles in order with
+their help text (`KPIS`), their values, and the per-campaign comparison table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from lib.store.catalog import SALE
+from lib.view.filters import Filters
+from lib.view.metrics.relation import count_sql, fetch_frame, filtered_groups
+
+SMALL_SAMPLE = 30  # a rate whose denominator is below this is shown but marked as a small sample
+
+
+# Count columns over the filtered leads (`filtered_groups` has `attempted` and `category`).
+COUNT_SQL: dict[str, str] = {
+    "leads": count_sql(),
+    "pending": count_sql("lead_status = 'Pending'"),
+    "attempted": count_sql("attempted"),
+    "answered": count_sql("dial_bucket = 'answered'"),
+    "successes": count_sql("lead_status = 'Success'"),
+    "conversions": count_sql(f"category = '{SALE}'"),
+}
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str  # the tile's label: the product's vocabulary, the same on every page
+    column: str  # the count column (rates: the numerator)
+    denominator: str | None  # rates only
+    help: str
+
+    @property
+    def is_rate(self) -> bool:
+        return self.denominator is not None
+
+
+KPIS: tuple[Kpi, ...] = (
+    Kpi("Leads", "leads", None, "Leads matching the filters (one row per lead per campaign)."),
+    Kpi(
+        "Pending",
+        "pending",
+        None,
+        "Leads whose status is Pending or empty (not yet dialled, or not final). "
+        "Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Attempted",
+        "attempted",
+        None,
+        "Leads dialled at least once: attempts > 0, or, when the attempt count is absent, "
+        "a dial status other than not dialled. Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Answered",
+        "answered",
+        None,
+        "Leads whose last dial status is in the answered bucket. Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Answer rate",
+        "answered",
+        "attempted",
+        "Answered / Attempted.",
+    ),
+    Kpi(
+        "Success rate",
+        "successes",
+        "attempted",
+        "Leads with status Success / Attempted.",
+    ),
+    Kpi(
+        "Conversions",
+        "conversions",
+        None,
+        "Leads whose disposition is in the Sale category (Settings page: disposition "
+        "categories). Shown with its share of Leads.",
+    ),
+    Kpi(
+        "Conversion rate",
+        "conversions",
+        "answered",
+        "Conversions / Answered.",
+    ),
+)
+
+
+KPI_NAMES: tuple[str, ...] = tuple(k.name for k in KPIS)
+
+
+SMALL_SAMPLE_HELP = (
+    f"Rates whose denominator is under {SMALL_SAMPLE} are shown but marked as small samples."
+)
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    kpi: Kpi
+    value: float | int | None  # a count, or a rate as a fraction (None: nothing to divide by)
+    numerator: int
+    denominator: int | None  # rates: the denominator; counts: the Leads total (their share)
+
+    @property
+    def small_sample(self) -> bool:
+        return self.kpi.is_rate and (self.denominator or 0) < SMALL_SAMPLE
+
+    @property
+    def share(self) -> float | None:
+        """Counts: the share of Leads. Rates: the rate itself."""
+        if not self.denominator:
+            return None
+        return self.numerator / self.denominator
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def kpi_values(counts: Mapping[str, int]) -> list[KpiValue]:
+    """The tiles' values from the counts of `kpi_counts` (pure)."""
+    values = []
+    for kpi in KPIS:
+        numerator = int(counts.get(kpi.column, 0) or 0)
+        if kpi.is_rate:
+            denominator = int(counts.get(kpi.denominator or "", 0) or 0)
+            values.append(KpiValue(kpi, rate(numerator, denominator), numerator, denominator))
+        else:
+            total = int(counts.get("leads", 0) or 0)
+            values.append(
+                KpiValue(kpi, numerator, numerator, None if kpi.column == "leads" else total)
+            )
+    return values
+
+
+def _counts_select() -> str:
+    return ", ".join(f"{sql} AS {name}" for name, sql in COUNT_SQL.items())
+
+
+def kpi_counts(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> dict[str, int]:
+    """Every count behind the KPI tiles (`COUNT_SQL` keys) for the filtered leads."""
+    base, params = filtered_groups(cursor, filters, tz, today)
+    row = cursor.execute(f"SELECT {_counts_select()} FROM ({base})", params).fetchone()
+    return {name: int(value or 0) for name, value in zip(COUNT_SQL, row, strict=True)}
+
+
+def kpis(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> list[KpiValue]:
+    return kpi_values(kpi_counts(cursor, filters, tz, today))
+
+
+def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    for kpi in KPIS:
+        if kpi.is_rate:
+            num, den = frame[kpi.column].astype(float), frame[kpi.denominator].astype(float)
+            frame[kpi.name] = (num / den.where(den > 0)) * 100.0
+            frame[kpi.name + " n"] = frame[kpi.denominator]
+    return frame
+
+
+def campaign_kpis(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+) -> pd.DataFrame:
+    """One row per campaign: every count, every rate (percent) and its denominator (`<rate> n`)."""
+    base, params = filtered_groups(cursor, filters, tz, today)
+    frame = fetch_frame(
+        cursor,
+        f"SELECT campaign_name AS campaign, {_counts_select()} FROM ({base}) "
+        "GROUP BY campaign_name ORDER BY leads DESC, campaign_name",
+        params,
+    )
+    return _with_rates(frame)
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Overview's comparison table: KPI names as columns, rates in percent, small samples."""
+    columns = {"campaign": "Campaign"}
+    for kpi in KPIS:
+        columns[kpi.name if kpi.is_rate else kpi.column] = kpi.name
+    table = frame[list(columns)].rename(columns=columns)
+    for kpi in KPIS:
+        if kpi.is_rate:  # one decimal, as shown: the CSV says what the table says
+            table[kpi.name] = table[kpi.name].astype("float64").round(1)
+    notes = []
+    for _, row in frame.iterrows():
+        small = [
+            f"{k.name} (n={int(row[k.denominator])})"
+            for k in KPIS
+            if k.is_rate and int(row[k.denominator]) < SMALL_SAMPLE
+        ]
+        notes.append(", ".join(small))
+    table["Small samples"] = notes
+    return table
+
+
+def best_and_worst(table: pd.DataFrame) -> dict[tuple[int, str], str]:
+    """{(row position, rate column): "best" | "worst"} for the comparison table. Only campaigns
+    whose denominator for that rate is not a small sample compete; ties are all marked; nothing
+    is marked when fewer than two compete or all are equal."""
+    marks: dict[tuple[int, str], str] = {}
+    for kpi in KPIS:
+        if not kpi.is_rate:
+            continue
+        notes = table["Small samples"]
+        eligible = [
+            (i, value)
+            for i, (value, note) in enumerate(zip(table[kpi.name], notes, strict=True))
+            if pd.notna(value) and f"{kpi.name} (n=" not in note
+        ]
+        if len(eligible) < 2:
+            continue
+        best = max(v for _, v in eligible)
+        worst = min(v for _, v in eligible)
+        if best == worst:
+            continue
+        for i, value in eligible:
+            if value == best:
+                marks[(i, kpi.name)] = "best"
+            elif value == worst:
+                marks[(i, kpi.name)] = "worst"
+    return marks

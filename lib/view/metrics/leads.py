@@ -1,0 +1,192 @@
+"""Lead rows: the Leads page's one page of rows, the exports (CSV, Excel), one lead's full
+record; phone numbers masked unless the settings show them. The only queries that return rows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from datetime import date
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from lib.fields import API_TIMESTAMP_FORMAT
+from lib.view.filters import Filters, where_clause
+from lib.view.metrics.relation import fetch_frame, local_today
+
+LEAD_SORTS: dict[str, str] = {
+    "Last updated (newest first)": "updated_at DESC NULLS LAST, campaign_name, lead_key",
+    "Created (newest first)": "created_at DESC NULLS LAST, campaign_name, lead_key",
+    "Most attempts first": "attempts DESC NULLS LAST, updated_at DESC NULLS LAST, lead_key",
+    "Name (A to Z)": "name ASC NULLS LAST, campaign_name, lead_key",
+}
+
+
+DEFAULT_SORT = next(iter(LEAD_SORTS))
+
+
+_DIGITS = "regexp_replace(coalesce(phone_number, ''), '[^0-9]', '', 'g')"
+
+
+MASKED_PHONE_SQL = (
+    f"CASE WHEN phone_number IS NULL THEN NULL WHEN length({_DIGITS}) <= 4 THEN {_DIGITS} "
+    f"ELSE repeat('•', length({_DIGITS}) - 4) || right({_DIGITS}, 4) END"
+)
+
+
+def phone_sql(show_phones: bool) -> str:
+    return "phone_number" if show_phones else MASKED_PHONE_SQL
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Python twin of MASKED_PHONE_SQL (for values outside the leads table)."""
+    if phone is None:
+        return None
+    digits = "".join(ch for ch in str(phone) if ch.isdigit() and ch.isascii())
+    return digits if len(digits) <= 4 else "•" * (len(digits) - 4) + digits[-4:]
+
+
+def _search_condition(search: str | None) -> tuple[str, dict[str, Any]]:
+    text = (search or "").strip()
+    if not text:
+        return "TRUE", {}
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    columns = ("phone_number", "name", "comments", "agent_id", "agent_name")
+    sql = " OR ".join(f"{c} ILIKE $search ESCAPE '\\'" for c in columns)
+    return f"({sql})", {"search": f"%{escaped}%"}
+
+
+def _lead_rows_sql(
+    filters: Filters, tz: str, today: date | None, search: str | None, show_phones: bool
+) -> tuple[str, dict[str, Any]]:
+    where, params = where_clause(filters, local_today(tz, today), tz)
+    condition, search_params = _search_condition(search)
+    sql = f"""
+        SELECT campaign_name AS "Campaign", {phone_sql(show_phones)} AS "Phone",
+               name AS "Name", lead_status AS "Status", dial_status AS "Dial status",
+               dial_bucket AS "Dial bucket", disposition AS "Disposition",
+               attempts AS "Attempts", coalesce(agent_name, agent_id) AS "Agent",
+               strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS "Created",
+               strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS "Updated",
+               comments AS "Comments", lead_key
+        FROM leads WHERE {where} AND {condition}
+    """
+    return sql, {**params, **search_params}
+
+
+def lead_count(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    search: str | None = None,
+) -> int:
+    where, params = where_clause(filters, local_today(tz, today), tz)
+    condition, search_params = _search_condition(search)
+    sql = f"SELECT count(*) FROM leads WHERE {where} AND {condition}"
+    return int(cursor.execute(sql, {**params, **search_params}).fetchone()[0])
+
+
+def lead_page(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    *,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str = DEFAULT_SORT,
+    show_phones: bool = False,
+) -> pd.DataFrame:
+    """One page of lead rows (LIMIT/OFFSET in SQL); timestamps as local-time text."""
+    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
+    order = LEAD_SORTS.get(sort, LEAD_SORTS[DEFAULT_SORT])
+    params.update(limit=max(1, int(limit)), offset=max(0, int(offset)))
+    return fetch_frame(cursor, f"{sql} ORDER BY {order} LIMIT $limit OFFSET $offset", params)
+
+
+def export_rows(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    *,
+    search: str | None = None,
+    show_phones: bool = False,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Every filtered lead row (the exports), in the default order, without the internal key."""
+    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
+    sql = f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}"
+    if limit is not None:
+        sql += " LIMIT $limit"
+        params["limit"] = int(limit)
+    return fetch_frame(cursor, sql, params).drop(columns=["lead_key"])
+
+
+EXCEL_MAX_ROWS = 1_048_575  # one header row + this many rows is Excel's sheet limit
+
+
+def export_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens UTF-8 CSV right
+
+
+def export_xlsx(frame: pd.DataFrame, sheet: str = "Leads") -> bytes:
+    """The rows as an .xlsx workbook (xlsxwriter, constant memory, text and numbers only)."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(
+        buffer, {"constant_memory": True, "strings_to_urls": False, "strings_to_formulas": False}
+    )
+    worksheet = workbook.add_worksheet(sheet)
+    bold = workbook.add_format({"bold": True})
+    worksheet.write_row(0, 0, list(frame.columns), bold)
+    rows = frame.head(EXCEL_MAX_ROWS).astype(object).where(frame.notna(), None)
+    for index, values in enumerate(rows.itertuples(index=False, name=None), start=1):
+        worksheet.write_row(index, 0, values)
+    worksheet.freeze_panes(1, 0)
+    if len(frame) > EXCEL_MAX_ROWS:
+        note = workbook.add_worksheet("Note")
+        note.write(0, 0, f"Excel holds {EXCEL_MAX_ROWS:,} rows; the CSV has all {len(frame):,}.")
+    workbook.close()
+    return buffer.getvalue()
+
+
+_SENSITIVE_EXTRA = ("phone", "mobile", "msisdn", "number", "contact")
+
+
+def lead_record(
+    cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: str, show_phones: bool = False
+) -> dict[str, Any] | None:
+    """One lead's full stored record (every column; `extra` decoded), phones masked unless shown."""
+    cursor.execute(
+        f"SELECT * REPLACE ({phone_sql(show_phones)} AS phone_number, "
+        f"strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS created_at, "
+        f"strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS updated_at) "
+        "FROM leads WHERE campaign_name = $c AND lead_key = $k",
+        {"c": campaign, "k": lead_key},
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    names = [d[0] for d in cursor.description]
+    record = dict(zip(names, row, strict=True))
+    if not show_phones and record.get("lead_key") and record.get("lead_id") is None:
+        # Without a lead id the key is "phone|created": mask its phone part.
+        phone, _, rest = str(record["lead_key"]).partition("|")
+        record["lead_key"] = f"{mask_phone(phone)}|{rest}" if rest else mask_phone(phone)
+    extra = record.get("extra")
+    if isinstance(extra, str):
+        with contextlib.suppress(ValueError):
+            extra = json.loads(extra)
+    if isinstance(extra, dict) and not show_phones:
+        extra = {
+            k: (mask_phone(str(v)) if any(s in k.lower() for s in _SENSITIVE_EXTRA) and v else v)
+            for k, v in extra.items()
+        }
+    record["extra"] = extra
+    return record
