@@ -1,7 +1,7 @@
 """The UI entry script: global sidebar filters bound to the URL, then the page.
 
 Run through the launcher (`streamlit run streamlit_app.py`); tests run this file with AppTest.
-The filters' keys are the public URL parameter names (lib/filters.py). On a session's first run
+The filters' keys are the public URL parameter names (lib/view/filters.py). On a session's first run
 the link's parameters are validated before any bound widget exists, so every ignored value gets
 a visible notice (the bound widgets drop the same values silently). Values the widgets keep but
 the filters ignore (a `from` after `to`) are shown with a warning in the sidebar.
@@ -41,6 +41,7 @@ from lib.view.filters import (
     today_in,
     widget_values,
 )
+from lib.view.pages import DEFAULT_PAGE, PAGES
 
 STARTED = "_dialstatus_started"
 NOTICES = "_dialstatus_notices"
@@ -94,29 +95,17 @@ def _clear_filters() -> None:
         st.session_state[name] = value
 
 
-# (page, title, icon, help) of the page menu, in order; the first is the default page at `/`.
-PAGES = (
-    ("overview", "Overview", "dashboard", "KPIs, dial-status and disposition breakdowns per "
-     "campaign, and a comparison table of every campaign."),
-    ("campaign", "Campaign", "campaign", "One campaign in depth: deltas vs the previous period, "
-     "breakdowns, composition and trends."),
-    ("leads", "Leads", "table_rows", "The filtered lead rows, searchable, with CSV and Excel "
-     "exports."),
-    ("sync", "Sync", "sync", "Freshness per campaign, the request log, the rate limit, Sync now "
-     "and a hand-made API request."),
-    ("settings", "Settings", "settings", "Campaigns to sync and the disposition category map."),
-)  # fmt: skip
 # Declared before the sidebar so the Share link can name the page's own URL state.
 page = st.navigation(
     [
         st.Page(
-            ui.PAGE_FILES[name],
-            title=title,
-            icon=f":material/{icon}:",
-            help=text,
-            **({"default": True} if index == 0 else {"url_path": name}),
+            entry.file,
+            title=entry.title,
+            icon=entry.material_icon,
+            help=entry.help,
+            **({"default": True} if entry == DEFAULT_PAGE else {"url_path": entry.path}),
         )
-        for index, (name, title, icon, text) in enumerate(PAGES)
+        for entry in PAGES
     ],
     position="top",
 )

@@ -6,7 +6,7 @@ from starlette.middleware import Middleware
 
 from lib.precompress import PageHints, PrecompressedStatic
 from lib.server import SecurityHeaders, lifespan, routes
-from lib.view.ui import CHART_PAGES, PAGE_FILES
+from lib.view.pages import chart_paths, page_paths
 
 app = st.App(
     "dashboard.py",
@@ -17,8 +17,8 @@ app = st.App(
         Middleware(PrecompressedStatic),
         Middleware(
             PageHints,
-            pages=tuple(PAGE_FILES),
-            chart_pages=CHART_PAGES,
+            pages=page_paths(),
+            chart_pages=chart_paths(),
             base_path=st.get_option("server.baseUrlPath"),
         ),
     ],

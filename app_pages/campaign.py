@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lib.view import metrics, ui
+from lib.view import charts, metrics, ui
 from lib.view.filters import (
     P_DIALSTATUS,
     P_DISPOSITION,
@@ -22,9 +22,9 @@ def _breakdown(focus: Filters) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Dial status", anchor=False)
-        buckets = ui.query("bucket_counts", focus)
+        buckets = ui.query(metrics.bucket_counts, focus)
         ui.chart(
-            ui.figure("bucket_bar", buckets),
+            ui.figure(charts.bucket_bar, buckets),
             ui.with_percent(buckets),
             key="campaign_dial_chart",
             file_name="dial_status.csv",
@@ -41,7 +41,7 @@ def _breakdown(focus: Filters) -> None:
             step=1,
             key="campaign_pareto_top",
         )
-        pareto = ui.query("disposition_pareto", focus, top=int(top))
+        pareto = ui.query(metrics.disposition_pareto, focus, top=int(top))
         if pareto.empty:
             st.info(
                 "No lead of this campaign has a disposition in the selection.",
@@ -49,7 +49,7 @@ def _breakdown(focus: Filters) -> None:
             )
             return
         ui.chart(
-            ui.figure("pareto", pareto),
+            ui.figure(charts.pareto, pareto),
             ui.with_percent(
                 ui.with_percent(pareto.drop(columns=["is_other"]), "cumulative_share").rename(
                     columns={"share %": "cumulative %"}
@@ -67,27 +67,27 @@ def _composition(focus: Filters) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Lead status × dial status", anchor=False)
-        matrix = ui.query("status_bucket_matrix", focus)
-        st.plotly_chart(ui.figure("status_matrix", matrix), key="campaign_matrix_chart")
+        matrix = ui.query(metrics.status_bucket_matrix, focus)
+        st.plotly_chart(ui.figure(charts.status_matrix, matrix), key="campaign_matrix_chart")
         ui.numbers(
             matrix.reset_index(), key="campaign_matrix", file_name="status_x_dial_status.csv"
         )
     with right:
         st.subheader("Status → dial status → disposition", anchor=False)
-        paths = ui.query("sunburst_paths", focus)
-        st.plotly_chart(ui.figure("sunburst", paths), key="campaign_sunburst_chart")
+        paths = ui.query(metrics.sunburst_paths, focus)
+        st.plotly_chart(ui.figure(charts.sunburst, paths), key="campaign_sunburst_chart")
         ui.numbers(paths, key="campaign_sunburst", file_name="status_dial_disposition.csv")
 
 
 def _trends(focus: Filters, tz: str) -> None:
     """When leads move: per day, and the answer rate by hour and weekday."""
     st.subheader("Daily trend", anchor=False)
-    trend = ui.query("daily_trend", focus)
+    trend = ui.query(metrics.daily_trend, focus)
     if trend.empty:
         st.info("No dated leads in the selection.", icon=":material/info:")
     else:
         ui.chart(
-            ui.figure("daily_trend", trend),
+            ui.figure(charts.daily_trend, trend),
             ui.with_percent(trend, "answer_rate").rename(columns={"share %": "answer rate %"}),
             key="campaign_trend_chart",
             file_name="daily_trend.csv",
@@ -99,11 +99,11 @@ def _trends(focus: Filters, tz: str) -> None:
         )
 
     st.subheader("Answer rate by hour and weekday", anchor=False)
-    heat = ui.query("hour_weekday", focus)
+    heat = ui.query(metrics.hour_weekday, focus)
     if heat.empty:
         st.info("No attempted leads in the selection.", icon=":material/info:")
         return
-    st.plotly_chart(ui.figure("hour_weekday_heatmap", heat), key="campaign_heatmap_chart")
+    st.plotly_chart(ui.figure(charts.hour_weekday_heatmap, heat), key="campaign_heatmap_chart")
     ui.numbers(
         ui.with_percent(heat, "answer_rate").rename(columns={"share %": "answer rate %"}),
         key="campaign_heatmap",
@@ -122,7 +122,7 @@ ui.page_header("Campaign", "One campaign in depth.")
 if ui.empty_state():
     st.stop()
 
-per_campaign = ui.query("campaign_kpis")
+per_campaign = ui.query(metrics.campaign_kpis)
 candidates = list(current.filters.campaigns) or list(per_campaign["campaign"])
 campaign = ui.campaign_focus(candidates)
 if campaign is None:
@@ -131,7 +131,7 @@ if campaign is None:
 
 st.subheader(ui.md_escape(campaign), anchor=False)
 focus = current.filters.replace(campaigns=(campaign,))
-counts = ui.query("kpi_counts", focus)
+counts = ui.query(metrics.kpi_counts, focus)
 if ui.empty_state(lead_count=counts["leads"]):
     st.stop()
 
@@ -148,7 +148,7 @@ else:
     )
     ui.kpi_tiles(
         metrics.kpi_values(counts),
-        metrics.kpi_values(ui.query("kpi_counts", previous)),
+        metrics.kpi_values(ui.query(metrics.kpi_counts, previous)),
         period=period,
     )
 

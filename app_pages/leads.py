@@ -27,7 +27,7 @@ search = search_col.text_input(
 sort = sort_col.selectbox("Sort by", list(metrics.LEAD_SORTS), key="leads_sort")
 size = size_col.selectbox("Rows per page", [25, 50, 100, 200], index=1, key="leads_page_size")
 
-total = ui.query("lead_count", search=search)
+total = ui.query(metrics.lead_count, search=search)
 if total == 0 and not search:
     ui.empty_state(lead_count=0)
     st.stop()
@@ -43,7 +43,7 @@ pages = max(1, math.ceil(total / size))
 page_number = st.pagination(pages, key="leads_page")
 offset = (page_number - 1) * size
 rows = ui.query(
-    "lead_page",
+    metrics.lead_page,
     search=search,
     limit=size,
     offset=offset,
@@ -75,10 +75,7 @@ filters, tz, today, show = current.filters, current.tz, current.today, current.s
 
 
 def _export() -> pd.DataFrame:
-    with ui.services().store.cursor() as cursor:
-        return metrics.export_rows(
-            cursor, filters, tz, today, search=search or None, show_phones=show
-        )
+    return ui.read(metrics.export_rows, filters, tz, today, search=search or None, show_phones=show)
 
 
 left, right, _ = st.columns([1, 1, 4])
@@ -112,10 +109,9 @@ if selection is not None and total:
         selected_rows = []
 if selected_rows and 0 <= selected_rows[0] < len(rows):
     chosen = rows.iloc[selected_rows[0]]
-    with ui.services().store.cursor() as cursor:
-        record = metrics.lead_record(
-            cursor, chosen["Campaign"], chosen["lead_key"], current.show_phones
-        )
+    record = ui.read(
+        metrics.lead_record, chosen["Campaign"], chosen["lead_key"], current.show_phones
+    )
     if record is not None:
         st.subheader("Lead record", anchor=False)
         extra = record.pop("extra", None)

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from lib.view import metrics, ui
+from lib.view import charts, metrics, ui
 from lib.view.filters import P_DIALSTATUS, P_DISPOSITION
 
 current = ui.view()
 ui.page_header("Overview", "Every selected campaign at once. " + metrics.SMALL_SAMPLE_HELP)
 
-counts = ui.query("kpi_counts")
+counts = ui.query(metrics.kpi_counts)
 if ui.empty_state(lead_count=counts["leads"]):
     st.stop()
 
@@ -25,9 +25,9 @@ mode = st.segmented_control(
 percent = mode == "100%"
 
 st.subheader("Dial status by campaign", anchor=False)
-buckets = ui.query("dial_buckets_by_campaign")
+buckets = ui.query(metrics.dial_buckets_by_campaign)
 ui.chart(
-    ui.figure("dial_bucket_bars", buckets, percent),
+    ui.figure(charts.dial_bucket_bars, buckets, percent),
     ui.with_percent(buckets),
     key="overview_dial_chart",
     file_name="dial_status_by_campaign.csv",
@@ -36,12 +36,12 @@ ui.chart(
 st.caption(ui.CLICK_HINT[P_DIALSTATUS])
 
 st.subheader("Dispositions by campaign", anchor=False)
-dispositions = ui.query("dispositions_by_campaign", top=8)
+dispositions = ui.query(metrics.dispositions_by_campaign, top=8)
 if dispositions.empty:
     st.info("No lead in the selection has a disposition yet.", icon=":material/info:")
 else:
     ui.chart(
-        ui.figure("disposition_bars", dispositions, percent),
+        ui.figure(charts.disposition_bars, dispositions, percent),
         ui.with_percent(dispositions.drop(columns=["is_other"])),
         key="overview_disposition_chart",
         file_name="dispositions_by_campaign.csv",
@@ -53,7 +53,7 @@ else:
     )
 
 st.subheader("Campaign comparison", anchor=False)
-table = metrics.comparison_table(ui.query("campaign_kpis"))
+table = metrics.comparison_table(ui.query(metrics.campaign_kpis))
 ui.comparison(table, key="overview_comparison")
 ui.numbers(table, key="overview_comparison_table", file_name="campaign_comparison.csv")
 ui.show_leads_link()

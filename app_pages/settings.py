@@ -3,13 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from lib.store import catalog
-from lib.view import ui
+from lib.view import operations, ui
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
-svc = ui.services()
-store = svc.store
 
 st.subheader("Campaigns to sync", anchor=False)
 st.caption(
@@ -22,7 +19,7 @@ st.caption(
 def _add_campaign() -> None:
     name = st.session_state.get("settings_new_campaign", "")
     try:
-        added = catalog.add_campaign(store, name)
+        added = operations.add_campaign(name)
     except ValueError as exc:
         st.session_state["_settings_message"] = ("error", str(exc))
         return
@@ -30,13 +27,11 @@ def _add_campaign() -> None:
     st.session_state["_settings_message"] = (
         ("success", f"Added {name.strip()!r}.") if added else ("info", "Already in the list.")
     )
-    if svc.sync is not None and added:
-        svc.sync.request_sync(campaign=name.strip(), trigger="ui")
 
 
 def _remove_campaigns() -> None:
     names = st.session_state.get("settings_remove_campaigns") or []
-    results = [f"{n!r} {catalog.remove_campaign(store, n)}" for n in names]
+    results = [f"{n!r} {operations.remove_campaign(n)}" for n in names]
     st.session_state["settings_remove_campaigns"] = []
     if results:
         st.session_state["_settings_message"] = ("success", "; ".join(results) + ".")
@@ -47,7 +42,7 @@ if message:
     kind, text = message
     getattr(st, kind)(ui.md_escape(text))
 
-table = catalog.campaign_table(store)
+table = operations.campaign_table()
 if table.empty:
     st.info("No campaign configured yet: add the first one below.", icon=":material/campaign:")
 else:
@@ -58,7 +53,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
         "Add a campaign",
         key="settings_new_campaign",
         placeholder="Campaign name",
-        max_chars=catalog.MAX_CAMPAIGN_NAME,
+        max_chars=operations.MAX_CAMPAIGN_NAME,
     )
     st.button("Add", key="settings_add", on_click=_add_campaign, icon=":material/add:")
 
@@ -83,7 +78,7 @@ st.caption(
     "rows show the category guessed from the name (e.g. `Interested` is a Contact, not a Sale; "
     "`Wrap up time exceeded` is Other). Change a category and save."
 )
-mapping = catalog.disposition_map(store)
+mapping = operations.disposition_map()
 
 
 def _save_categories(shown: pd.DataFrame) -> None:
@@ -93,8 +88,8 @@ def _save_categories(shown: pd.DataFrame) -> None:
         if "category" in change and 0 <= int(row) < len(frame):
             frame.iat[int(row), frame.columns.get_loc("category")] = change["category"]
     try:
-        changed = catalog.save_disposition_categories(
-            store, dict(zip(frame["disposition"], frame["category"], strict=True))
+        changed = operations.save_disposition_categories(
+            dict(zip(frame["disposition"], frame["category"], strict=True))
         )
     except ValueError as exc:
         st.session_state["_settings_message"] = ("error", str(exc))
@@ -107,7 +102,7 @@ def _save_categories(shown: pd.DataFrame) -> None:
 
 
 def _reset_categories(names: list[str]) -> None:
-    removed = catalog.forget_disposition_categories(store, names)
+    removed = operations.forget_disposition_categories(names)
     st.session_state.pop("settings_dispositions", None)
     st.session_state["_settings_message"] = ("success", f"Reset {removed} saved categories.")
 
@@ -122,7 +117,7 @@ else:
         disabled=["disposition", "source", "leads"],
         column_config={
             "category": st.column_config.SelectboxColumn(
-                "category", options=list(catalog.CATEGORIES), required=True
+                "category", options=list(operations.CATEGORIES), required=True
             ),
             "source": st.column_config.TextColumn(
                 "source", help="saved = stored in the database; guess = from the name"

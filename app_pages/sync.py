@@ -1,12 +1,11 @@
 """Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the rate limit,
 "Sync now", and one hand-made Campaign Dial Status request with every API parameter."""
 
-from datetime import datetime, time
+from datetime import time
 
 import streamlit as st
 
-from lib.store import catalog
-from lib.view import metrics, ui
+from lib.view import metrics, operations, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
@@ -57,7 +56,7 @@ def engine_status() -> None:
 st.subheader("Engine and rate limit", anchor=False)
 engine_status()
 
-enabled = catalog.list_campaigns(svc.store, enabled_only=True)
+enabled = operations.enabled_campaigns()
 target = st.selectbox(
     "Campaign to sync",
     enabled,
@@ -75,10 +74,9 @@ if st.button(
         st.info("Already queued or waiting for CloudAgent's delivery.", icon=":material/info:")
 
 st.subheader("Campaigns", anchor=False)
-with svc.store.cursor() as cursor:
-    fresh = metrics.freshness(cursor)
-    requests = metrics.sync_requests(cursor)
-    failed = metrics.failed_deliveries(cursor)
+fresh = ui.read(metrics.freshness)
+requests = ui.read(metrics.sync_requests)
+failed = ui.read(metrics.failed_deliveries)
 if fresh.empty:
     ui.empty_state()
 else:
@@ -111,72 +109,53 @@ st.caption(
     "One Campaign Dial Status request with exactly the API's own filter; the delivery is "
     "stored like any other. It counts against the same rate limit."
 )
-try:
-    from lib import cloudagent
-except ImportError:  # pragma: no cover - the client module is always shipped with the server
-    cloudagent = None
-
-if cloudagent is None:
-    st.warning("The CloudAgent client is not available in this build.")
-else:
-    with st.form("manual_request", enter_to_submit=False):
-        campaign_names = list(dict.fromkeys([*enabled, *current.campaigns]))
-        name = st.selectbox(
-            "campaignName",
-            campaign_names,
-            index=0 if campaign_names else None,
-            accept_new_options=True,
-            key="manual_campaign",
+with st.form("manual_request", enter_to_submit=False):
+    campaign_names = list(dict.fromkeys([*enabled, *current.campaigns]))
+    name = st.selectbox(
+        "campaignName",
+        campaign_names,
+        index=0 if campaign_names else None,
+        accept_new_options=True,
+        key="manual_campaign",
+    )
+    sortby = st.selectbox(
+        "sortby",
+        list(operations.SORT_CHOICES),
+        format_func=operations.SORT_CHOICES.get,
+        key="manual_sortby",
+    )
+    c1, c2 = st.columns(2)
+    from_day = c1.date_input("fromDate (day)", value=None, key="manual_from_day")
+    from_time = c1.time_input("fromDate (time)", value=time(0, 0), key="manual_from_time")
+    to_day = c2.date_input("toDate (day)", value=None, key="manual_to_day")
+    to_time = c2.time_input("toDate (time)", value=time(23, 59), key="manual_to_time")
+    status = st.selectbox("status", operations.STATUS_CHOICES, format_func=str, key="manual_status")
+    dial = st.selectbox("dialstatus", operations.DIAL_CHOICES, format_func=str, key="manual_dial")
+    disposition = st.selectbox(
+        "dispositions",
+        [operations.EVERY_DISPOSITION, *current.dispositions],
+        accept_new_options=True,
+        key="manual_dispositions",
+    )
+    submitted = st.form_submit_button(
+        "Send request", disabled=engine is None, icon=":material/send:"
+    )
+if engine is None:
+    st.caption("Sending needs the sync engine (run the server launcher).")
+elif submitted:
+    try:
+        request_id = operations.send_manual_request(
+            campaign=name or "",
+            sortby=sortby,
+            from_day=from_day,
+            from_time=from_time,
+            to_day=to_day,
+            to_time=to_time,
+            status=status,
+            dial_status=dial,
+            disposition=disposition,
         )
-        sortby = st.selectbox(
-            "sortby",
-            list(cloudagent.SortBy),
-            format_func=lambda v: {
-                "0": "0: all data",
-                "1": "1: by created date",
-                "2": "2: by updated date",
-            }[v.value],
-            key="manual_sortby",
-        )
-        c1, c2 = st.columns(2)
-        from_day = c1.date_input("fromDate (day)", value=None, key="manual_from_day")
-        from_time = c1.time_input("fromDate (time)", value=time(0, 0), key="manual_from_time")
-        to_day = c2.date_input("toDate (day)", value=None, key="manual_to_day")
-        to_time = c2.time_input("toDate (time)", value=time(23, 59), key="manual_to_time")
-        status = st.selectbox(
-            "status", list(cloudagent.LeadStatus), format_func=str, key="manual_status"
-        )
-        dial = st.selectbox(
-            "dialstatus", list(cloudagent.DialStatusFilter), format_func=str, key="manual_dial"
-        )
-        disposition = st.selectbox(
-            "dispositions",
-            [cloudagent.ALL_DISPOSITIONS, *current.dispositions],
-            accept_new_options=True,
-            key="manual_dispositions",
-        )
-        submitted = st.form_submit_button(
-            "Send request", disabled=engine is None, icon=":material/send:"
-        )
-    if engine is None:
-        st.caption("Sending needs the sync engine (run the server launcher).")
-    elif submitted:
-        zone = svc.settings.zone
-        try:
-            request = cloudagent.DialStatusRequest(
-                campaign_name=name or "",
-                callback_url="",
-                from_date=datetime.combine(from_day, from_time, tzinfo=zone) if from_day else None,
-                to_date=datetime.combine(to_day, to_time, tzinfo=zone) if to_day else None,
-                sortby=sortby,
-                status=status,
-                dial_status=dial,
-                dispositions=disposition or cloudagent.ALL_DISPOSITIONS,
-            )
-            request_id = engine.send_manual(request)
-        except cloudagent.CloudAgentError as exc:
-            st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
-        except ValueError as exc:
-            st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
-        else:
-            st.success(f"Queued as request {request_id}; see the request log.")
+    except ValueError as exc:
+        st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
+    else:
+        st.success(f"Queued as request {request_id}; see the request log.")

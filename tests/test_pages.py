@@ -278,18 +278,18 @@ def test_overview_chart_specs(seeded):
 def test_a_chart_is_built_once_per_distinct_set_of_numbers():
     """Figures are shared across runs and sessions (ui.figure): the same numbers reuse one
     figure, and any changed count gets a new one, so a chart never shows stale numbers."""
-    from lib.view import ui
+    from lib.view import charts, ui
 
     counts = pd.DataFrame(
         {"bucket": ["answered", "NoAnswer"], "leads": [30, 10], "share": [0.75, 0.25]}
     )
     moved = counts.assign(leads=[30, 11], share=[30 / 41, 11 / 41])
-    first = ui.figure("bucket_bar", counts)
-    assert ui.figure("bucket_bar", counts.copy()) is first
-    shown = ui.figure("bucket_bar", moved)
+    first = ui.figure(charts.bucket_bar, counts)
+    assert ui.figure(charts.bucket_bar, counts.copy()) is first
+    shown = ui.figure(charts.bucket_bar, moved)
     assert shown is not first
     assert {t.name: list(t.x) for t in shown.data} == {"answered": [30], "NoAnswer": [11]}
-    assert ui.figure("bucket_bar", counts, True) is not first  # percent bars: another figure
+    assert ui.figure(charts.bucket_bar, counts, True) is not first  # percent bars: another figure
 
 
 def test_campaign_page_deltas_against_the_previous_period(seeded):

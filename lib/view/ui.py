@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -29,20 +30,14 @@ from lib.view.filters import (
     P_DISPOSITION,
     Filters,
 )
+from lib.view.pages import page
 
 P_SECTION = "section"  # the Campaign page's open section, a URL parameter
 CAMPAIGN_SECTIONS = ("Breakdown", "Composition", "Trends")
 VIEW_KEY = "_dialstatus_view"
 SEEN_VERSION_KEY = "_dialstatus_seen_version"
 REFRESH_EVERY = "15s"
-PAGE_FILES = {
-    "overview": "app_pages/overview.py",
-    "campaign": "app_pages/campaign.py",
-    "leads": "app_pages/leads.py",
-    "sync": "app_pages/sync.py",
-    "settings": "app_pages/settings.py",
-}
-CHART_PAGES = ("", "overview", "campaign")  # URL paths of the pages with charts ("" = default)
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -86,34 +81,50 @@ def md_escape(text: Any) -> str:
 # -- cached queries ----------------------------------------------------------------------------
 
 
+def qualified_name(function: Callable[..., Any]) -> str:
+    """`module.qualname`: what a cache entry is keyed on instead of the function object."""
+    return f"{function.__module__}.{function.__qualname__}"
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
 def _cached_query(
     db: str,
     version: int,
     name: str,
+    _function: Callable[..., Any],  # not hashed: `name` stands for it in the key
     filters: Filters,
     tz: str,
     today: date,
     options: tuple[tuple[str, Any], ...],
 ) -> Any:
-    del db, version  # cache key only: a new database or new data is a new entry
-    function = getattr(metrics, name)
+    del db, version, name  # cache key only: a new database or new data is a new entry
     with services().store.cursor() as cursor:
-        return function(cursor, filters, tz, today, **dict(options))
+        return _function(cursor, filters, tz, today, **dict(options))
 
 
-def query(name: str, filters: Filters | None = None, **options: Any) -> Any:
-    """Runs `lib.metrics.<name>(cursor, filters, tz, today, **options)` through the cache."""
+def query(
+    function: Callable[..., Result], filters: Filters | None = None, **options: Any
+) -> Result:
+    """Runs a `lib.view.metrics` query, `function(cursor, filters, tz, today, **options)`,
+    through the cache (keyed on its qualified name, the data version and the arguments)."""
     current = view()
     return _cached_query(
         current.db,
         current.version,
-        name,
+        qualified_name(function),
+        function,
         current.filters if filters is None else filters,
         current.tz,
         current.today,
         tuple(sorted(options.items())),
     )
+
+
+def read(function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+    """Runs `function(cursor, *args, **kwargs)` on its own cursor, uncached: for what must be
+    live (the Sync page's tables) or is one user's own (a page of lead rows, one record)."""
+    with services().store.cursor() as cursor:
+        return function(cursor, *args, **kwargs)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -134,19 +145,25 @@ def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any
 
     Keyed by the data version and by the campaign catalog's state: adding a campaign on the
     Settings page changes no lead, but must show up in the filter at once."""
-    with services().store.cursor() as cursor:
-        catalog_state = metrics.catalog_state(cursor)
-    return _cached_options(db, version, catalog_state, configured)
+    return _cached_options(db, version, read(metrics.catalog_state), configured)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def figure(name: str, frame: pd.DataFrame, *args: Any) -> go.Figure:
-    """`lib.charts.<name>(frame, *args)`, once per distinct frame (hashed by content).
+def _cached_figure(
+    name: str, _build: Callable[..., go.Figure], frame: pd.DataFrame, args: tuple[Any, ...]
+) -> go.Figure:
+    del name  # cache key only: it stands for `_build`, which is not hashed
+    return _build(frame, *args)
+
+
+def figure(build: Callable[..., go.Figure], frame: pd.DataFrame, *args: Any) -> go.Figure:
+    """`build(frame, *args)` (a `lib.view.charts` builder), once per distinct frame (hashed by
+    content) and builder (keyed on its qualified name).
 
     Building a plotly figure validates every property (20-30 ms a chart, the largest part of
     a cached page run); st.plotly_chart only reads the figure (it sends a copy), so one shared
     object serves every view of the same numbers."""
-    return getattr(charts, name)(frame, *args)
+    return _cached_figure(qualified_name(build), build, frame, args)
 
 
 # -- filters changed by clicks ------------------------------------------------------------------
@@ -289,7 +306,7 @@ def section_notice(asked: list[str]) -> None:
 def show_leads_link() -> None:
     """Opens the Leads page with the current filters (bound parameters travel with page links)."""
     st.page_link(
-        PAGE_FILES["leads"], label="Show leads", icon=":material/table_rows:", width="content"
+        page("leads").file, label="Show leads", icon=page("leads").material_icon, width="content"
     )
 
 
@@ -367,8 +384,7 @@ def live_status() -> None:
         st.rerun(scope="app")
     st.session_state[SEEN_VERSION_KEY] = version
     names = current.filters.campaigns or current.campaigns
-    with store.cursor() as cursor:
-        frame = metrics.data_as_of(cursor, names)
+    frame = read(metrics.data_as_of, names)
     st.caption(
         freshness_text(frame, current.tz) + f" · checks for new data every {REFRESH_EVERY}",
     )
@@ -384,8 +400,7 @@ def sync_activity() -> int:
             status = None
         if isinstance(status, dict):
             return len(status.get("queue") or []) + len(status.get("in_flight") or [])
-    with services().store.cursor() as cursor:
-        return metrics.active_requests(cursor)
+    return read(metrics.active_requests)
 
 
 def empty_state(*, lead_count: int | None = None) -> bool:
@@ -398,7 +413,9 @@ def empty_state(*, lead_count: int | None = None) -> bool:
             "first sync.",
             icon=":material/campaign:",
         )
-        st.page_link(PAGE_FILES["settings"], label="Open Settings", icon=":material/settings:")
+        st.page_link(
+            page("settings").file, label="Open Settings", icon=page("settings").material_icon
+        )
         return True
     if current.total_leads == 0:
         if sync_activity():
@@ -413,7 +430,7 @@ def empty_state(*, lead_count: int | None = None) -> bool:
                 "delivered. Start a sync from the Sync page.",
                 icon=":material/hourglass_empty:",
             )
-        st.page_link(PAGE_FILES["sync"], label="Open Sync", icon=":material/sync:")
+        st.page_link(page("sync").file, label="Open Sync", icon=page("sync").material_icon)
         return True
     if lead_count == 0:
         st.info(
