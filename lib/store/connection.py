@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from lib.config import DEFAULT_TIMEZONE
 from lib.store import schema
 from lib.store.errors import StoreError
 
@@ -102,7 +103,7 @@ def _check_folder_writable(path: Path) -> None:
 class Store:
     """The process's DuckDB database: one connection, a cursor per use, one writer at a time."""
 
-    def __init__(self, path: Path | str, timezone: str = "Asia/Kolkata") -> None:
+    def __init__(self, path: Path | str, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.path = Path(path)
         self.timezone = timezone
         self._write_lock = _lock_for(str(self.path.resolve()))

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
+from lib.config import DEFAULT_TIMEZONE
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 
 # Preset ranges keep their meaning when a link is opened later ("last_7d" = the 7 days ending on
@@ -324,7 +325,7 @@ def _at_midnight(day: date | None, tz: str) -> datetime | None:
 
 
 def date_window(
-    filters: Filters, today: date, tz: str = "Asia/Kolkata"
+    filters: Filters, today: date, tz: str = DEFAULT_TIMEZONE
 ) -> tuple[datetime | None, datetime | None] | None:
     """[start, end_exclusive) as aware datetimes at local midnight in `tz`; None = all dates."""
     span = date_span(filters, today)
@@ -358,7 +359,7 @@ def today_in(tz: str) -> date:
 
 
 def where_clause(
-    filters: Filters, today: date, tz: str = "Asia/Kolkata", *, prefix: str = "f_"
+    filters: Filters, today: date, tz: str = DEFAULT_TIMEZONE, *, prefix: str = "f_"
 ) -> tuple[str, dict[str, Any]]:
     """A SQL condition over the `leads` columns and its named parameters (`$f_...`).
 
