@@ -1,9 +1,9 @@
 """Goal 2, page queries: everything the Campaign and Overview pages compute for one view.
 
-Project: the very `lib.metrics` functions the pages call through `lib.ui.query` (undecorated, so
-no Streamlit cache), plus what every script run of `dashboard.py` asks (data version, filter
-options) and the freshness line of `ui.live_status`. Two views: the Campaign page with the focus
-campaign selected and range "all", and the all-campaigns Overview.
+Project: the very `lib.view.metrics` functions the pages call through `lib.view.ui.query`
+(undecorated, so no Streamlit cache), plus what every script run of `dashboard.py` asks (data
+version, filter options) and the freshness line of `ui.live_status`. Two views: the Campaign
+page with the focus campaign selected and range "all", and the all-campaigns Overview.
 
 Baseline A: the same aggregates as bare DuckDB SQL over `leads`, on the same connection.
 Baseline B: what many Streamlit dashboards do: the rows into pandas (only the columns the

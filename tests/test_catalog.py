@@ -1,4 +1,4 @@
-"""lib/catalog.py: campaigns to sync, and the disposition category map with its guesses."""
+"""lib/store/catalog.py: campaigns to sync, and the disposition category map with its guesses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""lib/filters.py: URL parameters -> Filters (never raises), date windows, bound-parameter SQL,
+"""lib/view/filters.py: URL parameters -> Filters (never raises), date windows, bound-parameter SQL,
 share links that round-trip any name."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""lib/metrics.py against the seeded database: every KPI checked two independent ways (plain
+"""lib/view/metrics against the seeded database: every KPI checked two independent ways (plain
 Python over the seed rows, and hand-written SQL over the raw table), plus every aggregate."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ZONE = ZoneInfo(TZ)
 
 
 def select(rows, filters, today):
-    """Rows kept by the filters, written independently of lib/filters.py."""
+    """Rows kept by the filters, written independently of lib/view/filters.py."""
     span = date_span(filters, today)
     column = "updated_at" if filters.basis == "updated" else "created_at"
     out = []

@@ -1,6 +1,6 @@
-"""The pages' lead summary (`lead_summary`, lib/metrics.py) always equals what every stored lead
-gives: kept by ingest's deltas, rebuilt on read after other writes, and bypassed (same numbers)
-while a writer holds the lock."""
+"""The pages' lead summary (`lead_summary`, lib/store/summary.py) always equals what every stored
+lead gives: kept by ingest's deltas, rebuilt on read after other writes, and bypassed (same
+numbers) while a writer holds the lock."""
 
 from __future__ import annotations
 

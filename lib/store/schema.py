@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS raw_deliveries (
 
 CREATE TABLE IF NOT EXISTS disposition_categories (
     disposition VARCHAR PRIMARY KEY,
-    category    VARCHAR NOT NULL          -- see lib/metrics.py CATEGORIES
+    category    VARCHAR NOT NULL          -- see lib/store/catalog.py CATEGORIES
 );
 
 -- schema_version and data_version (bumped by every ingest, keys the dashboard's caches).
@@ -103,9 +103,9 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL)
 """
 
 # v2: lead counts per combination of everything the Overview and Campaign pages filter or group
-# by, so they read thousands of rows instead of every lead (lib/metrics.py defines the grouping
-# and keeps it current; ingest updates it in the delivery's own transaction). It is valid when
-# meta.summary_version equals meta.data_version; otherwise the first reader rebuilds it.
+# by, so they read thousands of rows instead of every lead (lib/store/summary.py defines the
+# grouping and keeps it current; ingest updates it in the delivery's own transaction). It is valid
+# when meta.summary_version equals meta.data_version; otherwise the first reader rebuilds it.
 _SCHEMA_V2 = """
 CREATE TABLE IF NOT EXISTS lead_summary (
     campaign_name  VARCHAR NOT NULL,

@@ -1,4 +1,4 @@
-"""Plotly figures built from the small aggregated frames of lib/metrics.py.
+"""Plotly figures built from the small aggregated frames of lib/view/metrics/.
 
 One colour per dial-status bucket everywhere (Okabe-Ito, colour-blind safe, mid-tone so it reads
 on light and dark themes). Text labels go through `label()` because plotly renders a subset of

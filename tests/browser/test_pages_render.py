@@ -102,7 +102,7 @@ def readme_screenshot(page, until: str, path: Path) -> None:
 
 def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
     """The README's images exist, are the size they should be, and the parameter table names
-    every public URL parameter and every range preset (lib/filters.py)."""
+    every public URL parameter and every range preset (lib/view/filters.py)."""
     from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
     from lib.view.filters import PARAM_NAMES, RANGE_PRESETS
 
