@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib.auth import AuthConfig, auth_config
@@ -32,6 +33,26 @@ DEMO_CAMPAIGNS = ("Renewals_Q4", "Loan Offers - Mumbai", "Credit Card Upsell", "
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the setting."""
+
+
+def redact_callback_url(url: str) -> str:
+    """scheme://host[:port]/path with the last path segment (the callback secret) as ***.
+
+    Here, beside the secret's setting, so the client and the sandbox (which never imports the
+    client) hide it the same way in their logs.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable>"
+    if not parts.scheme or not parts.hostname:
+        return "<not a URL>" if url else ""
+    host = parts.hostname + (f":{port}" if port else "")
+    path = parts.path
+    if path.strip("/"):
+        path = path.rstrip("/").rpartition("/")[0] + "/***"
+    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 @dataclass(frozen=True)

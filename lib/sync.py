@@ -26,6 +26,7 @@ from lib.cloudagent import (
     AuthenticationError,
     CloudAgentClient,
     CloudAgentError,
+    CloudAgentTimeoutError,
     CloudAgentUnavailableError,
     DialStatusRequest,
     InvalidApiKeyError,
@@ -61,7 +62,7 @@ def plain_error(error: CloudAgentError) -> str:
     if isinstance(error, CloudAgentUnavailableError):
         if error.http_status:
             what = f"answered with a server error (HTTP {error.http_status}) every time"
-        elif "did not answer in time" in error.message:
+        elif isinstance(error, CloudAgentTimeoutError):
             what = "did not answer in time, on every attempt"
         else:
             what = "could not be reached, on every attempt"

@@ -29,6 +29,7 @@ from lib.cloudagent import (
     ClientOptions,
     CloudAgentClient,
     CloudAgentError,
+    CloudAgentTimeoutError,
     CloudAgentUnavailableError,
     DialStatusFilter,
     DialStatusRequest,
@@ -43,12 +44,12 @@ from lib.cloudagent import (
     UnexpectedResponseError,
     error_for_message,
     parse_answer,
-    redact_url,
 )
-from lib.cloudagent.client import _retry_after_seconds
+from lib.cloudagent.client import retry_after_seconds
 from lib.cloudagent.ratelimit import SlidingWindowLimiter
-from lib.config import API_PATH, ConfigError, load_settings
+from lib.config import API_PATH, ConfigError, load_settings, redact_callback_url
 from lib.sandbox import ErrorStyle, SandboxConfig, create_sandbox_app
+from lib.sync import plain_error
 from tests.sandbox_server import CallbackReceiver, run_asgi
 
 API_KEY = "KEY-9f8e7d6c5b4a-never-print-me"
@@ -208,7 +209,7 @@ def test_the_callback_message_is_the_vendors_text_with_its_curly_quotes():
 def test_redacted_body_hides_the_callback_secret():
     body = request().redacted_body(USER)
     assert body["callBackUrl"] == "https://dash.example/cb/***"
-    assert redact_url("http://u:p@h:81/a/b/s3cret?x=1#f") == "http://h:81/a/b/***"
+    assert redact_callback_url("http://u:p@h:81/a/b/s3cret?x=1#f") == "http://h:81/a/b/***"
     assert SECRET not in repr(request())
 
 
@@ -288,15 +289,15 @@ def test_a_404_with_a_page_is_unexpected_and_names_the_status():
 
 def test_retry_after_in_seconds_and_as_an_http_date():
     now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-    assert _retry_after_seconds("7") == 7.0
-    assert _retry_after_seconds(" 2.5 ") == 2.5
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(" 2.5 ") == 2.5
     date = email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert _retry_after_seconds(date, now=now) == pytest.approx(30.0)
+    assert retry_after_seconds(date, now=now) == pytest.approx(30.0)
     past = email.utils.format_datetime(now - timedelta(seconds=30), usegmt=True)
-    assert _retry_after_seconds(past, now=now) == 0.0
-    assert _retry_after_seconds("soon") is None
-    assert _retry_after_seconds(None) is None
-    assert _retry_after_seconds("nan") is None
+    assert retry_after_seconds(past, now=now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("nan") is None
 
 
 # -- retries (mock transport, fake time) ---------------------------------------------------------
@@ -319,6 +320,24 @@ def test_5xx_is_retried_with_backoff_then_unavailable():
     assert waits[0] == "CloudAgent answered HTTP 503; retry 1 of 3 in 1.0 s"
     assert "after 4 attempt(s)" in str(caught.value)
     assert caught.value.http_status == 503
+
+
+def test_a_timeout_on_every_attempt_is_a_timeout_error_and_a_mixed_failure_is_not():
+    def timing_out(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client = mock_client(timing_out, max_retries=2, sleep=FakeClock().sleep)
+    with pytest.raises(CloudAgentTimeoutError) as caught:
+        client.request_dial_status(request())
+    assert "after 3 attempt(s): CloudAgent did not answer in time" in str(caught.value)
+    assert plain_error(caught.value).startswith(
+        "CloudAgent did not answer in time, on every attempt."
+    )
+    answers = iter([timing_out, lambda r: httpx.Response(503, text="busy")])
+    client = mock_client(lambda r: next(answers)(r), max_retries=1, sleep=FakeClock().sleep)
+    with pytest.raises(CloudAgentUnavailableError) as caught:
+        client.request_dial_status(request())
+    assert not isinstance(caught.value, CloudAgentTimeoutError)
 
 
 def test_max_limit_exceeded_without_limiter_waits_and_retries():

@@ -1,44 +1,66 @@
-"""CloudAgent's Campaign Dial Status API: request, client, errors and the rate limiter."""
+"""CloudAgent's Campaign Dial Status API: the request, the client, its errors, the rate limiter.
 
-from lib.cloudagent.client import (
-    ALL_DISPOSITIONS,
-    API_TIMESTAMP_FORMAT,
-    ERROR_TYPES,
+    errors.py     every error class and CloudAgent's documented messages
+    request.py    the request model, its validation and its JSON body
+    client.py     ClientOptions, CloudAgentClient and its retries
+    ratelimit.py  the sliding-window limiter shared by every caller of one account
+
+It imports neither `lib.store` nor `lib.view`. The client is tested against `lib.sandbox`, which
+never imports it.
+
+ASSUMPTIONS about the real API (vendor page: shared/reference/campaign-dial-status-api.txt;
+C = documented, I = inferred, S = seen in a sibling CloudAgent API). Each is used in one place:
+  A1 (I) URL path `/endpoint/dailer/data/preview/download`: lib/config.py API_PATH; configurable.
+  A2 (I) auth: header `apiKey`, `userName` in the body: client.py `_send_once`.
+  A3 (I) body: a JSON object of strings: request.py `DialStatusRequest.to_body`, `_send_once`.
+  A4 (C) parameter names and values: request.py `LeadStatus`, `DialStatusFilter`, `SortBy`,
+         `to_body`.
+  A5 (C) dates `YYYY-MM-DD HH:MM:SS` in the account's local time (I: no zone, local):
+         request.py `_format_local`; client.py `ClientOptions.timezone`.
+  A6 (C) messages: errors.py `MSG_*`; (I) they come with HTTP 200: errors.py `ERROR_TYPES`,
+         client.py `_interpret`.
+  A7 (S) 11th request in a minute: "Max limit exceeded", HTTP 200 or 429:
+         errors.py `_is_rate_limit_message`.
+  A8 (I) success: `{"status":"success","message":...,"uniqueId":...}`: client.py `_interpret`.
+  A9 (C) 10 requests per minute: ratelimit.py (sliding 60 s per account is our reading).
+  A10 (I) fromDate/toDate/sortby optional (no star on the vendor page); with sortby 1 or 2 the
+         dates are required (our reading of "considering the created/updated date"):
+         request.py `DialStatusRequest.validate`.
+"""
+
+from lib.cloudagent.client import ClientOptions, CloudAgentClient, parse_answer
+from lib.cloudagent.errors import (
     MSG_APIKEY_INVALID,
     MSG_AUTH_FAILED,
     MSG_CALLBACK_INVALID,
     MSG_CAMPAIGN_INVALID,
     MSG_MAX_LIMIT,
     MSG_USERNAME_INVALID,
-    Accepted,
     AuthenticationError,
-    ClientOptions,
-    CloudAgentClient,
     CloudAgentError,
+    CloudAgentTimeoutError,
     CloudAgentUnavailableError,
-    DialStatusFilter,
-    DialStatusRequest,
     InvalidApiKeyError,
     InvalidCallbackUrlError,
     InvalidCampaignError,
     InvalidUserNameError,
-    LeadStatus,
     RateLimitedError,
     RequestValidationError,
-    SortBy,
     UnexpectedResponseError,
     error_for_message,
-    excerpt,
-    is_http_url,
-    logger,
-    parse_answer,
-    redact_url,
+)
+from lib.cloudagent.ratelimit import SlidingWindowLimiter
+from lib.cloudagent.request import (
+    ALL_DISPOSITIONS,
+    Accepted,
+    DialStatusFilter,
+    DialStatusRequest,
+    LeadStatus,
+    SortBy,
 )
 
 __all__ = [
     "ALL_DISPOSITIONS",
-    "API_TIMESTAMP_FORMAT",
-    "ERROR_TYPES",
     "MSG_APIKEY_INVALID",
     "MSG_AUTH_FAILED",
     "MSG_CALLBACK_INVALID",
@@ -50,6 +72,7 @@ __all__ = [
     "ClientOptions",
     "CloudAgentClient",
     "CloudAgentError",
+    "CloudAgentTimeoutError",
     "CloudAgentUnavailableError",
     "DialStatusFilter",
     "DialStatusRequest",
@@ -60,12 +83,9 @@ __all__ = [
     "LeadStatus",
     "RateLimitedError",
     "RequestValidationError",
+    "SlidingWindowLimiter",
     "SortBy",
     "UnexpectedResponseError",
     "error_for_message",
-    "excerpt",
-    "is_http_url",
-    "logger",
     "parse_answer",
-    "redact_url",
 ]

@@ -1,23 +1,8 @@
-"""HTTP client for CloudAgent's Campaign Dial Status API (sync httpx).
+"""The Campaign Dial Status client: options, one POST per attempt, and the retries.
 
 Shaped like notion-sdk-py: an options dataclass, a typed request, typed errors, bounded retries
 that honour Retry-After. CloudAgent answers errors with HTTP 200 and a JSON body, so the body
-decides, not the status code.
-
-ASSUMPTIONS about the real API (vendor page: shared/reference/campaign-dial-status-api.txt;
-C = documented, I = inferred, S = seen in a sibling CloudAgent API). Each is used in one place:
-  A1 (I) URL path `/endpoint/dailer/data/preview/download`: lib/config.py API_PATH; configurable.
-  A2 (I) auth: header `apiKey`, `userName` in the body: `_send_once`.
-  A3 (I) body: a JSON object of strings: `DialStatusRequest.to_body`, `_send_once`.
-  A4 (C) parameter names and values: `LeadStatus`, `DialStatusFilter`, `SortBy`, `to_body`.
-  A5 (C) dates `YYYY-MM-DD HH:MM:SS` in the account's local time (I: no zone, local):
-         `_format_local`; `ClientOptions.timezone`.
-  A6 (C) messages below; (I) they come with HTTP 200: `ERROR_TYPES`, `_interpret`.
-  A7 (S) 11th request in a minute: "Max limit exceeded", HTTP 200 or 429: `_is_rate_limit`.
-  A8 (I) success: `{"status":"success","message":...,"uniqueId":...}`: `_interpret`.
-  A9 (C) 10 requests per minute: lib/ratelimit.py (sliding 60 s per account is our reading).
-  A10 (I) fromDate/toDate/sortby optional (no star on the vendor page); with sortby 1 or 2 the
-         dates are required (our reading of "considering the created/updated date").
+decides, not the status code (A2, A3, A6-A8 in `lib/cloudagent/__init__.py`).
 """
 
 from __future__ import annotations
@@ -30,157 +15,31 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, tzinfo
-from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
 
 import httpx
 
+from lib.cloudagent.errors import (
+    MSG_APIKEY_INVALID,
+    MSG_MAX_LIMIT,
+    MSG_USERNAME_INVALID,
+    CloudAgentError,
+    CloudAgentTimeoutError,
+    CloudAgentUnavailableError,
+    RateLimitedError,
+    RequestValidationError,
+    UnexpectedResponseError,
+    error_for_message,
+)
 from lib.cloudagent.ratelimit import OnWait, SlidingWindowLimiter
-from lib.config import ConfigError, Settings
+from lib.cloudagent.request import Accepted, DialStatusRequest, is_http_url, resolve_zone
+from lib.config import DEFAULT_TIMEZONE, ConfigError, Settings
 
 logger = logging.getLogger(__name__)
 
-API_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-# Documented answers (vendor page, copied exactly; the curly quotes are the vendor's).
-MSG_APIKEY_INVALID = "apiKey is invalid"
-MSG_AUTH_FAILED = "Authentication failed"
-MSG_USERNAME_INVALID = "userName is invalid"
-MSG_CAMPAIGN_INVALID = "campaignName is invalid"
-MSG_CALLBACK_INVALID = (
-    "callBackUrl cannot be empty (OR) it should contain ‘http://test.com/’ or 'https://test.com/"
-)
-MSG_MAX_LIMIT = "Max limit exceeded"  # sibling APIs (S); not on the vendor page
-
-
-# -- request vocabulary ------------------------------------------------------------------------
-
-
-class LeadStatus(StrEnum):
-    ALL = "All"
-    SUCCESS = "Success"
-    FAIL = "Fail"
-    PENDING = "Pending"
-
-
-class DialStatusFilter(StrEnum):
-    ALL = "All"
-    FAIL = "Fail"
-    NO_ANSWER = "NoAnswer"
-    USER_DISCONNECTED = "user_disconnected"
-    ANSWERED = "answered"
-
-
-class SortBy(StrEnum):
-    ALL = "0"  # no date filter: all the campaign's data
-    CREATED = "1"  # fromDate/toDate apply to the lead's created date
-    UPDATED = "2"  # fromDate/toDate apply to the lead's last update
-
-
-ALL_DISPOSITIONS = "ALL"
-
-
-# -- errors --------------------------------------------------------------------------------------
-
-
-class CloudAgentError(Exception):
-    """Any failure of a Campaign Dial Status request. `server_message` is CloudAgent's text."""
-
-    def __init__(
-        self, message: str, *, server_message: str | None = None, http_status: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.server_message = server_message
-        self.http_status = http_status
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
-
-
-class RequestValidationError(CloudAgentError, ValueError):
-    """The request was refused on our side before sending; the message says which parameter."""
-
-
-class InvalidApiKeyError(CloudAgentError):
-    """apiKey header missing, empty or misnamed."""
-
-
-class AuthenticationError(CloudAgentError):
-    """The apiKey or userName value is wrong."""
-
-
-class InvalidUserNameError(CloudAgentError):
-    """userName missing or empty."""
-
-
-class InvalidCampaignError(CloudAgentError):
-    """campaignName missing, empty or unknown to the account."""
-
-
-class InvalidCallbackUrlError(CloudAgentError):
-    """callBackUrl missing, empty or not an http(s) URL."""
-
-
-class RateLimitedError(CloudAgentError):
-    """Still "Max limit exceeded" (or HTTP 429) after every retry. `retry_after` in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
-
-class CloudAgentUnavailableError(CloudAgentError):
-    """Connection errors, timeouts or 5xx answers on every attempt."""
-
-
-class UnexpectedResponseError(CloudAgentError):
-    """An answer that is not the documented JSON envelope; `excerpt` is its start (<=200 chars)."""
-
-    def __init__(self, message: str, *, excerpt: str = "", **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.excerpt = excerpt
-
-
-def _folded(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _is_callback_message(message: str) -> bool:
-    return _folded(message).startswith("callbackurl")
-
-
-def _is_rate_limit(message: str) -> bool:
-    return "max limit" in _folded(message)
-
-
-# Server message (case and spacing folded) -> exception type. The callBackUrl message is matched
-# by its start so a change of quote characters on the server does not lose the mapping.
-ERROR_TYPES: tuple[tuple[Callable[[str], bool], type[CloudAgentError]], ...] = (
-    (lambda m: _folded(m) == _folded(MSG_APIKEY_INVALID), InvalidApiKeyError),
-    (lambda m: _folded(m) == _folded(MSG_AUTH_FAILED), AuthenticationError),
-    (lambda m: _folded(m) == _folded(MSG_USERNAME_INVALID), InvalidUserNameError),
-    (lambda m: _folded(m) == _folded(MSG_CAMPAIGN_INVALID), InvalidCampaignError),
-    (_is_callback_message, InvalidCallbackUrlError),
-    (_is_rate_limit, RateLimitedError),
-)
-
-
-def error_for_message(message: str, *, http_status: int | None = None) -> CloudAgentError:
-    """The typed exception for an error message CloudAgent sent (CloudAgentError if unknown)."""
-    for matches, error_type in ERROR_TYPES:
-        if matches(message):
-            return error_type(message, server_message=message, http_status=http_status)
-    return CloudAgentError(
-        f"CloudAgent refused the request: {message}",
-        server_message=message,
-        http_status=http_status,
-    )
-
 
 def excerpt(text: str, limit: int = 200) -> str:
+    """The start of an answer, whitespace folded: enough to recognise it in an error."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -210,145 +69,6 @@ def parse_answer(text: str) -> dict:
     )
 
 
-def redact_url(url: str) -> str:
-    """scheme://host[:port]/path with the last path segment (the callback secret) as ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if not parts.scheme or not parts.netloc:
-        return "<invalid url>" if url else ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    path = parts.path
-    if path.strip("/"):
-        head, _, _ = path.rstrip("/").rpartition("/")
-        path = head + "/***"
-    return urlunsplit((parts.scheme, host, path, "", ""))
-
-
-# -- the request ---------------------------------------------------------------------------------
-
-
-def _enum_value(enum_type: type[StrEnum], value: object, name: str) -> str:
-    """The canonical string for an enum value given as a member or text (any case)."""
-    if isinstance(value, enum_type):
-        return value.value
-    text = str(value).strip() if value is not None else ""
-    for member in enum_type:
-        if text.lower() == member.value.lower():
-            return member.value
-    allowed = ", ".join(member.value for member in enum_type)
-    raise RequestValidationError(f"{name} must be one of {allowed}; got {text!r}")
-
-
-def _zone(timezone: str | tzinfo) -> tzinfo:
-    return ZoneInfo(timezone) if isinstance(timezone, str) else timezone
-
-
-def _local_naive(value: datetime, timezone: str | tzinfo) -> datetime:
-    """Naive datetimes are already account-local; aware ones are converted to the account zone."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=None)
-    return value.astimezone(_zone(timezone)).replace(tzinfo=None)
-
-
-def _format_local(value: datetime, timezone: str | tzinfo) -> str:
-    return _local_naive(value, timezone).strftime(API_TIMESTAMP_FORMAT)
-
-
-def is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-    except (ValueError, AttributeError):
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-@dataclass(frozen=True)
-class DialStatusRequest:
-    """One Campaign Dial Status request (one campaign, per the vendor page)."""
-
-    campaign_name: str
-    callback_url: str = field(repr=False)  # its last path segment is the receiver's secret
-    from_date: datetime | None = None
-    to_date: datetime | None = None
-    sortby: SortBy | str = SortBy.ALL
-    status: LeadStatus | str = LeadStatus.ALL
-    dial_status: DialStatusFilter | str = DialStatusFilter.ALL
-    dispositions: str = ALL_DISPOSITIONS
-
-    def validate(self, timezone: str | tzinfo = "Asia/Kolkata") -> None:
-        """Raises RequestValidationError, with the documented wording where there is one."""
-        if not isinstance(self.campaign_name, str) or not self.campaign_name.strip():
-            raise RequestValidationError(MSG_CAMPAIGN_INVALID)
-        if not isinstance(self.callback_url, str) or not is_http_url(self.callback_url):
-            raise RequestValidationError(MSG_CALLBACK_INVALID)
-        sortby = _enum_value(SortBy, self.sortby, "sortby")
-        _enum_value(LeadStatus, self.status, "status")
-        _enum_value(DialStatusFilter, self.dial_status, "dialstatus")
-        if not isinstance(self.dispositions, str) or not self.dispositions.strip():
-            raise RequestValidationError(
-                "dispositions must be ALL or one disposition configured for the campaign"
-            )
-        for name, value in (("fromDate", self.from_date), ("toDate", self.to_date)):
-            if value is not None and not isinstance(value, datetime):
-                raise RequestValidationError(f"{name} must be a datetime, got {value!r}")
-        if sortby != SortBy.ALL and (self.from_date is None or self.to_date is None):
-            raise RequestValidationError(
-                f"sortby {sortby} filters by the "
-                f"{'created' if sortby == SortBy.CREATED else 'updated'} date: "
-                "it needs both fromDate and toDate"
-            )
-        if self.from_date is not None and self.to_date is not None:
-            start = _local_naive(self.from_date, timezone)
-            end = _local_naive(self.to_date, timezone)
-            if start > end:
-                raise RequestValidationError(
-                    f"fromDate ({start:%Y-%m-%d %H:%M:%S}) is after toDate "
-                    f"({end:%Y-%m-%d %H:%M:%S})"
-                )
-
-    def to_body(self, username: str, timezone: str | tzinfo = "Asia/Kolkata") -> dict[str, str]:
-        """The JSON body, every value a string, under the documented parameter names."""
-        body: dict[str, str] = {}
-        if self.from_date is not None:
-            body["fromDate"] = _format_local(self.from_date, timezone)
-        if self.to_date is not None:
-            body["toDate"] = _format_local(self.to_date, timezone)
-        body["sortby"] = _enum_value(SortBy, self.sortby, "sortby")
-        body["status"] = _enum_value(LeadStatus, self.status, "status")
-        body["dialstatus"] = _enum_value(DialStatusFilter, self.dial_status, "dialstatus")
-        dispositions = self.dispositions.strip()
-        body["dispositions"] = (
-            ALL_DISPOSITIONS if dispositions.upper() == ALL_DISPOSITIONS else dispositions
-        )
-        body["campaignName"] = self.campaign_name
-        body["userName"] = username
-        body["callBackUrl"] = self.callback_url
-        return body
-
-    def redacted_body(
-        self, username: str, timezone: str | tzinfo = "Asia/Kolkata"
-    ) -> dict[str, str]:
-        """`to_body` with the callback secret replaced by *** (for logs and the request table)."""
-        body = self.to_body(username, timezone)
-        body["callBackUrl"] = redact_url(body["callBackUrl"])
-        return body
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """CloudAgent queued the job; the records arrive later at callBackUrl."""
-
-    unique_id: str | None
-    message: str
-
-
-# -- options and client --------------------------------------------------------------------------
-
-
 def _default_timeout() -> httpx.Timeout:
     return httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
@@ -358,7 +78,7 @@ class ClientOptions:
     api_url: str  # full URL including the path (lib/config.py DEFAULT_API_URL)
     username: str  # the CloudAgent account; also the rate limiter's key
     api_key: str = field(repr=False)
-    timezone: str = "Asia/Kolkata"  # the account's zone: dates are sent as its local time
+    timezone: str = DEFAULT_TIMEZONE  # the account's zone: dates are sent as its local time
     timeout: httpx.Timeout = field(default_factory=_default_timeout)
     max_retries: int = 3  # retries after the first attempt (so 4 sends at most)
     backoff_base_s: float = 1.0  # 5xx/connection/timeout: base * 2**retry, capped
@@ -378,7 +98,7 @@ class ClientOptions:
             )
         if self.max_retries < 0:
             raise ConfigError("max_retries must not be negative")
-        _zone(self.timezone)  # raises for an unknown zone
+        resolve_zone(self.timezone)  # raises for an unknown zone
 
     @classmethod
     def from_settings(
@@ -405,7 +125,7 @@ class ClientOptions:
         return replace(self, api_key=api_key)
 
 
-def _retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
     if value is None or not value.strip():
         return None
@@ -486,6 +206,7 @@ class CloudAgentClient:
         key = self.options.username
         campaign = body.get("campaignName", "")
         attempt = 0
+        every_attempt_timed_out = True
         while True:
             self._acquire(key)
             outcome = self._send_once(body)
@@ -497,6 +218,7 @@ class CloudAgentClient:
                 )
                 return outcome
             error = outcome.error
+            every_attempt_timed_out &= isinstance(error, CloudAgentTimeoutError)
             if outcome.rate_limited:
                 too_long = (
                     outcome.retry_after is not None
@@ -513,7 +235,12 @@ class CloudAgentClient:
                 self._wait_rate_limited(key, outcome.retry_after, attempt)
             else:
                 if attempt >= self.options.max_retries:
-                    raise CloudAgentUnavailableError(
+                    final_type = (
+                        CloudAgentTimeoutError
+                        if every_attempt_timed_out
+                        else CloudAgentUnavailableError
+                    )
+                    raise final_type(
                         f"CloudAgent unavailable after {attempt + 1} attempt(s): {error.message}",
                         server_message=error.server_message,
                         http_status=error.http_status,
@@ -571,9 +298,7 @@ class CloudAgentClient:
             response = self._http.post(self.options.api_url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             return _Retry(
-                CloudAgentUnavailableError(
-                    f"CloudAgent did not answer in time ({type(exc).__name__})"
-                ),
+                CloudAgentTimeoutError(f"CloudAgent did not answer in time ({type(exc).__name__})"),
                 rate_limited=False,
             )
         except httpx.TransportError as exc:
@@ -591,7 +316,7 @@ class CloudAgentClient:
 
     def _interpret(self, response: httpx.Response) -> Accepted | _Retry:
         status = response.status_code
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         text = self._redact(response.text)
         if status == 429:
             message = MSG_MAX_LIMIT

@@ -21,7 +21,7 @@ fault each entry was played with; every delivery entry has `as_of`, the data's t
 `clock_offset_s` moves the data's clock, so later versions of leads become visible at once.
 
 What the sandbox assumes beyond the vendor page (C = documented, I = inferred, S = sibling API;
-lib/cloudagent.py lists the client's side):
+lib/cloudagent/__init__.py lists the client's side):
   S1 (C) the error messages and their triggers; (I) all with HTTP 200: `Sandbox.check`.
   S2 (I) order: apiKey, key value, userName, user value, rate limit, campaign, callBackUrl,
          then status, dialstatus, dispositions, sortby, dates: `Sandbox.check`.
@@ -56,7 +56,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -67,7 +67,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lib.config import API_PATH
+from lib.config import API_PATH, redact_callback_url
+from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox.config import (
     API_FAULTS,
     CALLBACK_FAULTS,
@@ -97,7 +98,6 @@ PARAM_NAMES = (
     "fromDate", "toDate", "sortby", "status", "dialstatus", "dispositions", "campaignName",
     "userName", "callBackUrl",
 )  # fmt: skip
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_REQUEST_BYTES = 64 * 1024
 _RUNTIME_FIELDS = {
     "delivery": DeliveryVariant,
@@ -120,22 +120,6 @@ HTML_ANSWER = (
     "<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Session expired</h1>"
     "<p>Please sign in to continue.</p></body></html>"
 )
-
-
-def redact_callback(url: str) -> str:
-    """scheme://host[:port]/path with the last path segment (the receiver's secret) as ***."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable>"
-    if not parts.scheme or not parts.hostname:
-        return "<not a URL>" if url else ""
-    host = parts.hostname + (f":{port}" if port else "")
-    path = parts.path
-    if path.strip("/"):
-        path = path.rstrip("/").rpartition("/")[0] + "/***"
-    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 class _RedactCallbackUrls(logging.Filter):
@@ -162,7 +146,7 @@ class _RedactCallbackUrls(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self._active and isinstance(record.args, tuple):
             record.args = tuple(
-                redact_callback(str(arg)) if str(arg) in self._active else arg
+                redact_callback_url(str(arg)) if str(arg) in self._active else arg
                 for arg in record.args
             )
         return True
@@ -377,7 +361,7 @@ class Sandbox:
                 stamps[name] = None
                 continue
             try:
-                stamps[name] = local_seconds(datetime.strptime(text, TIMESTAMP_FORMAT))
+                stamps[name] = local_seconds(datetime.strptime(text, API_TIMESTAMP_FORMAT))
             except ValueError:
                 return Decision(f"{name} is invalid", "rejected")
         if sortby and (stamps["fromDate"] is None or stamps["toDate"] is None):
@@ -435,7 +419,7 @@ class Sandbox:
                      fault: Fault) -> int:  # fmt: skip
         logged = {name: params[name] for name in PARAM_NAMES if name in params}
         if "callBackUrl" in logged:
-            logged["callBackUrl"] = redact_callback(logged["callBackUrl"])
+            logged["callBackUrl"] = redact_callback_url(logged["callBackUrl"])
         entry = {
             "seq": next(self._sequence),
             "monotonic": now,
@@ -475,7 +459,7 @@ class Sandbox:
             "unique_id": unique_id,
             "campaign": params["campaignName"],
             "variant": cfg.delivery.value,
-            "url": redact_callback(params["callBackUrl"]),
+            "url": redact_callback_url(params["callBackUrl"]),
             "state": "pending",
             "status_code": None,
             "records": None,
@@ -487,7 +471,9 @@ class Sandbox:
             "queued_monotonic": cfg.monotonic(),
             "finished_monotonic": None,
             "fault": None if fault == Fault.NONE else fault.value,
-            "as_of": (datetime(1970, 1, 1) + timedelta(seconds=now_s)).strftime(TIMESTAMP_FORMAT),
+            "as_of": (datetime(1970, 1, 1) + timedelta(seconds=now_s)).strftime(
+                API_TIMESTAMP_FORMAT
+            ),
         }
         with self._lock:
             self._deliveries.append(entry)
@@ -686,7 +672,7 @@ class Sandbox:
             "campaigns": dict(cfg.campaigns),
             "seed": cfg.seed,
             "timezone": cfg.timezone,
-            "data_now": self.data_now.strftime(TIMESTAMP_FORMAT),
+            "data_now": self.data_now.strftime(API_TIMESTAMP_FORMAT),
             "public_base_url": cfg.public_base_url,
         }
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from lib.config import DEMO_CAMPAIGNS, DEMO_USERNAME
+from lib.config import DEFAULT_TIMEZONE, DEMO_CAMPAIGNS, DEMO_USERNAME
 
 
 class DeliveryVariant(StrEnum):
@@ -95,7 +95,7 @@ class SandboxConfig:
     public_base_url: str | None = None
     clock: Callable[[], datetime] = utc_now  # the data's "now" (aware, or naive = local)
     monotonic: Callable[[], float] = time.monotonic  # rate-limit window and request log
-    timezone: str = "Asia/Kolkata"  # the account's zone: dates on the wire are its wall clock
+    timezone: str = DEFAULT_TIMEZONE  # the account's zone: dates on the wire are its wall clock
     delivery_delay_s: float = 0.2  # between the answer and the callback
     callback_timeout_s: float = 60.0
     single_record_cap: int = 500  # single_record posts at most this many records

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.fields import API_TIMESTAMP_FORMAT
+
 # Lead status filter values -> raw Status values they select (lower-cased, trimmed).
 # Pending also covers leads with no status yet (and anything unrecognised).
 STATUS_SUCCESS, STATUS_FAIL, STATUS_PENDING = 0, 1, 2
@@ -58,7 +60,7 @@ def _codes(column: pa.ChunkedArray, classify) -> np.ndarray:
 
 def _seconds(column: pa.ChunkedArray) -> np.ndarray:
     """ "YYYY-MM-DD HH:MM:SS" -> seconds on the same wall clock (zone-less)."""
-    parsed = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+    parsed = pc.strptime(column, format=API_TIMESTAMP_FORMAT, unit="s", error_is_null=True)
     return pc.fill_null(parsed.cast(pa.int64()), -(2**62)).to_numpy()
 
 

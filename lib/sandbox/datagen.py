@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lib.config import DEFAULT_TIMEZONE
+
 WIRE_FIELDS: tuple[str, ...] = (
     "LeadID", "PhoneNumber", "Name", "CampaignName", "Status", "DialStatus", "Disposition",
     "Comments", "AgentID", "AgentName", "Attempts", "Priority", "UCID", "CreatedDate",
@@ -371,7 +373,7 @@ def generate_campaign(
     seed: int = 0,
     now: datetime | None = None,
     *,
-    timezone: str = "Asia/Kolkata",
+    timezone: str = DEFAULT_TIMEZONE,
     update_fraction: float = 0.10,
     update_horizon_h: float = 6.0,
 ) -> pa.Table:
