@@ -171,11 +171,12 @@ def run_browser(cfg: dict, dbs: Databases, work: Path) -> dict:
     """One server per database size, each doing what is asked at that size: memory first (its
     first view is the cold one), then the bytes of one view, then time to charts vs the floor."""
     from bench import browser
+    from tests.support.chromium import launched_chromium
 
     out: dict = {"bytes": {}, "memory": None, "time_to_charts": None}
     url_path = browser.CAMPAIGN_PATH
     sizes = dict.fromkeys([cfg["memory_size"], *cfg["bytes_sizes"], cfg["browser_size"]])
-    with browser.chromium() as chrome:
+    with launched_chromium() as chrome:
         for n in sizes:
             with project_server(dbs.path(n), work / f"server-{n}", campaign_sizes(n)) as server:
                 url = server.base_url + url_path

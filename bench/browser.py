@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from bench.common import FOCUS, median, rss_kib
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 VIEWPORT = {"width": 1400, "height": 2400}
 OFFICE_LINK = {"latency": 40, "throughput_bps": 20_000_000}
@@ -50,16 +47,6 @@ _REDRAWN = """n => {
     return plots.length >= n && plots.every(
         p => p.data && !window.__benchOld.has(p.data) && p.querySelector('.trace, .hm, .slice'));
 }"""
-
-
-@contextmanager
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _emulate(context: BrowserContext, page: Page) -> None:

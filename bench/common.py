@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +21,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
-import httpx
 import pyarrow as pa
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +38,7 @@ from lib.store.ingest import (  # noqa: E402
     ingest_delivery,
 )
 from lib.store.receive import register_raw  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
 
 TZ = "Asia/Kolkata"
 SEED = 20240601
@@ -182,93 +179,25 @@ def copy_db(source: Path, target: Path) -> Path:
 # -- servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """One `streamlit run <script>` process on a free loopback port (the project's launcher, or
-    the floor page), with its own environment; `pid` is the process that serves."""
-
-    def __init__(self, script: str, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.script = script
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.data_dir / f"server-{self.port}.log"
-        self.env = env or {}
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, health_path: str = "/_stcore/health", timeout: float = 120.0) -> Server:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CLOUDAGENT_", "DIALSTATUS_"))
-        }
-        env.update({"PYTHONUNBUFFERED": "1", **self.env})
-        command = [
-            sys.executable, "-m", "streamlit", "run", self.script,
-            "--server.port", str(self.port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none",
-        ]  # fmt: skip
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + health_path, timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy:\n{self.log_text()[-3000:]}")
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def project_server(db: Path, data_dir: Path, campaigns: dict[str, int] | None = None) -> Server:
+def project_server(
+    db: Path, data_dir: Path, campaigns: dict[str, int] | None = None
+) -> ServerProcess:
     """The dashboard on a stored database, sync off (serves the stored data as it is)."""
     env = {
         "DIALSTATUS_DB": str(db),
-        "DIALSTATUS_SECRETS_FILE": str(data_dir / "no-secrets.toml"),
         "DIALSTATUS_SYNC_ENABLED": "false",
         "DIALSTATUS_TIMEZONE": TZ,
         "DIALSTATUS_CALLBACK_SECRET": CALLBACK_SECRET,
     }
     if campaigns:
         env["DIALSTATUS_CAMPAIGNS"] = ",".join(campaigns)
-    return Server("streamlit_app.py", data_dir, env)
+    return ServerProcess(data_dir, env)
 
 
-def floor_server(data_dir: Path) -> Server:
-    """The floor page: plain `streamlit run bench/floor_app.py`, same Streamlit, no middleware."""
-    return Server("bench/floor_app.py", data_dir)
+def floor_server(data_dir: Path) -> ServerProcess:
+    """The floor page: plain `streamlit run bench/floor_app.py`, same Streamlit, no middleware
+    (so only Streamlit's own health route)."""
+    return ServerProcess(data_dir, script="bench/floor_app.py", health_path="/_stcore/health")
 
 
 def rss_kib(pid: int) -> dict[str, int]:

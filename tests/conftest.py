@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary DuckDB seeded with a small, realistic, known dataset.
+"""Shared fixtures: a temporary DuckDB seeded with a small, realistic, known dataset, a callback
+receiver and a local file host (the servers themselves live in tests/support).
 
 The seed rows are built here in plain Python with their normalised values written out literally
 (`RAW_BUCKET`, `RAW_STATUS`, `EXPECTED_CATEGORY`), so tests compute expected numbers from these
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+
+from lib.view.filters import Filters, date_span
+from tests.support.asgi import CallbackReceiver, run_asgi
+from tests.support.file_host import FileHost
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -157,6 +163,29 @@ def make_rows(today: date) -> list[dict]:
     return rows
 
 
+def kept_rows(rows: list[dict], filters: Filters, today: date) -> list[dict]:
+    """The rows the filters keep, written independently of lib/view/filters.py (only the date
+    span comes from there; its own tests pin that down)."""
+    span = date_span(filters, today)
+    column = "updated_at" if filters.basis == "updated" else "created_at"
+    out = []
+    for r in rows:
+        if filters.campaigns and r["campaign_name"] not in filters.campaigns:
+            continue
+        if filters.statuses and r["lead_status"] not in filters.statuses:
+            continue
+        if filters.dial_buckets and r["dial_bucket"] not in filters.dial_buckets:
+            continue
+        if filters.dispositions and r["disposition"] not in filters.dispositions:
+            continue
+        if span is not None:
+            day = r[column].astimezone(ZONE).date()
+            if (span[0] is not None and day < span[0]) or (span[1] is not None and day >= span[1]):
+                continue
+        out.append(r)
+    return out
+
+
 def insert_rows(store, rows: list[dict]) -> None:
     frame = pd.DataFrame(rows)
     frame["attempts"] = frame["attempts"].astype("Int32")
@@ -264,3 +293,18 @@ def store(seeded):
 def cursor(store):
     with store.cursor() as cur:
         yield cur
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[CallbackReceiver]:
+    """A callback receiver served for the whole module; `receiver.base_url` is where it listens."""
+    receiver = CallbackReceiver()
+    with run_asgi(receiver.app) as base_url:
+        receiver.base_url = base_url
+        yield receiver
+
+
+@pytest.fixture
+def file_host() -> Iterator[FileHost]:
+    with FileHost() as host:
+        yield host

@@ -1,7 +1,7 @@
 """The CloudAgent client: request building, answer parsing, retries, rate limiting, secrecy.
 
 Real HTTP throughout the integration tests: the sandbox and small misbehaving Starlette apps run
-under uvicorn on 127.0.0.1 (tests/sandbox_server.py). Unit tests use httpx.MockTransport.
+under uvicorn on 127.0.0.1 (tests/support/asgi.py). Unit tests use httpx.MockTransport.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH, ConfigError, load_settings, redact_callback_url
 from lib.sandbox import ErrorStyle, SandboxConfig, create_sandbox_app
 from lib.sync import plain_error
-from tests.sandbox_server import CallbackReceiver, run_asgi
+from tests.support.asgi import run_asgi, serve_sandbox
 
 API_KEY = "KEY-9f8e7d6c5b4a-never-print-me"
 USER = "acme_ops"
@@ -322,7 +322,7 @@ def test_5xx_is_retried_with_backoff_then_unavailable():
     assert caught.value.http_status == 503
 
 
-def test_a_timeout_on_every_attempt_is_a_timeout_error_and_a_mixed_failure_is_not():
+def test_retries_that_end_in_a_timeout_are_a_timeout_error_and_a_5xx_end_is_not():
     def timing_out(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
 
@@ -338,6 +338,10 @@ def test_a_timeout_on_every_attempt_is_a_timeout_error_and_a_mixed_failure_is_no
     with pytest.raises(CloudAgentUnavailableError) as caught:
         client.request_dial_status(request())
     assert not isinstance(caught.value, CloudAgentTimeoutError)
+    answers = iter([lambda r: httpx.Response(503, text="busy"), timing_out])
+    client = mock_client(lambda r: next(answers)(r), max_retries=1, sleep=FakeClock().sleep)
+    with pytest.raises(CloudAgentTimeoutError):
+        client.request_dial_status(request())
 
 
 def test_max_limit_exceeded_without_limiter_waits_and_retries():
@@ -479,14 +483,6 @@ class HeaderTransport(httpx.HTTPTransport):
 
 
 @pytest.fixture(scope="module")
-def receiver():
-    receiver = CallbackReceiver()
-    with run_asgi(receiver.app) as base_url:
-        receiver.base_url = base_url
-        yield receiver
-
-
-@pytest.fixture(scope="module")
 def sandbox(receiver):
     config = SandboxConfig(
         api_key=API_KEY,
@@ -495,11 +491,8 @@ def sandbox(receiver):
         rate_limit=1000,
         delivery_delay_s=0.0,
     )
-    app = create_sandbox_app(config)
-    with run_asgi(app) as base_url:
-        app.state.sandbox.base_url = base_url
-        yield app.state.sandbox
-    app.state.sandbox.close()
+    with serve_sandbox(config) as sandbox:
+        yield sandbox
 
 
 def sandbox_client(sandbox, **overrides) -> CloudAgentClient:

@@ -21,7 +21,7 @@ import pytest
 from lib.sandbox.data import CampaignData
 from lib.sandbox.datagen import generate_campaign, local_seconds
 from lib.sandbox.encode import envelope_json, records_json
-from tests.server_process import ServerProcess
+from tests.support.server import ServerProcess
 
 NOW = datetime(2026, 11, 20, 12, 0)
 BIG_LEADS = 400_000  # ~150 MB of JSON: several seconds of ingest on two cores

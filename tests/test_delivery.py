@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -24,6 +22,7 @@ from lib.store.receive import (
     parse_delivery,
     register_raw,
 )
+from tests.support.file_host import csv_bytes
 
 RECORDS = [
     {"LeadID": "L1", "PhoneNumber": "9800000001", "Status": "Success", "Comments": "a ] b"},
@@ -354,70 +353,14 @@ def test_unparseable_bodies_get_a_short_400(tmp_path, body, content_type, words)
 # -- file links ----------------------------------------------------------------------------
 
 
-class FileServer:
-    """Serves `files` on 127.0.0.1; paths under /slow sleep, /redirect-* answer 302."""
-
-    def __init__(self) -> None:
-        files: dict[str, bytes] = {}
-        self.files = files
-        self.requests: list[str] = []
-        requests = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                requests.append(self.path)
-                if self.path.startswith("/redirect-to/"):
-                    self.send_response(302)
-                    self.send_header("Location", self.path[len("/redirect-to/") :])
-                    self.end_headers()
-                    return
-                if self.path.startswith("/slow"):
-                    time.sleep(3)
-                body = files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def file_server() -> Iterator[FileServer]:
-    server = FileServer()
-    yield server
-    server.close()
-
-
-def _csv_bytes(records: list[dict]) -> bytes:
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]))
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue().encode()
-
-
 @pytest.mark.parametrize("key", ["fileUrl", "file_url", "url", "downloadUrl", "failedFilePath"])
-def test_link_variants_download_json_and_csv(tmp_path, file_server, key):
-    file_server.files["/r.json"] = json.dumps(RECORDS).encode()
-    file_server.files["/r.csv"] = _csv_bytes(RECORDS)
-    file_server.files["/wrapped.json"] = json.dumps(_envelope(records=RECORDS)).encode()
+def test_link_variants_download_json_and_csv(tmp_path, file_host, key):
+    file_host.files["/r.json"] = json.dumps(RECORDS).encode()
+    file_host.files["/r.csv"] = csv_bytes(RECORDS)
+    file_host.files["/wrapped.json"] = json.dumps(_envelope(records=RECORDS)).encode()
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
     for path in ("/r.json", "/r.csv", "/wrapped.json"):
-        body = json.dumps({"uniqueId": "u-1", "campaignName": "Camp", key: file_server.base + path})
+        body = json.dumps({"uniqueId": "u-1", "campaignName": "Camp", key: file_host.base + path})
         parsed = parse_delivery(_write(tmp_path, body), "application/json", fetch_file=fetch)
         assert _records_of(parsed) == RECORDS, path
         assert (parsed.unique_id, parsed.campaign_name) == ("u-1", "Camp")
@@ -426,29 +369,29 @@ def test_link_variants_download_json_and_csv(tmp_path, file_server, key):
     assert [p.name for p in tmp_path.iterdir()] == ["1.body"]
 
 
-def test_a_gzipped_linked_file_is_unpacked_within_the_limit(tmp_path, file_server):
+def test_a_gzipped_linked_file_is_unpacked_within_the_limit(tmp_path, file_host):
     import gzip
 
-    file_server.files["/r.csv.gz"] = gzip.compress(_csv_bytes(RECORDS))
-    file_server.files["/bomb.json.gz"] = gzip.compress(b"[" + b" " * 50_000 + b"]")
-    file_server.files["/broken.gz"] = b"\x1f\x8b not really gzip"
+    file_host.files["/r.csv.gz"] = gzip.compress(csv_bytes(RECORDS))
+    file_host.files["/bomb.json.gz"] = gzip.compress(b"[" + b" " * 50_000 + b"]")
+    file_host.files["/broken.gz"] = b"\x1f\x8b not really gzip"
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
-    body = _write(tmp_path, json.dumps({"fileUrl": file_server.base + "/r.csv.gz"}))
+    body = _write(tmp_path, json.dumps({"fileUrl": file_host.base + "/r.csv.gz"}))
     parsed = parse_delivery(body, None, fetch_file=fetch, max_bytes=10_000)
     assert _records_of(parsed) == RECORDS
     parsed.cleanup()
     for path, status in (("/bomb.json.gz", 413), ("/broken.gz", 400)):
-        body = _write(tmp_path, json.dumps({"fileUrl": file_server.base + path}))
+        body = _write(tmp_path, json.dumps({"fileUrl": file_host.base + path}))
         with pytest.raises(DeliveryRejected) as caught:
             parse_delivery(body, None, fetch_file=fetch, max_bytes=10_000)
         assert caught.value.status_code == status
     assert [p.name for p in tmp_path.iterdir()] == ["1.body"]
 
 
-def test_link_inside_data_and_beside_an_empty_list(tmp_path, file_server):
-    file_server.files["/r.csv"] = _csv_bytes(RECORDS)
+def test_link_inside_data_and_beside_an_empty_list(tmp_path, file_host):
+    file_host.files["/r.csv"] = csv_bytes(RECORDS)
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
-    url = file_server.base + "/r.csv"
+    url = file_host.base + "/r.csv"
     for doc in (
         {"data": {"total": 2, "failedFilePath": url}, "campaignName": "Camp"},
         {"data": [], "fileUrl": url, "campaignName": "Camp"},
@@ -459,7 +402,7 @@ def test_link_inside_data_and_beside_an_empty_list(tmp_path, file_server):
 
 
 def test_a_linked_csv_cut_inside_its_header_is_refused_and_a_whole_header_alone_is_not(
-    tmp_path, file_server
+    tmp_path, file_host
 ):
     # An empty refresh is a CSV holding only its header; the sandbox's `link_truncated` fault
     # cuts that to half a line, which must be refused, not stored as an empty delivery.
@@ -479,13 +422,13 @@ def test_a_linked_csv_cut_inside_its_header_is_refused_and_a_whole_header_alone_
         "/header-no-newline.csv": header,
         "/extra-field-last.csv": b"LeadID,PhoneNumber,Zone",
         "/semicolons.csv": b'"LeadID";"PhoneNumber";"Status"',
-        "/rows-no-newline.csv": _csv_bytes(RECORDS).rstrip(b"\r\n"),
+        "/rows-no-newline.csv": csv_bytes(RECORDS).rstrip(b"\r\n"),
     }
-    file_server.files.update(cut | whole)
+    file_host.files.update(cut | whole)
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
     for path in cut:
         body = json.dumps(
-            {"uniqueId": "u-1", "campaignName": "Camp", "fileUrl": file_server.base + path}
+            {"uniqueId": "u-1", "campaignName": "Camp", "fileUrl": file_host.base + path}
         )
         with pytest.raises(DeliveryRejected) as caught:
             parse_delivery(_write(tmp_path, body), "application/json", fetch_file=fetch)
@@ -494,7 +437,7 @@ def test_a_linked_csv_cut_inside_its_header_is_refused_and_a_whole_header_alone_
         assert (caught.value.unique_id, caught.value.campaign_name) == ("u-1", "Camp")
         assert [p.name for p in tmp_path.iterdir()] == ["1.body"], path  # the download is gone
     for path in whole:
-        body = json.dumps({"fileUrl": file_server.base + path})
+        body = json.dumps({"fileUrl": file_host.base + path})
         parsed = parse_delivery(_write(tmp_path, body), "application/json", fetch_file=fetch)
         assert parsed.variant == "json/link/csv", path
         names = duckdb.sql(
@@ -536,33 +479,33 @@ def test_allowed_host_forms():
     assert check_link("https://h.example/f", ["https://h.example/some/path"])
 
 
-def test_fetcher_refuses_before_connecting_and_on_redirect_elsewhere(tmp_path, file_server):
+def test_fetcher_refuses_before_connecting_and_on_redirect_elsewhere(tmp_path, file_host):
     fetch = make_fetcher(["127.0.0.1"], max_bytes=10_000, timeout_s=5)
     with pytest.raises(DeliveryRejected):
-        fetch(f"http://localhost:{file_server.port}/r.csv", tmp_path / "x")
-    assert file_server.requests == []
-    file_server.files["/r.csv"] = b"a,b\n1,2\n"
-    fetch(f"{file_server.base}/redirect-to/{file_server.base}/r.csv", tmp_path / "ok")
+        fetch(f"http://localhost:{file_host.port}/r.csv", tmp_path / "x")
+    assert file_host.requests == []
+    file_host.files["/r.csv"] = b"a,b\n1,2\n"
+    fetch(f"{file_host.base}/redirect-to/{file_host.base}/r.csv", tmp_path / "ok")
     assert (tmp_path / "ok").read_bytes() == b"a,b\n1,2\n"
     with pytest.raises(DeliveryRejected) as caught:
-        fetch(f"{file_server.base}/redirect-to/http://10.1.2.3/r.csv", tmp_path / "y")
+        fetch(f"{file_host.base}/redirect-to/http://10.1.2.3/r.csv", tmp_path / "y")
     assert caught.value.status_code == 400
 
 
-def test_fetcher_limits_size_status_and_time(tmp_path, file_server):
-    file_server.files["/big.csv"] = b"x" * 5000
+def test_fetcher_limits_size_status_and_time(tmp_path, file_host):
+    file_host.files["/big.csv"] = b"x" * 5000
     small = make_fetcher(["127.0.0.1"], max_bytes=1000, timeout_s=5)
     with pytest.raises(DeliveryRejected) as caught:
-        small(file_server.base + "/big.csv", tmp_path / "a")
+        small(file_host.base + "/big.csv", tmp_path / "a")
     assert caught.value.status_code == 413
     with pytest.raises(DeliveryRejected) as caught:
-        small(file_server.base + "/missing.csv", tmp_path / "b")
+        small(file_host.base + "/missing.csv", tmp_path / "b")
     assert caught.value.status_code == 502
-    file_server.files["/slow.csv"] = b"a\n1\n"
+    file_host.files["/slow.csv"] = b"a\n1\n"
     quick = make_fetcher(["127.0.0.1"], max_bytes=1000, timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(DeliveryRejected) as caught:
-        quick(file_server.base + "/slow.csv", tmp_path / "c")
+        quick(file_host.base + "/slow.csv", tmp_path / "c")
     assert caught.value.status_code == 504
     assert time.monotonic() - started < 2.5
 

@@ -25,10 +25,10 @@ import httpx
 import pytest
 
 from lib.config import API_PATH
-from lib.sandbox import SandboxConfig, create_sandbox_app
+from lib.sandbox import SandboxConfig
 from lib.sandbox.app import GARBAGE_ANSWER, HTML_ANSWER, MAX_LIMIT
-from tests.sandbox_server import CallbackReceiver, run_asgi
-from tests.server_process import ServerProcess
+from tests.support.asgi import serve_sandbox
+from tests.support.server import ServerProcess
 
 API_KEY = "fault-test-key-0123456789"
 USER = "fault_ops"
@@ -37,14 +37,6 @@ OTHER = "Faults B"
 SECRET = "fault-secret-0123456789abcdef"
 
 # -- part 1: the sandbox plays each fault ----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = CallbackReceiver()
-    with run_asgi(receiver.app) as base_url:
-        receiver.base_url = base_url
-        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +49,8 @@ def sandbox():
         delivery_delay_s=0.0,
         rate_limit=100_000,
     )
-    app = create_sandbox_app(config)
-    with run_asgi(app) as base_url:
-        app.state.sandbox.base_url = base_url
-        yield app.state.sandbox
-    app.state.sandbox.close()
+    with serve_sandbox(config) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from lib.view.filters import (
     where_clause,
     widget_values,
 )
-from tests.conftest import CAMPAIGNS, TZ
+from tests.conftest import CAMPAIGNS, TZ, kept_rows
 
 TODAY = date(2025, 3, 15)
 KNOWN = [*CAMPAIGNS, "Plain"]
@@ -300,27 +300,6 @@ def test_describe_names_the_days():
 # -- the WHERE clause against the seeded database ----------------------------------------------
 
 
-def _python_filter(rows, filters, today):
-    span = date_span(filters, today)
-    column = filters.basis_column
-    kept = []
-    for row in rows:
-        if filters.campaigns and row["campaign_name"] not in filters.campaigns:
-            continue
-        if filters.statuses and row["lead_status"] not in filters.statuses:
-            continue
-        if filters.dial_buckets and row["dial_bucket"] not in filters.dial_buckets:
-            continue
-        if filters.dispositions and row["disposition"] not in filters.dispositions:
-            continue
-        if span is not None:
-            day = row[column].astimezone(ZoneInfo(TZ)).date()
-            if (span[0] and day < span[0]) or (span[1] and day >= span[1]):
-                continue
-        kept.append(row)
-    return kept
-
-
 @pytest.mark.parametrize(
     "filters",
     [
@@ -340,7 +319,7 @@ def _python_filter(rows, filters, today):
 def test_where_clause_selects_the_same_rows_as_python(seeded, cursor, filters):
     sql, params = where_clause(filters, seeded.today, TZ)
     got = cursor.execute(f"SELECT lead_key FROM leads WHERE {sql}", params).fetchall()
-    expected = _python_filter(seeded.rows, filters, seeded.today)
+    expected = kept_rows(seeded.rows, filters, seeded.today)
     assert sorted(k for (k,) in got) == sorted(r["lead_key"] for r in expected)
 
 

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from lib.server import CALLBACK_PREFIX, routes
 from lib.services import Services, get_services, reset_services
-from tests.sandbox_server import run_asgi
+from tests.support.asgi import run_asgi
 
 SECRET = "hostile-callback-secret-0123456789"
 

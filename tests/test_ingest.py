@@ -4,15 +4,12 @@ file links, time zones, sync bookkeeping, and a property test over arbitrary bod
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -24,6 +21,7 @@ from hypothesis import strategies as st
 from lib.store import Store
 from lib.store.ingest import IngestResult, ingest_delivery, ingest_pending
 from lib.store.receive import DeliveryRejected, register_raw
+from tests.support.file_host import FileHost, csv_bytes
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -182,49 +180,6 @@ def deliver(store, body, content_type="application/json", **kwargs) -> IngestRes
 def envelope(records, key="data", unique_id="u-1", campaign="Camp A") -> str:
     doc = {"status": "success", "uniqueId": unique_id, "campaignName": campaign, key: records}
     return json.dumps(doc)
-
-
-class FileHost:
-    """Serves files on 127.0.0.1 for link deliveries."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        files = self.files
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def file_host() -> Iterator[FileHost]:
-    host = FileHost()
-    yield host
-    host.close()
-
-
-def csv_bytes(records: list[dict]) -> bytes:
-    fields = list(dict.fromkeys(k for r in records for k in r))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, restval="")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue().encode()
 
 
 # -- every variant, the same rows ----------------------------------------------------------

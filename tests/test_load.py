@@ -27,8 +27,8 @@ import pytest
 
 from lib.sandbox.datagen import generate_campaign
 from lib.sandbox.encode import envelope_json, records_json
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.server_process import PROJECT_ROOT, ServerProcess
+from tests.support.chromium import launch_options
+from tests.support.server import PROJECT_ROOT, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -106,7 +106,7 @@ async def _browse(base_url: str, sessions: int, done, min_loads: int, max_loads:
         await context.close()
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(**launch_options())
         try:
             await asyncio.gather(*(session(i, browser) for i in range(sessions)))
         finally:

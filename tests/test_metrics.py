@@ -14,32 +14,11 @@ import pytest
 
 from lib.fields import DIAL_BUCKETS
 from lib.view import metrics
-from lib.view.filters import Filters, date_span
-from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
+from lib.view.filters import Filters
+from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ, kept_rows
+from tests.support.expected import KPI_LABELS
 
 ZONE = ZoneInfo(TZ)
-
-
-def select(rows, filters, today):
-    """Rows kept by the filters, written independently of lib/view/filters.py."""
-    span = date_span(filters, today)
-    column = "updated_at" if filters.basis == "updated" else "created_at"
-    out = []
-    for r in rows:
-        if filters.campaigns and r["campaign_name"] not in filters.campaigns:
-            continue
-        if filters.statuses and r["lead_status"] not in filters.statuses:
-            continue
-        if filters.dial_buckets and r["dial_bucket"] not in filters.dial_buckets:
-            continue
-        if filters.dispositions and r["disposition"] not in filters.dispositions:
-            continue
-        if span is not None:
-            day = r[column].astimezone(ZONE).date()
-            if (span[0] is not None and day < span[0]) or (span[1] is not None and day >= span[1]):
-                continue
-        out.append(r)
-    return out
 
 
 def attempted(r) -> bool:
@@ -99,7 +78,7 @@ FILTER_CASES = [
 
 @pytest.mark.parametrize("filters", FILTER_CASES, ids=lambda f: repr(f)[8:70])
 def test_kpi_counts_match_python_and_independent_sql(seeded, cursor, filters):
-    rows = select(seeded.rows, filters, seeded.today)
+    rows = kept_rows(seeded.rows, filters, seeded.today)
     expected = expected_counts(rows)
     assert metrics.kpi_counts(cursor, filters, TZ, seeded.today) == expected
     assert independent_sql_counts(cursor, [r["lead_key"] for r in rows]) == expected
@@ -122,16 +101,7 @@ def test_the_seed_exercises_every_case(seeded):
 
 def test_kpi_tiles_in_order_with_rates(seeded, cursor):
     values = metrics.kpis(cursor, Filters(), TZ, seeded.today)
-    assert [v.kpi.name for v in values] == [
-        "Leads",
-        "Pending",
-        "Attempted",
-        "Answered",
-        "Answer rate",
-        "Success rate",
-        "Conversions",
-        "Conversion rate",
-    ]
+    assert [v.kpi.name for v in values] == KPI_LABELS
     c = expected_counts(seeded.rows)
     by_name = {v.kpi.name: v for v in values}
     assert by_name["Answer rate"].value == pytest.approx(c["answered"] / c["attempted"])
@@ -157,7 +127,7 @@ def test_small_samples_are_marked(seeded, cursor):
     small = {v.kpi.name for v in values if v.small_sample}
     assert small == {"Answer rate", "Success rate", "Conversion rate"}  # 12 leads
     values = metrics.kpis(cursor, Filters(campaigns=(CAMPAIGNS[0],)), TZ, seeded.today)
-    c = expected_counts(select(seeded.rows, Filters(campaigns=(CAMPAIGNS[0],)), seeded.today))
+    c = expected_counts(kept_rows(seeded.rows, Filters(campaigns=(CAMPAIGNS[0],)), seeded.today))
     assert c["attempted"] >= 30 and c["answered"] >= 30
     assert not any(v.small_sample for v in values)
 
@@ -245,7 +215,7 @@ def test_sunburst_paths(seeded, cursor):
 def test_daily_trend_by_local_day(seeded, cursor):
     filters = Filters(range="last_7d")
     frame = metrics.daily_trend(cursor, filters, TZ, seeded.today)
-    rows = select(seeded.rows, filters, seeded.today)
+    rows = kept_rows(seeded.rows, filters, seeded.today)
     by_day = Counter(r["updated_at"].astimezone(ZONE).date() for r in rows)
     got = {d.date() if hasattr(d, "date") else d: n for d, n in zip(
         pd.to_datetime(frame["day"]), frame[list(DIAL_BUCKETS)].sum(axis=1), strict=True
@@ -339,7 +309,7 @@ def test_search_is_literal_and_case_insensitive(seeded, cursor, search, predicat
 
 def test_exports_hold_the_whole_filtered_set(seeded, cursor):
     filters = Filters(statuses=("Fail",))
-    expected = len(select(seeded.rows, filters, seeded.today))
+    expected = len(kept_rows(seeded.rows, filters, seeded.today))
     frame = metrics.export_rows(cursor, filters, TZ, seeded.today)
     assert len(frame) == expected and "lead_key" not in frame
     csv = metrics.export_csv(frame).decode("utf-8-sig")
@@ -412,7 +382,7 @@ def test_previous_period_counts(seeded, cursor):
 
     filters = Filters(range="last_7d")
     previous = previous_filters(filters, seeded.today)
-    rows = select(seeded.rows, previous, seeded.today)
+    rows = kept_rows(seeded.rows, previous, seeded.today)
     start = seeded.today - timedelta(days=13)
     assert all(
         start <= r["updated_at"].astimezone(ZONE).date() < seeded.today - timedelta(days=6)

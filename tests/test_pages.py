@@ -17,20 +17,11 @@ from streamlit.testing.v1 import AppTest
 from lib.view.charts import BUCKET_COLORS
 from lib.view.filters import Filters, date_span, parse_query_params, previous_span
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
+from tests.support.expected import KPI_LABELS
 from tests.test_metrics import attempted
 
 ZONE = ZoneInfo(TZ)
 PAGES = ("overview", "campaign", "leads", "sync", "settings")
-KPI_LABELS = [
-    "Leads",
-    "Pending",
-    "Attempted",
-    "Answered",
-    "Answer rate",
-    "Success rate",
-    "Conversions",
-    "Conversion rate",
-]
 
 
 def app(page: str = "overview", params: dict | None = None, url: str | None = None) -> AppTest:

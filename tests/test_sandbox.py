@@ -43,7 +43,7 @@ from lib.sandbox import (
 )
 from lib.sandbox.datagen import campaign_profile
 from lib.sandbox.encode import records_json
-from tests.sandbox_server import CallbackReceiver, ReceivedPost, run_asgi
+from tests.support.asgi import CallbackReceiver, ReceivedPost, run_asgi, serve_sandbox
 
 IST = ZoneInfo("Asia/Kolkata")
 DATA_NOW = datetime(2026, 11, 20, 15, 30, tzinfo=IST)
@@ -66,14 +66,6 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def receiver():
-    receiver = CallbackReceiver()
-    with run_asgi(receiver.app) as base_url:
-        receiver.base_url = base_url
-        yield receiver
-
-
-@pytest.fixture(scope="module")
 def clock():
     return Clock()
 
@@ -89,11 +81,8 @@ def sandbox(clock):
         delivery_delay_s=0.0,
         rate_limit=100_000,
     )
-    app = create_sandbox_app(config)
-    with run_asgi(app) as base_url:
-        app.state.sandbox.base_url = base_url
-        yield app.state.sandbox
-    app.state.sandbox.close()
+    with serve_sandbox(config) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import duckdb
 import httpx
 import pytest
 
-from tests.server_process import ServerProcess, free_port
+from tests.support.file_host import FileHost, csv_bytes
+from tests.support.server import ServerProcess
 
 DEMO_CAMPAIGN_COUNT = 4
 
@@ -88,48 +88,13 @@ def _post(server: ServerProcess, body: bytes, content_type: str, url: str | None
     )
 
 
-class _FileHost:
-    """Serves one file on 127.0.0.1 (the allowed host in demo mode) for link deliveries."""
-
-    def __init__(self, files: dict[str, bytes]):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-def _csv(records: list[dict]) -> bytes:
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]))
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue().encode()
-
-
 def test_every_delivery_variant_is_ingested_with_the_same_rows(quiet_server):
     server = quiet_server
     from urllib.parse import urlencode
 
     variants = ["json_data", "form_data", "json_details", "json_records", "csv", "json_file"]
     files: dict[str, bytes] = {}
-    host = _FileHost(files)
+    host = FileHost(files)
     try:
         for variant in variants:
             campaign = f"Variant {variant}"
@@ -147,7 +112,9 @@ def test_every_delivery_variant_is_ingested_with_the_same_rows(quiet_server):
                                  "application/json")  # fmt: skip
             else:
                 path = f"/{variant}.{'csv' if variant == 'csv' else 'json'}"
-                files[path] = _csv(records) if variant == "csv" else json.dumps(records).encode()
+                files[path] = (
+                    csv_bytes(records) if variant == "csv" else json.dumps(records).encode()
+                )
                 link = {**envelope, "fileUrl": f"http://127.0.0.1:{host.port}{path}"}
                 response = _post(server, json.dumps(link).encode(), "application/json")
             assert response.status_code == 200, (variant, response.text)

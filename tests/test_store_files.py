@@ -25,7 +25,7 @@ import pytest
 from lib.store import Store, StoreError
 from lib.store import schema as store_module
 from lib.store.schema import MIGRATIONS, SCHEMA_VERSION
-from tests.server_process import PROJECT_ROOT, ServerProcess
+from tests.support.server import PROJECT_ROOT, ServerProcess
 
 # Root ignores file permissions; without these capabilities it must obey them like anyone.
 NO_OVERRIDE = [
@@ -45,7 +45,7 @@ def _without_root_override():
     def popen(command, *args, **kwargs):
         return real_popen([*NO_OVERRIDE, *command], *args, **kwargs)
 
-    with mock.patch("tests.server_process.subprocess.Popen", popen):
+    with mock.patch("tests.support.server.subprocess.Popen", popen):
         yield
 
 
@@ -60,7 +60,7 @@ def _health_status_counts_as_up(status: int):
             response.status_code = 200
         return response
 
-    with mock.patch("tests.server_process.httpx.get", get):
+    with mock.patch("tests.support.server.httpx.get", get):
         yield
 
 

@@ -22,7 +22,7 @@ from lib.server import CALLBACK_PREFIX, routes
 from lib.services import Services, get_services, reset_services
 from lib.store import catalog
 from lib.sync import WATERMARK_OVERLAP, SyncEngine
-from tests.sandbox_server import CallbackReceiver, run_asgi
+from tests.support.asgi import CallbackReceiver, run_asgi
 
 API_KEY = "engine-test-key-0123"
 ACCOUNT = "engine_acct"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser.helpers import Watch
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.server_process import PROJECT_ROOT, ServerProcess
+from tests.support.chromium import launch_options
+from tests.support.server import PROJECT_ROOT, ServerProcess
 
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
 ALL_CAMPAIGNS_LOADED_TIMEOUT = 120
@@ -21,11 +21,7 @@ STILL_DATA_ENV = {"DIALSTATUS_SYNC_INTERVAL": "3600"}
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Playwright cannot download browsers here: use the system Chromium, offline-safe flags."""
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": CHROMIUM_ARGS,
-    }  # fmt: skip
+    return {**browser_type_launch_args, **launch_options()}
 
 
 @pytest.fixture(scope="session")

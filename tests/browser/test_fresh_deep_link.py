@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT, STILL_DATA_ENV, settled
-from tests.server_process import ServerProcess
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
 

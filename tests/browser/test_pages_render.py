@@ -13,22 +13,13 @@ import pytest
 from PIL import Image
 
 from tests.browser import helpers
-from tests.server_process import PROJECT_ROOT
+from tests.support.expected import KPI_LABELS
+from tests.support.server import PROJECT_ROOT
 
 pytestmark = pytest.mark.browser
 
 README_SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 README_SHOT_MAX_BYTES = 400_000
-KPI_LABELS = [
-    "Leads",
-    "Pending",
-    "Attempted",
-    "Answered",
-    "Answer rate",
-    "Success rate",
-    "Conversions",
-    "Conversion rate",
-]
 SYNC_METRICS = ["Requests in window", "Next free slot", "Queued", "Awaiting delivery"]
 
 

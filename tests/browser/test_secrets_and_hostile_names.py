@@ -21,8 +21,8 @@ from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.view.filters import Filters, to_query_string
 from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT
-from tests.sandbox_server import run_asgi
-from tests.server_process import ServerProcess, free_port
+from tests.support.asgi import run_asgi
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.browser
 

@@ -1,11 +1,14 @@
-"""Starts the real server (`streamlit run streamlit_app.py`) on a free port for tests.
+"""Starts a real `streamlit run` process on a free port: the dashboard for the tests and the
+benchmarks, or any other script (the benchmarks' floor page).
 
-Each server gets its own temporary database and data folder and never sees the developer's
-secrets.toml, so tests are hermetic and can run in any order.
+Each server gets its own data folder and, unless told otherwise, its own temporary database;
+it never sees the developer's secrets.toml or their CLOUDAGENT_/DIALSTATUS_ variables, so tests
+are hermetic and can run in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -26,18 +29,38 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `streamlit run` process; `base_url`, `log_text()`, `callback_url`, `stop()`, `kill()`."""
+    """One `streamlit run <script>` process on 127.0.0.1; `base_url`, `pid`, `health()`,
+    `wait_for()`, `callback_url`, `log_text()`, `stop()`, `kill()`.
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None):
+    `env` overrides the defaults (a database and a missing secrets file in `data_dir`);
+    `health_path` is polled until it answers 200 (the floor page has only Streamlit's own).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        script: str = "streamlit_app.py",
+        health_path: str = "/api/health",
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.data_dir / f"server-{self.port}.log"
         self.extra_env = env or {}
+        self.script = script
+        self.health_path = health_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    @property
+    def pid(self) -> int:
+        """The process that serves (the benchmarks read its memory from /proc)."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 120.0) -> ServerProcess:
         env = {
             key: value
             for key, value in os.environ.items()
@@ -52,7 +75,7 @@ class ServerProcess:
         )
         env.update(self.extra_env)
         command = [
-            sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+            sys.executable, "-m", "streamlit", "run", self.script,
             "--server.port", str(self.port), "--server.address", "127.0.0.1",
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none",
@@ -65,11 +88,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(self.base_url + "/api/health", timeout=2).status_code == 200:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + self.health_path, timeout=2).status_code == 200:
                     return self
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not become healthy:\n{self.log_text()[-3000:]}")
@@ -99,7 +120,7 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

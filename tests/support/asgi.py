@@ -1,8 +1,8 @@
-"""Test helpers: run any ASGI app under uvicorn on a free 127.0.0.1 port in a background thread,
-and a small callback receiver that records what is POSTed to it.
+"""Any ASGI app under uvicorn on a free 127.0.0.1 port in a background thread, the sandbox
+served that way, and a small callback receiver that records what is POSTed to it.
 
-    with run_asgi(create_sandbox_app(config)) as base_url:
-        httpx.post(base_url + "/endpoint/dailer/data/preview/download", ...)
+    with serve_sandbox(config) as sandbox:
+        httpx.post(sandbox.base_url + "/endpoint/dailer/data/preview/download", ...)
 
     receiver = CallbackReceiver()
     with run_asgi(receiver.app) as url:
@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from lib.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 
 
 @contextmanager
@@ -70,6 +72,17 @@ def run_asgi(
         thread.join(10)
 
 
+@contextmanager
+def serve_sandbox(config: SandboxConfig) -> Iterator[Sandbox]:
+    """The sandbox app served by `run_asgi`; yields its `Sandbox` with `base_url` set (the
+    deliveries it sends back need it), and closes it after the server stops."""
+    app = create_sandbox_app(config)
+    with run_asgi(app) as base_url:
+        app.state.sandbox.base_url = base_url
+        yield app.state.sandbox
+    app.state.sandbox.close()
+
+
 @dataclass
 class ReceivedPost:
     path: str
@@ -90,6 +103,7 @@ class CallbackReceiver:
 
     def __init__(self, status_code: int = 200) -> None:
         self.status_code = status_code
+        self.base_url = ""  # set by whoever serves `app` (the `receiver` fixture)
         self.posts: list[ReceivedPost] = []
         self._condition = threading.Condition()
         self.app = Starlette(routes=[Route("/callback/{secret}", self._receive, methods=["POST"])])
