@@ -206,7 +206,6 @@ class CloudAgentClient:
         key = self.options.username
         campaign = body.get("campaignName", "")
         attempt = 0
-        every_attempt_timed_out = True
         while True:
             self._acquire(key)
             outcome = self._send_once(body)
@@ -218,7 +217,6 @@ class CloudAgentClient:
                 )
                 return outcome
             error = outcome.error
-            every_attempt_timed_out &= isinstance(error, CloudAgentTimeoutError)
             if outcome.rate_limited:
                 too_long = (
                     outcome.retry_after is not None
@@ -235,9 +233,10 @@ class CloudAgentClient:
                 self._wait_rate_limited(key, outcome.retry_after, attempt)
             else:
                 if attempt >= self.options.max_retries:
+                    # The last attempt's failure names the outcome (a timeout, or unreachable).
                     final_type = (
                         CloudAgentTimeoutError
-                        if every_attempt_timed_out
+                        if isinstance(error, CloudAgentTimeoutError)
                         else CloudAgentUnavailableError
                     )
                     raise final_type(

@@ -72,7 +72,7 @@ class CloudAgentUnavailableError(CloudAgentError):
 
 
 class CloudAgentTimeoutError(CloudAgentUnavailableError):
-    """CloudAgent did not answer in time (a timeout raised by httpx) on every attempt."""
+    """Retries ran out and the last attempt timed out (httpx raised a timeout)."""
 
 
 class UnexpectedResponseError(CloudAgentError):
