@@ -16,15 +16,20 @@ from streamlit.testing.v1 import AppTest
 
 from lib.view.charts import BUCKET_COLORS
 from lib.view.filters import Filters, date_span, parse_query_params, previous_span
+from lib.view.pages import DEFAULT_PAGE, page_paths
+from lib.view.pages import page as registered
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
 from tests.support.expected import KPI_LABELS
+from tests.support.server import PROJECT_ROOT as ROOT
 from tests.test_metrics import attempted
 
 ZONE = ZoneInfo(TZ)
-PAGES = ("overview", "campaign", "leads", "sync", "settings")
+PAGES = page_paths()  # the page registry
 
 
-def app(page: str = "overview", params: dict | None = None, url: str | None = None) -> AppTest:
+def app(
+    page: str = DEFAULT_PAGE.path, params: dict | None = None, url: str | None = None
+) -> AppTest:
     at = AppTest.from_file("../dashboard.py", default_timeout=30)
     for key, value in (params or {}).items():
         at.query_params[key] = value
@@ -32,8 +37,8 @@ def app(page: str = "overview", params: dict | None = None, url: str | None = No
         at.context = {"url": url}
     at.run()
     assert not at.exception, at.exception
-    if page != "overview":
-        at.switch_page(f"app_pages/{page}.py").run()
+    if page != DEFAULT_PAGE.path:
+        at.switch_page(registered(page).file).run()
         assert not at.exception, at.exception
     return at
 
@@ -97,6 +102,14 @@ def test_every_page_renders(seeded, page_name):
     at = app(page_name)
     assert not at.error
     assert "Demo data" in texts(at.info)  # no API key configured in the tests
+    # The registry's `charts` flag decides which pages preload plotly: it must tell the truth.
+    assert bool(at.get("plotly_chart")) == registered(page_name).charts
+
+
+def test_every_page_file_is_registered_once():
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "app_pages").glob("*.py"))
+    assert sorted(registered(path).file for path in PAGES) == files
+    assert len(set(PAGES)) == len(PAGES)
 
 
 def test_overview_kpis_match_the_seed(seeded):

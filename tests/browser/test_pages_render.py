@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lib.view.pages import page_paths
 from tests.browser import helpers
 from tests.support.expected import KPI_LABELS
 from tests.support.server import PROJECT_ROOT
@@ -47,6 +48,10 @@ PAGES = [
     PageCase("sync", "/sync", "Sync", 0, SYNC_METRICS),
     PageCase("settings", "/settings", "Settings", 0, []),
 ]
+
+
+def test_every_registered_page_has_a_case():
+    assert sorted(case.name for case in PAGES) == sorted(page_paths())
 
 
 @pytest.mark.parametrize("case", PAGES, ids=[case.name for case in PAGES])

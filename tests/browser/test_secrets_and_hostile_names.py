@@ -19,6 +19,8 @@ import pytest
 from lib.config import API_PATH
 from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.view.filters import Filters, to_query_string
+from lib.view.pages import DEFAULT_PAGE
+from lib.view.pages import PAGES as REGISTRY
 from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT
 from tests.support.asgi import run_asgi
@@ -31,7 +33,7 @@ CALLBACK_SECRET = "cb-secret-8d41f0a2c7e9b356"
 ACCOUNT = "acme_ops"
 HOSTILE = "<script>alert('x')</script> & \"Q4\" 50% #1 🚀 مرحبا"
 PLAIN = "Renewals Live"
-PAGES = ["", "campaign", "leads", "sync", "settings"]
+PAGES = ["", *(p.path for p in REGISTRY if p != DEFAULT_PAGE)]  # "" is the default page
 
 
 @pytest.fixture(scope="module")
