@@ -30,12 +30,12 @@ if str(PROJECT_ROOT) not in sys.path:
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
 from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
 from lib.store import Store, summary  # noqa: E402
-from lib.store.ingest import (  # noqa: E402
-    _LEADS_COLUMNS,
-    _mapped_select,
-    _sample_lookups,
-    _Source,
-    ingest_delivery,
+from lib.store.ingest import ingest_delivery  # noqa: E402
+from lib.store.ingest.mapping import (  # noqa: E402
+    LEADS_COLUMNS,
+    Source,
+    mapped_select,
+    sample_lookups,
 )
 from lib.store.receive import register_raw  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
@@ -150,9 +150,9 @@ def build_db(path: Path, n: int, now: datetime, method: str = "ingest") -> Built
                     cursor.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _arrow")
                     cursor.unregister("_arrow")
                     keys = list(text.column_names)
-                    source = _Source(None, keys, "_raw", _sample_lookups(cursor, keys, "_raw"))
-                    sql, params = _mapped_select(source, number, name)
-                    cursor.execute(f"INSERT INTO leads ({', '.join(_LEADS_COLUMNS)}) {sql}", params)
+                    source = Source(None, keys, "_raw", sample_lookups(cursor, keys, "_raw"))
+                    sql, params = mapped_select(source, number, name)
+                    cursor.execute(f"INSERT INTO leads ({', '.join(LEADS_COLUMNS)}) {sql}", params)
                 cursor.execute("DROP TABLE _raw")
                 store.bump_data_version(cursor)
                 summary.rebuild_summary(cursor)
