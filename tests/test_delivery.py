@@ -547,7 +547,7 @@ def _duckdb_records(files: list[Path]) -> list[dict]:
 def test_every_cut_duckdb_accepts_keeps_the_records(tmp_path):
     # The proof in `_split_cuts`: a cut that is not between two top-level records leaves a
     # piece DuckDB refuses. Tried at every place the boundary pattern matches, spaced or not.
-    from lib.store.receive import _RECORD_BOUNDARY_RE, _write_pieces
+    from lib.store.receive.json_slice import _RECORD_BOUNDARY_RE, _write_pieces
 
     for text in (json.dumps(TRICKY_RECORDS), json.dumps(TRICKY_RECORDS, indent=1)):
         body = _write(tmp_path, text)
@@ -573,9 +573,9 @@ def test_every_cut_duckdb_accepts_keeps_the_records(tmp_path):
 
 
 def test_a_large_slice_is_written_in_pieces_that_hold_every_record(tmp_path, monkeypatch):
-    import lib.store.receive
+    import lib.store.receive.json_slice
 
-    monkeypatch.setattr(lib.store.receive, "_SPLIT_MIN_BYTES", 2_000)
+    monkeypatch.setattr(lib.store.receive.json_slice, "_SPLIT_MIN_BYTES", 2_000)
     records = [
         {"LeadID": f"L{i}", "Comments": '},{"LeadID": "x"}' if i % 7 == 0 else f"c{i}"}
         for i in range(400)

@@ -866,9 +866,9 @@ def test_a_slice_read_in_pieces_stores_every_record(store, monkeypatch, caplog, 
     # Pieces are cut where one record seems to end and the next begin; with nested lists of
     # objects in every record most such places are inside a record: DuckDB refuses that piece
     # and the one-file slice is read instead. Either way the rows are the same.
-    import lib.store.receive
+    import lib.store.receive.json_slice
 
-    monkeypatch.setattr(lib.store.receive, "_SPLIT_MIN_BYTES", 4_000)
+    monkeypatch.setattr(lib.store.receive.json_slice, "_SPLIT_MIN_BYTES", 4_000)
     caplog.set_level(logging.DEBUG, logger="lib.store.ingest")
     records = source_records(count=200)
     if nested:
