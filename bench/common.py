@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from lib.config import DEFAULT_TIMEZONE  # noqa: E402
 from lib.sandbox.datagen import generate_campaign  # noqa: E402
 from lib.sandbox.encode import envelope_json, records_json  # noqa: E402
 from lib.store import Store, summary  # noqa: E402
@@ -40,7 +41,7 @@ from lib.store.ingest.mapping import (  # noqa: E402
 from lib.store.receive import register_raw  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
-TZ = "Asia/Kolkata"
+TZ = DEFAULT_TIMEZONE
 SEED = 20240601
 FOCUS = "Bench Focus"
 OTHER_CAMPAIGNS = tuple(f"Bench {i:02d}" for i in range(1, 20))

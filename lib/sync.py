@@ -3,7 +3,7 @@
 One worker thread sends requests one at a time through the process-wide rate limiter, so the
 background rounds, the UI's "Sync now", the manual request form and `POST /api/sync` together never
 exceed 10 requests in any 60 s. CloudAgent answers with a job id and delivers later to the
-callback route; ingestion (lib/ingest.py) marks the request delivered and moves the watermark.
+callback route; ingestion (lib/store/ingest/) marks the request delivered and moves the watermark.
 
 When CloudAgent misbehaves the engine keeps going: every failure is kept twice, the technical
 detail on the request (the Sync page's request log) and a plain-language sentence on the campaign

@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lib.fields import LEAD_FIELDS, column_for, dial_bucket_sql, lead_status_sql, name_key
+from lib.fields import (
+    API_TIMESTAMP_FORMAT,
+    LEAD_FIELDS,
+    column_for,
+    dial_bucket_sql,
+    lead_status_sql,
+    name_key,
+)
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import (
     SAMPLE_RECORDS,
@@ -224,7 +231,7 @@ def mapped_select(source: Source, delivery_id: int, campaign: str | None) -> tup
         f"""
         SELECT campaign_name,
                coalesce(lead_id, phone_number || '|' ||
-                        coalesce(strftime(created_at, '%Y-%m-%d %H:%M:%S'), '')) AS lead_key,
+                        coalesce(strftime(created_at, '{API_TIMESTAMP_FORMAT}'), '')) AS lead_key,
                lead_id, phone_number, name, status,
                {_derived("status", source.lookups)} AS lead_status,
                dial_status,

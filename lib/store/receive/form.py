@@ -21,6 +21,11 @@ def split_form(body: Path) -> dict[str, bytes]:
     return raw_fields
 
 
+def decoded_values(raw_fields: dict[str, bytes]) -> dict[str, str]:
+    """Every field's value decoded to text (for the small fields beside a data field)."""
+    return {name: decode_utf8(percent_decode(value)) for name, value in raw_fields.items()}
+
+
 _HEX = np.full(256, -1, dtype=np.int16)
 for _digit, _value in zip(b"0123456789abcdefABCDEF", [*range(16), *range(10, 16)], strict=True):
     _HEX[_digit] = _value

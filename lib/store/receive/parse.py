@@ -30,7 +30,7 @@ from lib.store.receive.files import (
     first_byte,
     read_range,
 )
-from lib.store.receive.form import decode_utf8, percent_decode, split_form
+from lib.store.receive.form import decoded_values, percent_decode, split_form
 from lib.store.receive.json_slice import slice_records
 from lib.store.receive.links import gunzip_in_place
 from lib.store.receive.types import (
@@ -188,12 +188,12 @@ def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) 
             raise
         parsed.temp_files.append(inner)
         _chain_fallback(parsed, inner)
-        others = {k: decode_utf8(percent_decode(v)) for k, v in raw_fields.items()}
+        others = decoded_values(raw_fields)
         unique_id, campaign = unique_id_and_campaign(others)
         parsed.unique_id = parsed.unique_id or unique_id
         parsed.campaign_name = parsed.campaign_name or campaign
         return parsed
-    fields = {key: decode_utf8(percent_decode(value)) for key, value in raw_fields.items()}
+    fields = decoded_values(raw_fields)
     found = interpret(fields)
     if found.link is not None:
         linked = _follow_link(body, found.link, fetch_file, max_bytes, found)

@@ -10,14 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-# Content types the callback route accepts (a missing header is accepted too: the body is sniffed).
-ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
-    "application/json",
-    "text/json",
-    "application/*+json",
-    "text/plain",  # when it holds JSON
-    "application/x-www-form-urlencoded",
-)
 _ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
