@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import anyio
@@ -31,26 +32,50 @@ _MIN_SIZE = 1024
 _SKIPPED_HEADERS = {b"content-length", b"content-encoding", b"accept-ranges"}
 
 
-class PrecompressedStatic:
-    """ASGI middleware: gzip `/static/...` text assets once, keep them in memory, reuse them."""
+# Where Streamlit's `/static/...` URLs are files: the frontend bundles of the installed release.
+_BUNDLE_ROOT = Path(streamlit.__file__).parent / "static" / "static"
+_Entry = tuple[int, list[tuple[bytes, bytes]], bytes]
 
-    def __init__(self, app: ASGIApp, prefix: str = "/static/") -> None:
+
+class PrecompressedStatic:
+    """ASGI middleware: gzip `/static/...` text assets once, keep them in memory, reuse them.
+
+    Only a path that names a real file of the bundle folder (`root`) is cached, keyed by the
+    resolved file, and the cache is bounded in entries and compressed bytes (least recently used
+    out first). Streamlit answers an unknown `/static/` path with its index page and status 200,
+    so anyone could otherwise add an entry per random path until the process runs out of memory.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        prefix: str = "/static/",
+        root: Path = _BUNDLE_ROOT,
+        max_entries: int = 512,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.prefix = prefix
-        self._cache: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
+        self.root = root.resolve()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._cache: OrderedDict[Path, _Entry] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._eligible(scope):
+        bundle = self._bundle_file(scope) if self._eligible(scope) else None
+        if bundle is None:
             await self.app(scope, receive, send)
             return
-        cached = self._cache.get(scope["path"])
+        cached = self._cached(bundle)
         if cached is None:
             cached, messages = await self._capture(scope, receive)
             if cached is None:  # not cacheable: pass the original response on as it was
                 for message in messages:
                     await send(message)
                 return
+            self._keep(bundle, cached)
         status, headers, body = cached
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -65,7 +90,38 @@ class PrecompressedStatic:
             return False
         return "gzip" in headers.get("accept-encoding", "")
 
-    async def _capture(self, scope: Scope, receive: Receive):
+    def _bundle_file(self, scope: Scope) -> Path | None:
+        """The real file under `root` the path names, or None (unknown, or outside `root`)."""
+        try:
+            candidate = (self.root / scope["path"][len(self.prefix) :]).resolve()
+        except (OSError, ValueError):
+            return None
+        if not candidate.is_relative_to(self.root) or not candidate.is_file():
+            return None
+        return candidate
+
+    def _cached(self, bundle: Path) -> _Entry | None:
+        with self._lock:
+            entry = self._cache.get(bundle)
+            if entry is not None:
+                self._cache.move_to_end(bundle)
+            return entry
+
+    def _keep(self, bundle: Path, entry: _Entry) -> None:
+        size = len(entry[2])
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            previous = self._cache.pop(bundle, None)
+            if previous is not None:
+                self._bytes -= len(previous[2])
+            self._cache[bundle] = entry
+            self._bytes += size
+            while len(self._cache) > self.max_entries or self._bytes > self.max_bytes:
+                _, dropped = self._cache.popitem(last=False)
+                self._bytes -= len(dropped[2])
+
+    async def _capture(self, scope: Scope, receive: Receive) -> tuple[_Entry | None, list]:
         messages: list[Message] = []
 
         async def collect(message: Message) -> None:
@@ -88,13 +144,10 @@ class PrecompressedStatic:
             (b"content-length", str(len(compressed)).encode()),
             (b"vary", b"Accept-Encoding"),
         ]
-        entry = (200, headers, compressed)
-        with self._lock:
-            self._cache[scope["path"]] = entry
-        return entry, messages
+        return (200, headers, compressed), messages
 
 
-_STATIC_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
+_STATIC_JS = _BUNDLE_ROOT / "js"
 
 
 def plotly_chunk() -> str | None:
