@@ -216,8 +216,10 @@ st.session_state[ui.VIEW_KEY] = ui.View(
     demo=settings.demo,
     share_query=share_query,
 )
-if ui.SEEN_VERSION_KEY not in st.session_state:
-    st.session_state[ui.SEEN_VERSION_KEY] = version
+# This run shows `version`: the header's live check (`ui.live_status`) reruns the app only when
+# the data moves past it. Remembering an older version here made that check rerun the app in
+# the middle of this very run, which dropped a button press such as Sync now.
+st.session_state[ui.SEEN_VERSION_KEY] = version
 
 if settings.demo:
     st.info(

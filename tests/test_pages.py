@@ -463,6 +463,23 @@ def test_sync_page_with_engine(seeded):
     assert "request 42" in texts(at.success)
 
 
+def test_sync_now_is_not_lost_when_new_data_landed_since_the_page_was_drawn(seeded):
+    """Deliveries land while a manager reads the Sync page; their click on Sync now must still
+    count (the header's live check once reran the app mid-run and dropped the press)."""
+    from lib.services import get_services
+
+    engine = FakeEngine()
+    services = get_services()
+    services.sync = engine
+    at = app("sync")
+    with services.store.writing() as cursor:
+        services.store.bump_data_version(cursor)  # what an ingest does
+    at.button(key="sync_now").click().run()
+    assert not at.exception
+    assert engine.synced == [(None, "ui")]
+    assert "Queued 3" in texts(at.success)
+
+
 def test_settings_add_and_remove_campaigns(seeded):
     from lib.services import get_services
     from lib.store import catalog
