@@ -1,7 +1,7 @@
 """Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the rate limit,
 "Sync now", and one hand-made Campaign Dial Status request with every API parameter."""
 
-from datetime import time
+from datetime import datetime, time
 
 import streamlit as st
 
@@ -68,10 +68,14 @@ if st.button(
     "Sync now", key="sync_now", icon=":material/sync:", type="primary", disabled=engine is None
 ):
     queued = engine.request_sync(campaign=target, trigger="ui")
+    at = datetime.now(svc.settings.zone).strftime("%H:%M:%S")  # which press this answers
     if queued:
-        st.success(f"Queued {queued} refresh request(s).", icon=":material/check:")
+        st.success(f"Queued {queued} refresh request(s) at {at}.", icon=":material/check:")
     else:
-        st.info("Already queued or waiting for CloudAgent's delivery.", icon=":material/info:")
+        st.info(
+            f"Already queued or waiting for CloudAgent's delivery (pressed at {at}).",
+            icon=":material/info:",
+        )
 
 st.subheader("Campaigns", anchor=False)
 fresh = ui.read(metrics.freshness)
