@@ -122,7 +122,8 @@ def query(
 
 def read(function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
     """Runs `function(cursor, *args, **kwargs)` on its own cursor, uncached: for what must be
-    live (the Sync page's tables) or is one user's own (a page of lead rows, one record)."""
+    live (the Sync page's tables, the freshness line) or is asked for once (an export, one
+    lead's record)."""
     with services().store.cursor() as cursor:
         return function(cursor, *args, **kwargs)
 
