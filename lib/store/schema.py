@@ -11,7 +11,7 @@ import duckdb
 from lib.store.errors import StoreError
 from lib.store.summary import LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
@@ -131,7 +131,27 @@ INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
 """
 )
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4: what must survive a restart or a crash.
+# - api_calls: every request that left for CloudAgent (kind 'send', retries included) and every
+#   wait it imposed (kind 'wait': "Max limit exceeded", 429, Retry-After, until `until_at`), with
+#   wall-clock time, so a new process starts with the window and the waits of the one before it.
+# - raw_deliveries.attempts counts ingest attempts before each starts (a delivery that kills the
+#   process is marked failed after 3); pruned_at is when its body file was deleted by retention.
+_SCHEMA_V4 = """
+CREATE SEQUENCE IF NOT EXISTS api_call_ids;
+CREATE TABLE IF NOT EXISTS api_calls (
+    id        BIGINT PRIMARY KEY DEFAULT nextval('api_call_ids'),
+    account   VARCHAR NOT NULL,
+    kind      VARCHAR NOT NULL,         -- send | wait
+    noted_at  TIMESTAMPTZ NOT NULL,     -- wall clock when the send left / the wait was imposed
+    until_at  TIMESTAMPTZ,              -- for waits: no send before this
+    reason    VARCHAR
+);
+ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS attempts INTEGER DEFAULT 0;
+ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS pruned_at TIMESTAMPTZ;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 def migrate(cursor: duckdb.DuckDBPyConnection, path: Path) -> None:
