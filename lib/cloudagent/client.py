@@ -84,7 +84,9 @@ class ClientOptions:
     backoff_base_s: float = 1.0  # 5xx/connection/timeout: base * 2**retry, capped
     backoff_max_s: float = 30.0
     rate_limit_wait_s: float = 60.0  # "Max limit exceeded" without Retry-After and no limiter
-    max_retry_after_s: float = 300.0  # a longer Retry-After is not waited for: RateLimitedError
+    # A longer Retry-After ends the call at once (RateLimitedError or CloudAgentUnavailableError);
+    # the limiter, if any, still holds the whole wait for the next send.
+    max_retry_after_s: float = 300.0
     limiter: SlidingWindowLimiter | None = None
     on_wait: OnWait | None = None
     transport: httpx.BaseTransport | None = None
@@ -207,7 +209,7 @@ class CloudAgentClient:
         campaign = body.get("campaignName", "")
         attempt = 0
         while True:
-            self._acquire(key)
+            self._acquire(key, note=f"{campaign} (attempt {attempt + 1})")
             outcome = self._send_once(body)
             if isinstance(outcome, Accepted):
                 logger.info(
@@ -217,11 +219,13 @@ class CloudAgentClient:
                 )
                 return outcome
             error = outcome.error
+            # A wait the server imposed holds for the next send, whoever makes it: set it first.
+            self._record_imposed_wait(key, outcome)
+            too_long = (
+                outcome.retry_after is not None
+                and outcome.retry_after > self.options.max_retry_after_s
+            )
             if outcome.rate_limited:
-                too_long = (
-                    outcome.retry_after is not None
-                    and outcome.retry_after > self.options.max_retry_after_s
-                )
                 if attempt >= self.options.max_retries or too_long:
                     raise RateLimitedError(
                         f"CloudAgent rate limit still reached after {attempt + 1} attempt(s): "
@@ -232,7 +236,7 @@ class CloudAgentClient:
                     )
                 self._wait_rate_limited(key, outcome.retry_after, attempt)
             else:
-                if attempt >= self.options.max_retries:
+                if attempt >= self.options.max_retries or too_long:
                     # The last attempt's failure names the outcome (a timeout, or unreachable).
                     final_type = (
                         CloudAgentTimeoutError
@@ -249,9 +253,19 @@ class CloudAgentClient:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _acquire(self, key: str) -> None:
+    def _acquire(self, key: str, note: str) -> None:
         if self.limiter is not None:
-            self.limiter.acquire(key, on_wait=self.options.on_wait)
+            self.limiter.acquire(key, on_wait=self.options.on_wait, note=note)
+
+    def _record_imposed_wait(self, key: str, outcome: _Retry) -> None:
+        """ "Max limit exceeded" or a Retry-After blocks the account in the (durable) limiter for
+        as long as the server said, uncapped, even when this call gives up: the next send of any
+        caller waits for it. Without Retry-After, a rate limit assumes a full window."""
+        if self.limiter is None or not (outcome.rate_limited or outcome.retry_after is not None):
+            return
+        seconds = outcome.retry_after if outcome.retry_after is not None else self.limiter.span_s
+        what = MSG_MAX_LIMIT if outcome.rate_limited else outcome.error.message
+        self.limiter.penalise(key, seconds, reason=f"CloudAgent answered {what}")
 
     def _announce_and_sleep(self, reason: str, seconds: float) -> None:
         logger.warning("waiting %.1f s: %s", seconds, reason)
@@ -261,18 +275,9 @@ class CloudAgentClient:
 
     def _wait_rate_limited(self, key: str, retry_after: float | None, attempt: int) -> None:
         retries = f"retry {attempt + 1} of {self.options.max_retries}"
-        if self.limiter is not None:
-            # Without Retry-After the server's window is unknown: assume it is full for a window.
-            seconds = retry_after if retry_after is not None else self.limiter.span_s
-            logger.warning(
-                "CloudAgent answered %s for account %r; %s after %.1f s",
-                MSG_MAX_LIMIT,
-                key,
-                retries,
-                seconds,
-            )
-            self.limiter.penalise(key, seconds, reason=f"CloudAgent answered {MSG_MAX_LIMIT}")
-            return  # the next acquire() waits, and announces the wait
+        if self.limiter is not None:  # the penalty is set: the next acquire() waits, announced
+            logger.warning("CloudAgent answered %s for account %r; %s", MSG_MAX_LIMIT, key, retries)
+            return
         seconds = retry_after if retry_after is not None else self.options.rate_limit_wait_s
         self._announce_and_sleep(
             f"CloudAgent answered {MSG_MAX_LIMIT} for account {key}; {retries} in {seconds:.1f} s",
@@ -281,7 +286,7 @@ class CloudAgentClient:
 
     def _wait_backoff(self, error: CloudAgentError, retry_after: float | None, attempt: int):
         seconds = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
-        if retry_after is not None:
+        if retry_after is not None and self.limiter is None:  # else the limiter holds the wait
             seconds = min(max(seconds, retry_after), self.options.max_retry_after_s)
         self._announce_and_sleep(
             f"{error.message}; retry {attempt + 1} of {self.options.max_retries} "

@@ -9,6 +9,12 @@ that arrives early) cannot squeeze 11 arrivals into the server's minute.
 
 Every wait is announced through `on_wait(reason, seconds)` before it starts, so a caller can show
 why nothing is happening ("rate limit: 10 requests per 60 s reached for account X; ...").
+
+A `journal` makes the limiter durable: every slot taken and every penalty is written to it, in
+wall-clock time, before `acquire` returns (so before the request leaves), and a key's window and
+penalty are read back from it on the key's first use, so a new process starts with the window and
+the waits of the one before it, even after a SIGKILL. The server's journal is the store
+(lib/store/api_calls.py); the limiter itself knows nothing about storage.
 """
 
 from __future__ import annotations
@@ -18,8 +24,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 OnWait = Callable[[str, float], None]
+
+
+class LimiterJournal(Protocol):
+    """Where a durable limiter writes its sends and penalties (times are wall-clock seconds)."""
+
+    def record_send(self, key: str, at: float, note: str) -> None: ...
+
+    def record_wait(self, key: str, at: float, until: float, reason: str) -> None: ...
+
+    def recent(self, key: str, since: float) -> tuple[list[float], list[tuple[float, str]]]:
+        """(send times at or after `since`, [(until, reason)] of penalties still in force)."""
+        ...
 
 
 @dataclass
@@ -36,7 +55,8 @@ class SlidingWindowLimiter:
     `clock` and `sleep` are injectable: tests pass a fake clock whose `sleep` advances it, so no
     test sleeps for real. The lock is never held while sleeping or calling `on_wait`.
     `margin_s` (default 1 s) keeps each slot busy a little longer than the window, against
-    network jitter; pass 0 for exact window arithmetic.
+    network jitter; pass 0 for exact window arithmetic. `journal` (optional) makes it durable;
+    `wall_clock` converts between the journal's wall-clock times and `clock`.
     """
 
     def __init__(
@@ -46,6 +66,8 @@ class SlidingWindowLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         margin_s: float = 1.0,
+        journal: LimiterJournal | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_requests < 1:
             raise ValueError("max_requests must be at least 1")
@@ -56,6 +78,8 @@ class SlidingWindowLimiter:
         self.margin_s = float(margin_s)
         self._clock = clock
         self._sleep = sleep
+        self._journal = journal
+        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._keys: dict[str, _KeyState] = {}
 
@@ -65,10 +89,23 @@ class SlidingWindowLimiter:
         return self.window_s + self.margin_s
 
     def _state(self, key: str) -> _KeyState:
+        """The key's state; on first use, restored from the journal (caller holds the lock)."""
         state = self._keys.get(key)
         if state is None:
-            state = self._keys[key] = _KeyState()
+            state = _KeyState()
+            if self._journal is not None:
+                self._restore(key, state)
+            self._keys[key] = state
         return state
+
+    def _restore(self, key: str, state: _KeyState) -> None:
+        now, wall = self._clock(), self._wall_clock()
+        sends, waits = self._journal.recent(key, since=wall - self.span_s)
+        # A send journalled "in the future" (the wall clock stepped back) counts as sent now.
+        state.stamps.extend(sorted(now - max(0.0, wall - at) for at in sends))
+        for until, reason in waits:
+            if now + (until - wall) > state.blocked_until:
+                state.blocked_until, state.penalty_reason = now + (until - wall), reason
 
     def _prune(self, state: _KeyState, now: float) -> None:
         span = self.span_s
@@ -97,8 +134,10 @@ class SlidingWindowLimiter:
             return 0.0, ""
         return max(waits)
 
-    def acquire(self, key: str, on_wait: OnWait | None = None) -> None:
-        """Blocks until `key` has a free slot, then takes it. Calls `on_wait` before each wait."""
+    def acquire(self, key: str, on_wait: OnWait | None = None, note: str = "") -> None:
+        """Blocks until `key` has a free slot, then takes it and journals it (with `note`) before
+        returning; a journal that cannot be written raises, so nothing unrecorded is sent.
+        Calls `on_wait` before each wait."""
         with self._lock:
             state = self._state(key)
             state.waiting += 1
@@ -109,22 +148,29 @@ class SlidingWindowLimiter:
                     seconds, reason = self._wait_needed(key, state, now)
                     if seconds <= 0:
                         state.stamps.append(now)
-                        return
+                        break
                 if on_wait is not None:
                     on_wait(reason, seconds)
                 self._sleep(seconds)
         finally:
             with self._lock:
                 state.waiting -= 1
+        if self._journal is not None:
+            self._journal.record_send(key, self._wall_clock(), note)
 
     def penalise(self, key: str, seconds: float, reason: str = "server asked to wait") -> None:
-        """Blocks `key` for `seconds` from now (keeps a longer penalty already in force)."""
+        """Blocks `key` for `seconds` from now (keeps a longer penalty already in force), and
+        journals the penalty so that a restart keeps it too."""
+        seconds = max(0.0, seconds)
         with self._lock:
             state = self._state(key)
-            until = self._clock() + max(0.0, seconds)
+            until = self._clock() + seconds
             if until > state.blocked_until:
                 state.blocked_until = until
                 state.penalty_reason = reason
+        if self._journal is not None:
+            wall = self._wall_clock()
+            self._journal.record_wait(key, wall, wall + seconds, reason)
 
     def state(self, key: str) -> dict:
         """A snapshot for health pages: usage, limit, window, waiting threads, next free slot."""
