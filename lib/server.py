@@ -294,6 +294,7 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
     """Builds the client and engine; in demo mode the client talks to the mounted sandbox."""
     from lib.cloudagent import ClientOptions, CloudAgentClient
     from lib.cloudagent.ratelimit import SlidingWindowLimiter
+    from lib.store.api_calls import ApiCallJournal
     from lib.sync import SyncEngine, WaitNotes
 
     settings = services.settings
@@ -315,7 +316,7 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
             )
         )
         _apply_sandbox_settings(_sandbox_mount.app.state.sandbox)
-    limiter = SlidingWindowLimiter()
+    limiter = SlidingWindowLimiter(journal=ApiCallJournal(services.store))
     waits = WaitNotes()
     options = ClientOptions.from_settings(settings, api_url_override=api_url, on_wait=waits.note)
     if settings.demo:
