@@ -84,6 +84,13 @@ failed = ui.read(metrics.failed_deliveries)
 if fresh.empty:
     ui.empty_state()
 else:
+    for row in fresh[fresh["dated_after_now"] > 0].itertuples():
+        st.warning(
+            f"{row.dated_after_now:,} leads dated after now in {ui.md_escape(row.campaign)}: "
+            f"check DIALSTATUS_TIMEZONE (now {ui.md_escape(svc.settings.timezone)}) and the "
+            "agents' clocks. They are stored; the sync goes on from now.",
+            icon=":material/schedule:",
+        )
     st.dataframe(
         fresh,
         hide_index=True,

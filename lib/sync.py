@@ -40,7 +40,7 @@ from lib.cloudagent import (
     UnexpectedResponseError,
 )
 from lib.cloudagent.ratelimit import SlidingWindowLimiter
-from lib.store import Store, catalog
+from lib.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class SyncEngine:
 
     def request_sync(self, campaign: str | None = None, trigger: str = "ui") -> int:
         """Queues a refresh of one campaign (or all enabled ones); returns how many were queued."""
-        names = [campaign] if campaign else catalog.list_campaigns(self._store, enabled_only=True)
+        names = [campaign] if campaign else self._stalest_first()
         with self._condition:
             queued = 0
             for name in names:
@@ -244,6 +244,17 @@ class SyncEngine:
             "interval_s": self._interval_s,
             "waiting_reason": waiting,
         }
+
+    def _stalest_first(self) -> list[str]:
+        """Enabled campaigns, those never synced first, then the longest since a success: when
+        the rate limit (or a restart) splits a round, the campaigns without data go first."""
+        with self._store.cursor() as cursor:
+            rows = cursor.execute(
+                "SELECT c.name FROM campaigns c "
+                "LEFT JOIN sync_state s ON s.campaign_name = c.name WHERE c.enabled "
+                "ORDER BY s.last_success_at NULLS FIRST, c.added_at, c.name"
+            ).fetchall()
+        return [name for (name,) in rows]
 
     # -- the sender thread -----------------------------------------------------------------
 
@@ -306,7 +317,10 @@ class SyncEngine:
                 self._sending = None
 
     def _refresh_request(self, campaign: str) -> tuple[DialStatusRequest, str]:
-        """A full load until a watermark exists, then updated-since-watermark with an overlap."""
+        """A full load until a watermark exists, then updated-since-watermark with an overlap.
+
+        fromDate never passes now (less the overlap), so even a watermark left in the future by
+        an older release cannot build a request whose fromDate is after its toDate."""
         with self._store.cursor() as cursor:
             row = cursor.execute(
                 "SELECT watermark::TIMESTAMP FROM sync_state WHERE campaign_name = ?", [campaign]
@@ -320,7 +334,7 @@ class SyncEngine:
         request = DialStatusRequest(
             campaign_name=campaign,
             callback_url=self._callback_url,
-            from_date=watermark - WATERMARK_OVERLAP,
+            from_date=min(watermark, now_local) - WATERMARK_OVERLAP,
             to_date=now_local + WATERMARK_OVERLAP,
             sortby=SortBy.UPDATED,
             status=LeadStatus.ALL,

@@ -6,22 +6,27 @@ real requests through the real client, and deliveries come back through the call
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
 from lib.cloudagent import ClientOptions, CloudAgentClient, DialStatusRequest, LeadStatus, SortBy
 from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH
+from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.server import CALLBACK_PREFIX, routes
 from lib.services import Services, get_services, reset_services
 from lib.store import catalog
 from lib.sync import WATERMARK_OVERLAP, SyncEngine
+from lib.view import metrics
 from tests.support.asgi import CallbackReceiver, run_asgi
 
 API_KEY = "engine-test-key-0123"
@@ -186,3 +191,58 @@ def test_a_hand_made_filtered_request_stores_rows_but_keeps_the_watermark(rig):
     assert newest_fail > before[0][0]  # the filtered answer did carry newer records
     after = rig.rows("SELECT watermark FROM sync_state WHERE campaign_name = 'Beta & Co'")
     assert after == before
+
+
+def test_a_lead_dated_tomorrow_neither_stops_the_campaign_nor_passes_the_to_date(rig):
+    rig.sandbox.config.clock_offset_s = -6 * 3600  # CloudAgent's data as of six hours ago
+    engine = rig.engine()
+    engine.start()
+    try:
+        rig.wait("SELECT count(*) FROM sync_requests WHERE state = 'delivered'", [(2,)])
+        loaded_until = rig.rows(
+            "SELECT max(updated_at) FROM leads WHERE campaign_name = 'Alpha Renewals'"
+        )[0][0]
+        # A refresh whose delivery holds one record dated tomorrow (an agent's clock, a zone
+        # set wrong): it answers an incremental request asked up to six hours ago + overlap.
+        now_local = datetime.now(ZoneInfo("Asia/Kolkata")).replace(tzinfo=None, microsecond=0)
+        to_date = now_local - timedelta(hours=6) + WATERMARK_OVERLAP
+        with rig.services.store.writing() as cursor:
+            cursor.execute(
+                "INSERT INTO sync_requests (campaign_name, kind, params, unique_id, state, "
+                "sent_at) VALUES ('Alpha Renewals', 'incremental', ?, 'future-1', 'accepted', "
+                "now())",
+                [json.dumps({"toDate": to_date.strftime(API_TIMESTAMP_FORMAT), "sortby": "2"})],
+            )
+        tomorrow = (now_local + timedelta(days=1)).strftime(API_TIMESTAMP_FORMAT)
+        record = {"LeadID": "FUTURE-1", "PhoneNumber": "9800000001", "Name": "Clock Wrong",
+                  "CampaignName": "Alpha Renewals", "Status": "Pending", "DialStatus": "",
+                  "CreatedDate": tomorrow, "UpdatedDate": tomorrow}  # fmt: skip
+        answer = httpx.post(
+            rig.server_url + CALLBACK_PREFIX + SECRET,
+            json={"uniqueId": "future-1", "campaignName": "Alpha Renewals", "data": [record]},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        watermark = rig.rows(
+            "SELECT watermark::TIMESTAMP FROM sync_state WHERE campaign_name = 'Alpha Renewals'"
+        )[0][0]
+        assert watermark <= to_date
+        rig.sandbox.config.clock_offset_s = 0  # six hours of dialling happen
+        assert engine.request_sync("Alpha Renewals", trigger="test") == 1
+        rig.wait("SELECT count(*) FROM sync_requests WHERE state = 'delivered'", [(4,)])
+    finally:
+        engine.stop()
+    refresh = rig.sandbox.requests()[-1]
+    assert refresh["outcome"] == "accepted" and refresh["params"]["sortby"] == "2"
+    assert refresh["params"]["fromDate"] <= refresh["params"]["toDate"]
+    new_activity = rig.rows(
+        "SELECT count(*) FROM leads WHERE campaign_name = 'Alpha Renewals' AND updated_at > ? "
+        "AND lead_id <> 'FUTURE-1'",
+        [loaded_until],
+    )[0][0]
+    assert new_activity > 0
+    state = rig.rows("SELECT last_error FROM sync_state WHERE campaign_name = 'Alpha Renewals'")
+    assert state == [(None,)]
+    with rig.services.store.cursor() as cursor:
+        fresh = metrics.freshness(cursor).set_index("campaign")["dated_after_now"]
+    assert fresh.to_dict() == {"Alpha Renewals": 1, "Beta & Co": 0}

@@ -328,7 +328,11 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loa
     # Likewise "data as of" (last_success_at): the moment the refresh was asked for, since the
     # data is CloudAgent's state from then on, not the moment a late callback happened to land;
     # it never moves backwards.
+    # The watermark never passes the request's toDate (else its sending time): one record
+    # dated in the future (a wrong clock or zone) must not push every later fromDate past its
+    # toDate. Such records are stored, and counted on the Sync page.
     refresh = kind in ("full", "incremental")
+    ceiling = _watermark_ceiling(cursor, request_id, asked_at) if refresh else None
     for name, newest in per_campaign:
         cursor.execute(
             "INSERT INTO sync_state (campaign_name, watermark, full_load_done, last_success_at, "
@@ -339,7 +343,7 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loa
             "last_error = NULL",
             [
                 name,
-                newest if refresh else None,
+                min(newest, ceiling) if refresh and newest is not None else None,
                 kind == "full" and name == campaign,
                 (asked_at or datetime.now(UTC)) if refresh else None,
             ],
@@ -352,6 +356,17 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loa
     return IngestResult(
         delivery_id, rows, delivery.unique_id, campaign, False, campaigns, request_id
     )
+
+
+def _watermark_ceiling(cursor, request_id: int, asked_at):
+    """The request's toDate (the account's wall clock, in the connection's zone), else the
+    moment it was sent: no record it delivered can prove anything later."""
+    (to_date,) = cursor.execute(
+        "SELECT try_strptime(params->>'toDate', '%Y-%m-%d %H:%M:%S')::TIMESTAMPTZ "
+        "FROM sync_requests WHERE id = ?",
+        [request_id],
+    ).fetchone()
+    return to_date or asked_at or datetime.now(UTC)
 
 
 def _match_request(cursor, unique_id: str | None, campaign: str | None):

@@ -4,11 +4,16 @@ in flight and deliveries that failed (the Sync page and every page's header)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 import duckdb
 import pandas as pd
 
 from lib.view.metrics.relation import fetch_frame
+
+# Clocks differ by seconds, not by this much: a lead dated later than now plus this is named on
+# the Sync page (the account's zone or an agent's clock is wrong).
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 # Per campaign, when its last delivery was stored (a small table: one row per delivery).
 _LAST_DELIVERY = """
@@ -38,19 +43,25 @@ def data_as_of(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str]) -> p
 
 
 def freshness(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str] = ()) -> pd.DataFrame:
-    """Per campaign (catalog + stored): enabled, leads, newest_update, last_success_at,
-    last_delivery_at, data_as_of (last success, else last delivery), last_error, last_error_at."""
+    """Per campaign (catalog + stored): enabled, leads, newest_update, dated_after_now (leads
+    updated or created over FUTURE_TOLERANCE after now: a wrong clock or zone),
+    last_success_at, last_delivery_at, data_as_of (last success, else last delivery),
+    last_error, last_error_at."""
     names = list(campaigns)
     return fetch_frame(
         cursor,
         f"""
         WITH l AS (
-            SELECT campaign_name, count(*) AS leads, max(updated_at) AS newest_update
+            SELECT campaign_name, count(*) AS leads, max(updated_at) AS newest_update,
+                   count(*) FILTER (
+                       WHERE greatest(updated_at, created_at) > now() + $future_tolerance
+                   ) AS dated_after_now
             FROM leads WHERE len($names) = 0 OR list_contains($names, campaign_name) GROUP BY ALL
         ), names AS (
             SELECT name AS campaign FROM campaigns UNION SELECT campaign_name FROM l
         ), {_LAST_DELIVERY}
         SELECT n.campaign, c.enabled, c.source, coalesce(l.leads, 0) AS leads, l.newest_update,
+               coalesce(l.dated_after_now, 0) AS dated_after_now,
                s.last_success_at, d.last_delivery_at,
                coalesce(s.last_success_at, d.last_delivery_at) AS data_as_of,
                s.full_load_done, s.last_error, s.last_error_at
@@ -62,7 +73,7 @@ def freshness(cursor: duckdb.DuckDBPyConnection, campaigns: Iterable[str] = ()) 
         WHERE len($names) = 0 OR list_contains($names, n.campaign)
         ORDER BY n.campaign
         """,
-        {"names": names},
+        {"names": names, "future_tolerance": FUTURE_TOLERANCE},
     )
 
 
