@@ -15,6 +15,7 @@ engine = svc.sync
 
 @st.fragment(run_every="5s")
 def engine_status() -> None:
+    imposed_waits()
     if engine is None:
         st.info(
             "The sync engine is not running in this process (the UI was started without the "
@@ -51,6 +52,24 @@ def engine_status() -> None:
     )
     if in_flight:
         st.dataframe(in_flight, hide_index=True, key="sync_in_flight")
+
+
+def imposed_waits() -> None:
+    """A wait CloudAgent imposed is named with its end (it holds across restarts too), and
+    the newest ones are listed: a long Retry-After explains an idle engine."""
+    waits = ui.read(metrics.imposed_waits)
+    in_force = waits[waits["in_force"]]
+    if not in_force.empty:
+        longest = in_force.loc[in_force["wait_until"].idxmax()]
+        until = longest["wait_until"].tz_convert(svc.settings.zone)
+        st.warning(
+            f"CloudAgent asked us to wait: no request is sent before "
+            f"{until:%Y-%m-%d %H:%M:%S} ({ui.md_escape(longest['reason'] or 'no reason given')}).",
+            icon=":material/hourglass_top:",
+        )
+    if not waits.empty:
+        with st.expander(f"Waits CloudAgent imposed (newest {len(waits)})"):
+            st.dataframe(waits, hide_index=True, key="sync_imposed_waits")
 
 
 st.subheader("Engine and rate limit", anchor=False)

@@ -199,3 +199,29 @@ def test_nothing_is_sent_when_the_send_cannot_be_recorded(store, clocks):
     with pytest.raises(Exception):  # noqa: B017 - whatever the closed store raises
         client.request_dial_status(request())
     assert sent == []
+
+
+def test_the_sync_page_names_a_wait_in_force_and_lists_past_ones(seeded):
+    """A long Retry-After leaves the engine idle for an hour: the Sync page says until when, and
+    why, from the journal (so it shows after a restart too); a wait that ended is only listed."""
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from lib.services import get_services
+    from tests.conftest import TZ
+    from tests.test_pages import app, texts
+
+    journal = ApiCallJournal(get_services().store)
+    now = time.time()
+    journal.record_wait(USER, now - 600, now - 540, "Max limit exceeded")
+    at = app("sync")
+    assert "asked us to wait" not in texts(at.warning)
+    assert "Waits CloudAgent imposed (newest 1)" in [e.label for e in at.expander]
+
+    journal.record_wait(USER, now, now + 3600, "Retry-After 3600 s")
+    at = app("sync")
+    until = datetime.fromtimestamp(now + 3600, ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S")
+    shown = texts(at.warning)
+    assert f"no request is sent before {until} (Retry-After 3600 s)" in shown, shown
+    assert "Waits CloudAgent imposed (newest 2)" in [e.label for e in at.expander]

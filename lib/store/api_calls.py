@@ -47,13 +47,3 @@ class ApiCallJournal:
                 [key, WAIT],
             ).fetchall()
         return [at for (at,) in sends], [(until, reason) for until, reason in waits]
-
-
-def recent_calls(store: Store, limit: int = 50):
-    """The latest sends and waits, newest first, for the Sync page's log (a DataFrame)."""
-    with store.cursor() as cursor:
-        return cursor.execute(
-            "SELECT noted_at AS at, kind, reason AS detail, until_at AS wait_until "
-            "FROM api_calls ORDER BY id DESC LIMIT ?",
-            [limit],
-        ).df()

@@ -58,6 +58,7 @@ from lib.view.metrics.sync_status import (
     data_as_of,
     failed_deliveries,
     freshness,
+    imposed_waits,
     sync_requests,
     total_leads,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "export_xlsx",
     "failed_deliveries",
     "freshness",
+    "imposed_waits",
     "hour_weekday",
     "kpi_counts",
     "kpi_values",

@@ -114,3 +114,17 @@ def failed_deliveries(cursor: duckdb.DuckDBPyConnection, limit: int = 100) -> pd
 
 def total_leads(cursor: duckdb.DuckDBPyConnection) -> int:
     return int(cursor.execute("SELECT count(*) FROM leads").fetchone()[0])
+
+
+def imposed_waits(cursor: duckdb.DuckDBPyConnection, limit: int = 20) -> pd.DataFrame:
+    """The newest waits CloudAgent imposed (Max limit exceeded, 429, Retry-After), from the
+    limiter's durable journal; `in_force` marks those no request may be sent before."""
+    return fetch_frame(
+        cursor,
+        """
+        SELECT noted_at AS asked_at, until_at AS wait_until, reason,
+               until_at > now() AS in_force
+        FROM api_calls WHERE kind = 'wait' ORDER BY id DESC LIMIT $limit
+        """,
+        {"limit": int(limit)},
+    )
