@@ -77,6 +77,8 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     demo: bool = False
     sync_enabled: bool = True  # off: serve the stored data only (maintenance, benchmarks)
+    keep_deliveries_days: float = 30  # raw bodies are deleted this long after ingest
+    min_free_mb: float = 1024  # below this much free disk, the callback refuses deliveries
     auth: AuthConfig = field(default=AuthConfig("none"), repr=False)
 
     @property
@@ -110,11 +112,11 @@ def _pick(env: Mapping[str, str], table: Mapping, env_name: str, key: str, defau
     return default if value is None or value == "" else value
 
 
-def _number(value, name: str, minimum: float) -> float:
+def _number(value, name: str, minimum: float, unit: str = "seconds") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+        raise ConfigError(f"{name} must be a number of {unit}, got {value!r}") from None
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {number:g}")
     return number
@@ -202,6 +204,8 @@ def load_settings(
     interval = _pick(env, table, "DIALSTATUS_SYNC_INTERVAL", "sync_interval", 300)
     callback_timeout = _pick(env, table, "DIALSTATUS_CALLBACK_TIMEOUT", "callback_timeout", 600)
     max_body_mb = _pick(env, table, "DIALSTATUS_MAX_BODY_MB", "max_body_mb", 1024)
+    keep_days = _pick(env, table, "DIALSTATUS_KEEP_DELIVERIES_DAYS", "keep_deliveries_days", 30)
+    min_free_mb = _pick(env, table, "DIALSTATUS_MIN_FREE_MB", "min_free_mb", 1024)
     try:
         auth = auth_config(stored.get("auth"), env)
     except ValueError as exc:
@@ -219,6 +223,8 @@ def load_settings(
             "DIALSTATUS_SHOW_PHONES",
         ),
         max_body_bytes=int(_number(max_body_mb, "DIALSTATUS_MAX_BODY_MB", 1) * 1024 * 1024),
+        keep_deliveries_days=_number(keep_days, "DIALSTATUS_KEEP_DELIVERIES_DAYS", 0, "days"),
+        min_free_mb=_number(min_free_mb, "DIALSTATUS_MIN_FREE_MB", 0, "MB"),
         callback_secret=_callback_secret(table, env, db_path.parent),
         admin_token=_pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token"),
         demo=demo,
