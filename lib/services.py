@@ -12,6 +12,7 @@ from typing import Any
 
 from lib.config import Settings, load_settings
 from lib.store import Store
+from lib.store.retention import RetentionSchedule
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Services:
     settings: Settings
     store: Store
     sync: Any = None  # lib.sync.SyncEngine once the server's lifespan has started it
+    retention: RetentionSchedule | None = None  # prunes old bodies and logs, at start and daily
 
 
 _lock = threading.Lock()
@@ -31,8 +33,11 @@ def get_services() -> Services:
     with _lock:
         if _services is None:
             settings = load_settings()
+            store = Store(settings.db_path, settings.timezone)
             _services = Services(
-                settings=settings, store=Store(settings.db_path, settings.timezone)
+                settings=settings,
+                store=store,
+                retention=RetentionSchedule(store, settings.keep_deliveries_days).start(),
             )
         return _services
 
@@ -42,5 +47,7 @@ def reset_services() -> None:
     global _services
     with _lock:
         if _services is not None:
+            if _services.retention is not None:
+                _services.retention.stop()
             _services.store.close()
         _services = None
