@@ -6,8 +6,10 @@ can load settings without a Streamlit script run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +75,7 @@ class Settings:
     callback_timeout_s: float
     show_phones: bool
     max_body_bytes: int
+    manual_requests_per_hour: int  # hand-made requests one operator may send in any hour
     callback_secret: str = field(repr=False)
     admin_token: str | None = field(default=None, repr=False)
     demo: bool = False
@@ -139,22 +142,59 @@ def _campaign_list(value) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
+MIN_SECRET_CHARS = 16  # the callback secret and the admin token: no shorter, or guessable
+
+
 def _callback_secret(table: Mapping, env: Mapping[str, str], data_dir: Path) -> str:
     """The secret path segment of callBackUrl: from secrets.toml, else a 0600 file made once."""
     configured = _pick(env, table, "DIALSTATUS_CALLBACK_SECRET", "callback_secret")
     if configured:
-        if len(str(configured)) < 16:
-            raise ConfigError("callback_secret must be at least 16 characters")
+        if len(str(configured)) < MIN_SECRET_CHARS:
+            raise ConfigError(f"callback_secret must be at least {MIN_SECRET_CHARS} characters")
         return str(configured)
     secret_file = data_dir / "callback_secret"
     if secret_file.exists():
-        return secret_file.read_text(encoding="utf-8").strip()
+        stored = secret_file.read_text(encoding="utf-8").strip()
+        if len(stored) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"{secret_file} holds a callback secret under {MIN_SECRET_CHARS} characters: "
+                "delete the file to have a new one made, or set callback_secret"
+            )
+        return stored
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(value)
+    _write_atomically(secret_file, value)
     return value
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A 0600 file that appears whole or not at all: a crash while writing leaves only a temp
+    file beside it, never an empty secret that would stop every later start."""
+    descriptor, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:  # mkstemp makes it 0600
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a power cut
+    finally:
+        os.close(folder)
+
+
+def _admin_token(env: Mapping[str, str], table: Mapping) -> str | None:
+    token = _pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token")
+    if token is not None and len(str(token)) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"DIALSTATUS_ADMIN_TOKEN (admin_token) must be at least {MIN_SECRET_CHARS} characters"
+        )
+    return None if token is None else str(token)
 
 
 def load_settings(
@@ -204,6 +244,9 @@ def load_settings(
     interval = _pick(env, table, "DIALSTATUS_SYNC_INTERVAL", "sync_interval", 300)
     callback_timeout = _pick(env, table, "DIALSTATUS_CALLBACK_TIMEOUT", "callback_timeout", 600)
     max_body_mb = _pick(env, table, "DIALSTATUS_MAX_BODY_MB", "max_body_mb", 1024)
+    manual_per_hour = _pick(
+        env, table, "DIALSTATUS_MANUAL_REQUESTS_PER_HOUR", "manual_requests_per_hour", 30
+    )
     keep_days = _pick(env, table, "DIALSTATUS_KEEP_DELIVERIES_DAYS", "keep_deliveries_days", 30)
     min_free_mb = _pick(env, table, "DIALSTATUS_MIN_FREE_MB", "min_free_mb", 1024)
     try:
@@ -223,10 +266,13 @@ def load_settings(
             "DIALSTATUS_SHOW_PHONES",
         ),
         max_body_bytes=int(_number(max_body_mb, "DIALSTATUS_MAX_BODY_MB", 1) * 1024 * 1024),
+        manual_requests_per_hour=int(
+            _number(manual_per_hour, "DIALSTATUS_MANUAL_REQUESTS_PER_HOUR", 1)
+        ),
         keep_deliveries_days=_number(keep_days, "DIALSTATUS_KEEP_DELIVERIES_DAYS", 0, "days"),
         min_free_mb=_number(min_free_mb, "DIALSTATUS_MIN_FREE_MB", 0, "MB"),
         callback_secret=_callback_secret(table, env, db_path.parent),
-        admin_token=_pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token"),
+        admin_token=_admin_token(env, table),
         demo=demo,
         sync_enabled=_flag(
             _pick(env, table, "DIALSTATUS_SYNC_ENABLED", "sync_enabled", True),

@@ -73,3 +73,65 @@ def test_secrets_never_appear_in_repr(tmp_path):
     text = repr(settings) + str(settings) + repr(settings.cloudagent)
     assert "SUPERSECRETKEY123" not in text
     assert settings.callback_secret not in text
+
+
+def test_a_short_admin_token_is_refused_naming_the_setting_never_the_value(tmp_path):
+    with pytest.raises(ConfigError, match="DIALSTATUS_ADMIN_TOKEN") as refused:
+        _load(tmp_path, {"DIALSTATUS_ADMIN_TOKEN": "tooshort-123"})
+    assert "tooshort-123" not in str(refused.value)
+    with pytest.raises(ConfigError, match="admin_token"):
+        _load(tmp_path, toml='[dialstatus]\nadmin_token = "abc"\n')
+    assert _load(tmp_path, {"DIALSTATUS_ADMIN_TOKEN": "x" * 16}).admin_token == "x" * 16
+
+
+def test_a_short_callback_secret_stops_the_server_whether_configured_or_stored(tmp_path):
+    with pytest.raises(ConfigError, match="callback_secret") as refused:
+        _load(tmp_path, {"DIALSTATUS_CALLBACK_SECRET": "short-secret"})
+    assert "short-secret" not in str(refused.value)
+    stored = tmp_path / "db" / "callback_secret"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("short-stored\n")
+    with pytest.raises(ConfigError, match="callback secret under 16") as refused:
+        _load(tmp_path)
+    assert "short-stored" not in str(refused.value)
+
+
+# Run in a child process: it dies (SIGKILL) right after it creates a file in the data folder
+# and before it writes a byte, which is where a crash or power cut leaves an empty file.
+_DIE_AFTER_CREATING = """
+import os, signal, sys
+from lib.config import load_settings
+
+folder = sys.argv[1]
+dying = []
+def die_once_created(event, args):
+    if event == "open" and not dying and str(args[0]).startswith(folder):
+        if isinstance(args[2], int) and args[2] & os.O_CREAT:
+            dying.append(args[0])
+            os.close(os.open(args[0], args[2], 0o600))  # the file exists, still empty
+            os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(die_once_created)
+load_settings(env={"DIALSTATUS_DB": folder + "/d.duckdb"}, secrets_path=None)
+"""
+
+
+def test_a_crash_while_the_callback_secret_is_made_never_leaves_a_broken_one(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.server import PROJECT_ROOT
+
+    folder = tmp_path / "db"
+    folder.mkdir()
+    child = subprocess.run(
+        [sys.executable, "-c", _DIE_AFTER_CREATING, str(folder)],
+        cwd=PROJECT_ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "DIALSTATUS_SECRETS_FILE": "/nonexistent"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    settings = _load(tmp_path)  # the next start works and makes a whole secret
+    assert len(settings.callback_secret) >= 32
+    assert (folder / "callback_secret").read_text() == settings.callback_secret
