@@ -4,21 +4,28 @@ before ingest or while a retry may come; log rows go after 400 days; at start an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 
 from lib.config import ConfigError, load_settings
+from lib.server import write_body
 from lib.store import Store
 from lib.store.ingest import ingest_delivery
 from lib.store.receive import DeliveryRejected, deliveries_dir_for, register_raw
-from lib.store.retention import LOG_KEEP_DAYS, folder_size_bytes, prune
+from lib.store.retention import LOG_KEEP_DAYS, disk_space, folder_size_bytes, prune
+from tests.support.server import ServerProcess
 
 NOW = datetime.now(UTC)
 LATER = NOW + timedelta(days=31)  # past the default 30 days' keeping of a body
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -43,12 +50,20 @@ def _ingested(store: Store, lead: str) -> int:
     return delivery_id
 
 
-def _failed(store: Store, attempts: int) -> int:
-    delivery_id = _receive(store, {"status": "error", "message": f"bad {attempts}"})
+def _failed(store: Store) -> int:
+    """A delivery that cannot be read: 'failed', which no retry mends."""
+    delivery_id = _receive(store, {"status": "error", "message": "refused"})
     with pytest.raises(DeliveryRejected):
         ingest_delivery(store, delivery_id)
+    return delivery_id
+
+
+def _retry_due(store: Store) -> int:
+    """A delivery whose first attempt failed for a transient reason: 'received', to be retried."""
+    delivery_id = _receive(store, {"uniqueId": "t", "data": [{"LeadID": "T1"}]})
     store.cursor().execute(
-        "UPDATE raw_deliveries SET attempts = ? WHERE id = ?", [attempts, delivery_id]
+        "UPDATE raw_deliveries SET attempts = 1, error = 'the file host timed out' WHERE id = ?",
+        [delivery_id],
     )
     return delivery_id
 
@@ -82,13 +97,13 @@ def test_bodies_go_keep_days_after_ingest_and_their_rows_stay_marked(store):
 
 def test_bodies_not_ingested_or_still_retryable_are_never_pruned(store):
     waiting = _receive(store, {"uniqueId": "w", "data": [{"LeadID": "W1"}]})  # not ingested
-    retryable = _failed(store, attempts=1)
-    given_up = _failed(store, attempts=3)
+    retryable = _retry_due(store)
+    failed = _failed(store)
     prune(store, 0, now=NOW + timedelta(days=365))
     assert _body(store, waiting).exists()
     assert _body(store, retryable).exists()
-    assert not _body(store, given_up).exists()
-    assert _pruned(store) == {waiting: False, retryable: False, given_up: True}
+    assert not _body(store, failed).exists()
+    assert _pruned(store) == {waiting: False, retryable: False, failed: True}
 
 
 def test_a_body_already_gone_is_marked_and_a_file_elsewhere_is_kept(store, tmp_path):
@@ -182,3 +197,86 @@ def test_keep_days_and_floor_settings(tmp_path):
         ConfigError, match="DIALSTATUS_KEEP_DELIVERIES_DAYS must be a number of days"
     ):
         load_settings({**base, "DIALSTATUS_KEEP_DELIVERIES_DAYS": "a month"}, tmp_path / "x")
+
+
+# -- the disk floor ------------------------------------------------------------------------
+
+BODY = json.dumps({"uniqueId": "d1", "campaignName": "Disk", "data": [{"LeadID": "D1"}]})
+
+
+def _rows_and_files(data_dir: Path) -> tuple[int, list[str]]:
+    """After the server stopped: raw_deliveries rows, and the files of the deliveries folder."""
+    store = Store(data_dir / "dialstatus.duckdb")
+    try:
+        rows = store.cursor().execute("SELECT count(*) FROM raw_deliveries").fetchone()[0]
+        folder = deliveries_dir_for(store)
+        return rows, sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    finally:
+        store.close()
+
+
+def test_below_the_floor_the_callback_answers_503_and_writes_nothing(tmp_path):
+    floor_mb = disk_space(tmp_path, 0).free_bytes // 1024**2 + 1024  # more than this disk has
+    env = {"DIALSTATUS_MIN_FREE_MB": str(floor_mb), "DIALSTATUS_SYNC_ENABLED": "false"}
+    with ServerProcess(tmp_path / "srv", env=env) as server:
+        answer = httpx.post(server.callback_url, content=BODY, headers=JSON, timeout=30)
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "300"
+    assert "disk is full" in answer.json()["message"]
+    assert _rows_and_files(tmp_path / "srv") == (0, [])
+
+
+def test_the_sync_page_says_why_deliveries_are_refused(fresh_services, monkeypatch):
+    from lib.services import reset_services
+    from tests.test_pages import app, texts
+
+    at = app("sync")
+    assert "Deliveries are refused" not in texts(at.error)
+    assert "Bodies kept" in [m.label for m in at.metric]
+    monkeypatch.setenv("DIALSTATUS_MIN_FREE_MB", str(10**12))
+    reset_services()
+    at = app("sync")
+    folder = fresh_services.settings.deliveries_dir
+    refusal = texts(at.error)
+    assert "Deliveries are refused: only " in refusal
+    assert f"free on the disk holding {folder}; the floor is DIALSTATUS_MIN_FREE_MB=" in refusal
+
+
+def test_a_full_disk_while_writing_the_body_is_a_503(tmp_path):
+    async def chunks():
+        yield b"x" * 100_000
+
+    full = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
+    with pytest.raises(DeliveryRejected) as refused:
+        anyio.run(write_body, chunks(), full, 10**6)
+    assert refused.value.status_code == 503
+
+
+@pytest.fixture
+def tiny_disk(tmp_path) -> Iterator[Path]:
+    """A server data folder whose deliveries folder is a 1 MB tmpfs (needs mount rights)."""
+    data_dir = tmp_path / "srv"
+    folder = data_dir / "dialstatus.deliveries"
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here; the /dev/full test covers the write")
+    try:
+        yield data_dir
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_disk_that_fills_during_the_write_answers_503_and_keeps_nothing(tiny_disk):
+    env = {"DIALSTATUS_MIN_FREE_MB": "0", "DIALSTATUS_SYNC_ENABLED": "false"}
+    big = json.dumps({"data": [{"LeadID": "B1", "Comments": "x" * 2_000_000}]})
+    with ServerProcess(tiny_disk, env=env) as server:
+        answer = httpx.post(server.callback_url, content=big, headers=JSON, timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "300"
+        assert list((tiny_disk / "dialstatus.deliveries").iterdir()) == []
+        small = httpx.post(server.callback_url, content=BODY, headers=JSON, timeout=30)
+        assert small.status_code == 200, small.text
+    assert _rows_and_files(tiny_disk) == (1, [f"{small.json()['deliveryId']}.body"])

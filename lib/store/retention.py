@@ -30,18 +30,16 @@ logger = logging.getLogger(__name__)
 
 LOG_KEEP_DAYS = 400
 RETENTION_INTERVAL_S = 24 * 3600.0
-# Ingest gives a delivery up after this many attempts (issue 13's crash-loop rule); a failed
-# delivery with fewer may still be retried, so its body stays.
-FINAL_ATTEMPTS = 3
 _BATCH = 500
 
-# Bodies whose keeping time is over: ingested ones counted from the ingest, given-up ones from
-# their receipt. 'received' (not yet ingested) and 'duplicate' (no body kept) never match.
+# Bodies whose keeping time is over: ingested ones counted from the ingest, failed ones (a
+# failure that retrying cannot mend, or a delivery given up) from their receipt. A 'received'
+# body is still to be ingested or retried, and a 'duplicate' keeps none: neither ever matches.
 _PRUNABLE_BODIES = """
     SELECT id, path FROM raw_deliveries
     WHERE pruned_at IS NULL AND (
         (state = 'ingested' AND coalesce(ingested_at, received_at) < $cutoff)
-        OR (state = 'failed' AND coalesce(attempts, 0) >= $final_attempts AND received_at < $cutoff)
+        OR (state = 'failed' AND received_at < $cutoff)
     )
     ORDER BY id LIMIT $batch
 """
@@ -95,7 +93,7 @@ def _prune_bodies(store, folder: Path, cutoff: datetime, now: datetime) -> tuple
         with store.writing() as cursor:
             rows = cursor.execute(
                 _PRUNABLE_BODIES,
-                {"cutoff": cutoff, "final_attempts": FINAL_ATTEMPTS, "batch": _BATCH},
+                {"cutoff": cutoff, "batch": _BATCH},
             ).fetchall()
             if not rows:
                 return bodies, freed
