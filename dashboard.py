@@ -15,7 +15,7 @@ from lib.config import ConfigError
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.services import get_services
 from lib.store import StoreError
-from lib.view import ui
+from lib.view import access, ui
 from lib.view.filters import (
     BASES,
     BASIS_LABELS,
@@ -68,7 +68,7 @@ except OSError as exc:  # e.g. the data folder is read-only and the callback sec
     st.stop()
 
 settings = services.settings
-ui.require_viewer(settings.auth)
+access.require_viewer(settings.auth)
 tz = settings.timezone
 today = today_in(tz)
 version = services.store.data_version()

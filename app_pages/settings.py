@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from lib.view import operations, ui
+from lib.view import access, operations, ui
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
@@ -17,6 +17,8 @@ st.caption(
 
 
 def _add_campaign() -> None:
+    if not access.operator_only("change the campaigns"):
+        return
     name = st.session_state.get("settings_new_campaign", "")
     try:
         added = operations.add_campaign(name)
@@ -30,6 +32,8 @@ def _add_campaign() -> None:
 
 
 def _remove_campaigns() -> None:
+    if not access.operator_only("change the campaigns"):
+        return
     names = st.session_state.get("settings_remove_campaigns") or []
     results = [f"{n!r} {operations.remove_campaign(n)}" for n in names]
     st.session_state["settings_remove_campaigns"] = []
@@ -48,29 +52,33 @@ if table.empty:
 else:
     st.dataframe(table, hide_index=True, key="settings_campaigns_table")
 
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    st.text_input(
-        "Add a campaign",
-        key="settings_new_campaign",
-        placeholder="Campaign name",
-        max_chars=operations.MAX_CAMPAIGN_NAME,
-    )
-    st.button("Add", key="settings_add", on_click=_add_campaign, icon=":material/add:")
+operator = access.is_operator()
+if operator:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.text_input(
+            "Add a campaign",
+            key="settings_new_campaign",
+            placeholder="Campaign name",
+            max_chars=operations.MAX_CAMPAIGN_NAME,
+        )
+        st.button("Add", key="settings_add", on_click=_add_campaign, icon=":material/add:")
 
-enabled = [
-    n for n, e in zip(table.get("campaign", []), table.get("enabled", []), strict=False) if e
-]
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    st.multiselect(
-        "Remove campaigns", enabled, key="settings_remove_campaigns", placeholder="Choose"
-    )
-    st.button(
-        "Remove",
-        key="settings_remove",
-        on_click=_remove_campaigns,
-        icon=":material/delete:",
-        disabled=not enabled,
-    )
+    enabled = [
+        n for n, e in zip(table.get("campaign", []), table.get("enabled", []), strict=False) if e
+    ]
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.multiselect(
+            "Remove campaigns", enabled, key="settings_remove_campaigns", placeholder="Choose"
+        )
+        st.button(
+            "Remove",
+            key="settings_remove",
+            on_click=_remove_campaigns,
+            icon=":material/delete:",
+            disabled=not enabled,
+        )
+else:
+    access.operator_notice("add or remove campaigns")
 
 st.subheader("Disposition categories", anchor=False)
 st.caption(
@@ -82,6 +90,8 @@ mapping = operations.disposition_map()
 
 
 def _save_categories(shown: pd.DataFrame) -> None:
+    if not access.operator_only("change the disposition categories"):
+        return
     edits = (st.session_state.get("settings_dispositions") or {}).get("edited_rows") or {}
     frame = shown.copy()
     for row, change in edits.items():
@@ -102,6 +112,8 @@ def _save_categories(shown: pd.DataFrame) -> None:
 
 
 def _reset_categories(names: list[str]) -> None:
+    if not access.operator_only("change the disposition categories"):
+        return
     removed = operations.forget_disposition_categories(names)
     st.session_state.pop("settings_dispositions", None)
     st.session_state["_settings_message"] = ("success", f"Reset {removed} saved categories.")
@@ -109,6 +121,9 @@ def _reset_categories(names: list[str]) -> None:
 
 if mapping.empty:
     st.info("No disposition seen yet: they appear here after the first sync.")
+elif not operator:
+    st.dataframe(mapping, hide_index=True, key="settings_dispositions_table")
+    access.operator_notice("change the categories")
 else:
     st.data_editor(
         mapping,

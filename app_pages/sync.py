@@ -5,7 +5,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from lib.view import metrics, operations, ui
+from lib.view import access, metrics, operations, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
@@ -76,25 +76,29 @@ st.subheader("Engine and rate limit", anchor=False)
 engine_status()
 
 enabled = operations.enabled_campaigns()
-target = st.selectbox(
-    "Campaign to sync",
-    enabled,
-    index=None,
-    placeholder="All enabled campaigns",
-    key="sync_campaign",
-)
-if st.button(
-    "Sync now", key="sync_now", icon=":material/sync:", type="primary", disabled=engine is None
-):
-    queued = engine.request_sync(campaign=target, trigger="ui")
-    at = datetime.now(svc.settings.zone).strftime("%H:%M:%S")  # which press this answers
-    if queued:
-        st.success(f"Queued {queued} refresh request(s) at {at}.", icon=":material/check:")
-    else:
-        st.info(
-            f"Already queued or waiting for CloudAgent's delivery (pressed at {at}).",
-            icon=":material/info:",
-        )
+operator = access.is_operator()
+if operator:
+    target = st.selectbox(
+        "Campaign to sync",
+        enabled,
+        index=None,
+        placeholder="All enabled campaigns",
+        key="sync_campaign",
+    )
+    if st.button(
+        "Sync now", key="sync_now", icon=":material/sync:", type="primary", disabled=engine is None
+    ):
+        queued = engine.request_sync(campaign=target, trigger="ui")
+        at = datetime.now(svc.settings.zone).strftime("%H:%M:%S")  # which press this answers
+        if queued:
+            st.success(f"Queued {queued} refresh request(s) at {at}.", icon=":material/check:")
+        else:
+            st.info(
+                f"Already queued or waiting for CloudAgent's delivery (pressed at {at}).",
+                icon=":material/info:",
+            )
+else:
+    access.operator_notice("press Sync now or send hand-made requests")
 
 st.subheader("Campaigns", anchor=False)
 fresh = ui.read(metrics.freshness)
@@ -134,58 +138,79 @@ else:
     st.dataframe(failed, hide_index=True, key="sync_failed_deliveries")
     st.caption("Bodies are kept on disk beside the database (file) for inspection.")
 
-st.subheader("Send one request by hand", anchor=False)
-st.caption(
-    "One Campaign Dial Status request with exactly the API's own filter; the delivery is "
-    "stored like any other. It counts against the same rate limit."
-)
-with st.form("manual_request", enter_to_submit=False):
-    campaign_names = list(dict.fromkeys([*enabled, *current.campaigns]))
-    name = st.selectbox(
-        "campaignName",
-        campaign_names,
-        index=0 if campaign_names else None,
-        accept_new_options=True,
-        key="manual_campaign",
+if operator:
+    st.subheader("Send one request by hand", anchor=False)
+    st.caption(
+        "One Campaign Dial Status request with exactly the API's own filter; the delivery is "
+        "stored like any other. It counts against the same rate limit."
     )
-    sortby = st.selectbox(
-        "sortby",
-        list(operations.SORT_CHOICES),
-        format_func=operations.SORT_CHOICES.get,
-        key="manual_sortby",
-    )
-    c1, c2 = st.columns(2)
-    from_day = c1.date_input("fromDate (day)", value=None, key="manual_from_day")
-    from_time = c1.time_input("fromDate (time)", value=time(0, 0), key="manual_from_time")
-    to_day = c2.date_input("toDate (day)", value=None, key="manual_to_day")
-    to_time = c2.time_input("toDate (time)", value=time(23, 59), key="manual_to_time")
-    status = st.selectbox("status", operations.STATUS_CHOICES, format_func=str, key="manual_status")
-    dial = st.selectbox("dialstatus", operations.DIAL_CHOICES, format_func=str, key="manual_dial")
-    disposition = st.selectbox(
-        "dispositions",
-        [operations.EVERY_DISPOSITION, *current.dispositions],
-        accept_new_options=True,
-        key="manual_dispositions",
-    )
-    submitted = st.form_submit_button(
-        "Send request", disabled=engine is None, icon=":material/send:"
-    )
-if engine is None:
-    st.caption("Sending needs the sync engine (run the server launcher).")
-elif submitted:
-    try:
-        request_id = operations.send_manual_request(
-            campaign=name or "",
-            sortby=sortby,
-            from_day=from_day,
-            from_time=from_time,
-            to_day=to_day,
-            to_time=to_time,
-            status=status,
-            dial_status=dial,
-            disposition=disposition,
+    with st.form("manual_request", enter_to_submit=False):
+        campaign_names = list(dict.fromkeys([*enabled, *current.campaigns]))
+        name = st.selectbox(
+            "campaignName",
+            campaign_names,
+            index=0 if campaign_names else None,
+            accept_new_options=True,
+            key="manual_campaign",
         )
-    except ValueError as exc:
-        st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
-    else:
-        st.success(f"Queued as request {request_id}; see the request log.")
+        sortby = st.selectbox(
+            "sortby",
+            list(operations.SORT_CHOICES),
+            format_func=operations.SORT_CHOICES.get,
+            key="manual_sortby",
+        )
+        c1, c2 = st.columns(2)
+        from_day = c1.date_input("fromDate (day)", value=None, key="manual_from_day")
+        from_time = c1.time_input("fromDate (time)", value=time(0, 0), key="manual_from_time")
+        to_day = c2.date_input("toDate (day)", value=None, key="manual_to_day")
+        to_time = c2.time_input("toDate (time)", value=time(23, 59), key="manual_to_time")
+        status = st.selectbox(
+            "status", operations.STATUS_CHOICES, format_func=str, key="manual_status"
+        )
+        dial = st.selectbox(
+            "dialstatus", operations.DIAL_CHOICES, format_func=str, key="manual_dial"
+        )
+        disposition = st.selectbox(
+            "dispositions",
+            [operations.EVERY_DISPOSITION, *current.dispositions],
+            accept_new_options=True,
+            key="manual_dispositions",
+        )
+        submitted = st.form_submit_button(
+            "Send request", disabled=engine is None, icon=":material/send:"
+        )
+    if engine is None:
+        st.caption("Sending needs the sync engine (run the server launcher).")
+    elif submitted and access.manual_request_allowed(svc.settings.manual_requests_per_hour):
+        try:
+            request_id = operations.send_manual_request(
+                campaign=name or "",
+                sortby=sortby,
+                from_day=from_day,
+                from_time=from_time,
+                to_day=to_day,
+                to_time=to_time,
+                status=status,
+                dial_status=dial,
+                disposition=disposition,
+            )
+        except ValueError as exc:
+            st.error(f"Not sent: {ui.md_escape(exc)}", icon=":material/error:")
+        else:
+            st.success(f"Queued as request {request_id}; see the request log.")
+
+st.subheader("Retention and disk", anchor=False)
+kept = ui.read(metrics.storage, svc.settings)
+if kept.refusal:
+    st.error(ui.md_escape(kept.refusal), icon=":material/hard_drive:")
+a, b, c, d = st.columns(4)
+a.metric("Bodies kept", f"{kept.bodies_kept:,}", help="Raw delivery bodies still on disk.")
+b.metric("Bodies pruned", f"{kept.bodies_pruned:,}", help="Deleted by retention; rows stay.")
+c.metric("Deliveries folder", f"{kept.folder_bytes / 1024**2:,.1f} MB")
+d.metric("Free disk", f"{kept.disk.free_mb:,} MB", help="Deliveries are refused below the floor.")
+st.dataframe(kept.logs, hide_index=True, key="sync_log_tables")
+st.caption(
+    f"Bodies are deleted {kept.keep_days:g} days after ingest (DIALSTATUS_KEEP_DELIVERIES_DAYS), "
+    f"log rows after {kept.log_keep_days} days; the floor is DIALSTATUS_MIN_FREE_MB="
+    f"{svc.settings.min_free_mb:g}. Folder: {ui.md_escape(kept.folder)}"
+)

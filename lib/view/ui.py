@@ -21,7 +21,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.auth import AttemptLimiter, AuthConfig, verify_password
 from lib.services import Services, get_services
 from lib.view import charts, metrics
 from lib.view.filters import (
@@ -484,41 +483,3 @@ def comparison(table: pd.DataFrame, *, key: str) -> None:
         f"campaigns with at least {metrics.SMALL_SAMPLE} in the rate's denominator."
     )
 
-
-_SIGNED_IN = "_dialstatus_signed_in"
-_sign_in_attempts = AttemptLimiter()  # process-wide: failures count across sessions
-
-
-def require_viewer(auth: AuthConfig) -> None:
-    """Stops the script until the viewer has signed in, when `[auth]` asks for it.
-
-    OIDC uses Streamlit's own `st.login`; the shared-password mode checks the scrypt hash in
-    constant time and refuses further tries from a client after repeated failures. The link's
-    query parameters stay in the address bar, so a shared link opens its view after sign-in.
-    """
-    if auth.mode == "none" or st.session_state.get(_SIGNED_IN):
-        return
-    if auth.mode == "oidc":
-        if st.user.is_logged_in:
-            return
-        st.title("Campaign dial status")
-        st.write("Sign in to see the dashboard.")
-        st.button("Sign in", key="sign_in_oidc", on_click=st.login, type="primary")
-        st.stop()
-    st.title("Campaign dial status")
-    with st.form("sign_in"):
-        password = st.text_input("Team password", type="password", key="sign_in_password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        address = st.context.ip_address
-        client = address if isinstance(address, str) and address else "local"
-        wait = _sign_in_attempts.retry_after(client)
-        if wait > 0:
-            st.error(f"Too many failed attempts. Try again in {int(wait) + 1} s.")
-        elif auth.password_hash and verify_password(password, auth.password_hash):
-            st.session_state[_SIGNED_IN] = True
-            st.rerun()
-        else:
-            _sign_in_attempts.record_failure(client)
-            st.error("That password is not right.")
-    st.stop()
