@@ -15,7 +15,7 @@ from lib.config import ConfigError
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.services import get_services
 from lib.store import StoreError
-from lib.view import access, ui
+from lib.view import access, metrics, ui
 from lib.view.filters import (
     BASES,
     BASIS_LABELS,
@@ -74,8 +74,19 @@ today = today_in(tz)
 version = services.store.data_version()
 db = str(services.store.path)
 known = ui.options(db, version, tuple(settings.campaigns))
-campaign_options: list[str] = list(known["campaigns"])
-disposition_options: list[str] = list(known["dispositions"])
+
+
+def _named(name: str) -> list[str]:
+    """The values the link or a chart click names for a filter (offered even beyond the top)."""
+    return [*st.query_params.get_all(name), *(st.session_state.get(name) or [])]
+
+
+campaign_options: list[str] = ui.read(
+    metrics.with_named, known["campaigns"], _named(P_CAMPAIGN), "campaign_name"
+)
+disposition_options: list[str] = ui.read(
+    metrics.with_named, known["dispositions"], _named(P_DISPOSITION), "disposition"
+)
 
 # Chart clicks set a filter's key in their on_select callback, which runs before this script,
 # so the sidebar widgets below pick the value up (and write it to the URL).

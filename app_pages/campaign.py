@@ -122,8 +122,10 @@ ui.page_header("Campaign", "One campaign in depth.")
 if ui.empty_state():
     st.stop()
 
-per_campaign = ui.query(metrics.campaign_kpis)
-candidates = list(current.filters.campaigns) or list(per_campaign["campaign"])
+per_campaign = ui.query(metrics.campaign_kpis, top=metrics.OPTION_TOP)
+candidates = list(current.filters.campaigns) or list(
+    per_campaign.loc[~per_campaign["is_other"], "campaign"]
+)
 campaign = ui.campaign_focus(candidates)
 if campaign is None:
     ui.empty_state(lead_count=0)

@@ -23,17 +23,21 @@ mode = st.segmented_control(
     help="Counts compare volumes; 100% compares each campaign's mix.",
 )
 percent = mode == "100%"
+lumped = (
+    f"The {metrics.CHART_TOP} campaigns with the most leads; the rest as "
+    f"{metrics.OTHER_CAMPAIGNS}. "
+)
 
 st.subheader("Dial status by campaign", anchor=False)
 buckets = ui.query(metrics.dial_buckets_by_campaign)
 ui.chart(
     ui.figure(charts.dial_bucket_bars, buckets, percent),
-    ui.with_percent(buckets),
+    ui.with_percent(buckets.drop(columns=["is_other"])),
     key="overview_dial_chart",
     file_name="dial_status_by_campaign.csv",
     filter_key=P_DIALSTATUS,
 )
-st.caption(ui.CLICK_HINT[P_DIALSTATUS])
+st.caption((lumped if buckets["is_other"].any() else "") + ui.CLICK_HINT[P_DIALSTATUS])
 
 st.subheader("Dispositions by campaign", anchor=False)
 dispositions = ui.query(metrics.dispositions_by_campaign, top=8)
@@ -53,7 +57,10 @@ else:
     )
 
 st.subheader("Campaign comparison", anchor=False)
-table = metrics.comparison_table(ui.query(metrics.campaign_kpis))
+per_campaign = ui.query(metrics.campaign_kpis)
+table = metrics.comparison_table(per_campaign)
 ui.comparison(table, key="overview_comparison")
+if per_campaign["is_other"].any():
+    st.caption(lumped + "Pick a campaign in the sidebar to see it on its own.")
 ui.numbers(table, key="overview_comparison_table", file_name="campaign_comparison.csv")
 ui.show_leads_link()

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.view.filters import (
@@ -28,6 +29,7 @@ from lib.view.filters import (
     widget_values,
 )
 from tests.conftest import CAMPAIGNS, TZ, kept_rows
+from tests.test_metrics import many_names  # noqa: F401 (a fixture)
 
 TODAY = date(2025, 3, 15)
 KNOWN = [*CAMPAIGNS, "Plain"]
@@ -330,3 +332,41 @@ def test_custom_range_is_inclusive_calendar_days(seeded, cursor):
     got = cursor.execute(f"SELECT count(*) FROM leads WHERE {sql}", params).fetchone()[0]
     expected = [r for r in seeded.rows if r["updated_at"].astimezone(ZoneInfo(TZ)).date() == day]
     assert got == len(expected) > 0
+
+
+# -- a value beyond the option lists' top ------------------------------------------------------
+
+RARE = "Rare 4321"  # one lead; far below the top of 5,000 dispositions
+
+
+def _leads_tile(at) -> str:
+    return next(m.value for m in at.metric if m.label == "Leads")
+
+
+def test_a_link_naming_a_value_beyond_the_top_still_filters(many_names, fresh_services):
+    from lib.view import metrics
+
+    _, rows = many_names
+    with fresh_services.store.cursor() as cursor:
+        assert RARE not in metrics.disposition_options(cursor)
+    campaign = next(r["campaign_name"] for r in rows if r["disposition"] == RARE)
+    at = AppTest.from_file("../dashboard.py", default_timeout=30)
+    at.query_params["disposition"] = [RARE, "Not stored anywhere"]
+    at.query_params["campaign"] = campaign
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["disposition"] == [RARE]
+    assert at.session_state["campaign"] == [campaign]
+    assert _leads_tile(at) == "1"
+    notices = " ".join(str(w.value) for w in at.warning).replace("\\", "")
+    assert "Not stored anywhere" in notices and RARE not in notices
+
+
+def test_a_chart_click_on_a_value_beyond_the_top_still_filters(many_names):
+    at = AppTest.from_file("../dashboard.py", default_timeout=30)
+    at.run()
+    at.session_state["disposition"] = ["Rare 4999"]  # what a chart click's callback does
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["disposition"] == ["Rare 4999"]
+    assert _leads_tile(at) == "1"

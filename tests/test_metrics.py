@@ -406,3 +406,101 @@ def test_best_and_worst_ignore_small_samples():
     assert (3, "Answer rate") not in marks  # 90% on 7 attempts does not win
     assert not any(col == "Success rate" for _, col in marks)  # all equal
     assert marks[(2, "Conversion rate")] == "best" and marks[(0, "Conversion rate")] == "worst"
+
+
+# -- many names: the top N and one "Other" -------------------------------------------------
+
+MANY_DISPOSITIONS = 5_000
+MANY_CAMPAIGNS = 60
+COMMON = ("Common A", "Common B", "Common C")  # 100, 99, 98 leads: the top of the list
+
+
+@pytest.fixture
+def many_names(fresh_services):
+    """5,000 distinct dispositions (one lead each, some much more often) in 60 campaigns."""
+    from tests.conftest import _today, insert_rows, make_rows
+
+    today = _today()
+    template = next(r for r in make_rows(today) if r["dial_bucket"] == "answered")
+    names = [f"Rare {i:04d}" for i in range(MANY_DISPOSITIONS)]
+    names += [name for n, name in zip((100, 99, 98), COMMON, strict=True) for _ in range(n)]
+    rows = [
+        {
+            **template,
+            "campaign_name": f"Campaign {i % MANY_CAMPAIGNS:02d}" + "x" * (i % 7 == 0),
+            "lead_key": f"K{i}",
+            "lead_id": f"K{i}",
+            "disposition": name,
+        }
+        for i, name in enumerate(names)
+    ]
+    insert_rows(fresh_services.store, rows)
+    return today, rows
+
+
+def test_charts_show_the_top_n_and_other_and_still_add_up(many_names, fresh_services):
+    today, rows = many_names
+    everything = Filters()
+    by_campaign = Counter(r["campaign_name"] for r in rows)
+    assert len(by_campaign) > metrics.CHART_TOP
+    with fresh_services.store.cursor() as cursor:
+        pareto = metrics.disposition_pareto(cursor, everything, TZ, today, top=20)
+        by_disposition = metrics.dispositions_by_campaign(cursor, everything, TZ, today, top=8)
+        buckets = metrics.dial_buckets_by_campaign(cursor, everything, TZ, today)
+        sunburst = metrics.sunburst_paths(cursor, everything, TZ, today)
+        per_campaign = metrics.campaign_kpis(cursor, everything, TZ, today)
+
+    assert len(pareto) == 20 + 1 and int(pareto["leads"].sum()) == len(rows)
+    assert list(pareto["disposition"][:3]) == list(COMMON)
+    assert pareto.iloc[-1]["disposition"] == metrics.OTHER
+    assert int(pareto.iloc[-1]["leads"]) == len(rows) - 297 - 17  # the rest: 5,000 - 17 rares
+
+    assert by_disposition["campaign"].nunique() == metrics.CHART_TOP + 1
+    assert by_disposition["disposition"].nunique() == 8 + 1
+    assert int(by_disposition["leads"].sum()) == len(rows)
+
+    top = sorted(by_campaign.items(), key=lambda kv: (-kv[1], kv[0]))[: metrics.CHART_TOP]
+    assert buckets["campaign"].nunique() == metrics.CHART_TOP + 1
+    assert int(buckets["leads"].sum()) == len(rows)
+    assert set(buckets.loc[~buckets["is_other"], "campaign"]) == {c for c, _ in top}
+    other = buckets[buckets["is_other"]]
+    assert set(other["campaign"]) == {metrics.OTHER_CAMPAIGNS}
+    assert int(other["leads"].sum()) == len(rows) - sum(n for _, n in top)
+
+    assert sunburst["disposition"].nunique() <= metrics.CHART_TOP + 1
+    assert metrics.OTHER in set(sunburst["disposition"])
+    assert int(sunburst["leads"].sum()) == len(rows)
+
+    assert len(per_campaign) == metrics.CHART_TOP + 1
+    assert bool(per_campaign.iloc[-1]["is_other"])
+    assert int(per_campaign["leads"].sum()) == len(rows)
+    assert int(per_campaign["answered"].sum()) == sum(r["dial_bucket"] == "answered" for r in rows)
+    table = metrics.comparison_table(per_campaign)
+    assert table.iloc[-1]["Campaign"] == metrics.OTHER_CAMPAIGNS
+    marked = {row for row, _ in metrics.best_and_worst(table)}
+    assert len(table) - 1 not in marked  # "Other campaigns" is not a campaign that competes
+
+
+def test_option_lists_hold_the_top_n(many_names, fresh_services):
+    _, rows = many_names
+    with fresh_services.store.cursor() as cursor:
+        dispositions = metrics.disposition_options(cursor)
+        campaigns = metrics.campaign_options(cursor, ["Config Only"], top=10)
+    assert len(dispositions) == metrics.OPTION_TOP
+    assert dispositions[:3] == list(COMMON)  # most frequent first
+    by_campaign = Counter(r["campaign_name"] for r in rows)
+    top = sorted(by_campaign.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    assert set(campaigns) == {c for c, _ in top} | {"Config Only"}
+
+
+def test_a_named_value_beyond_the_top_is_offered(many_names, fresh_services):
+    with fresh_services.store.cursor() as cursor:
+        offered = metrics.disposition_options(cursor, top=5)
+        named = ["Rare 4321", "Not stored", offered[0]]
+        assert "Rare 4321" not in offered
+        result = metrics.with_named(cursor, offered, named, "disposition")
+        campaigns = metrics.with_named(cursor, [], ["Campaign 07", "Nope"], "campaign_name")
+    assert result == [*offered, "Rare 4321"]
+    assert campaigns == ["Campaign 07"]
+    with pytest.raises(ValueError):
+        metrics.with_named(cursor, [], ["x"], "name; DROP TABLE leads")

@@ -12,8 +12,10 @@ Each query function takes a DuckDB cursor, the validated `Filters`, the account 
 """
 
 from lib.view.metrics.breakdowns import (
+    CHART_TOP,
     NO_DISPOSITION,
     OTHER,
+    OTHER_CAMPAIGNS,
     WEEKDAYS,
     bucket_counts,
     daily_trend,
@@ -52,7 +54,13 @@ from lib.view.metrics.leads import (
     lead_record,
     mask_phone,
 )
-from lib.view.metrics.options import campaign_options, catalog_state, disposition_options
+from lib.view.metrics.options import (
+    OPTION_TOP,
+    campaign_options,
+    catalog_state,
+    disposition_options,
+    with_named,
+)
 from lib.view.metrics.sync_status import (
     active_requests,
     data_as_of,
@@ -64,6 +72,7 @@ from lib.view.metrics.sync_status import (
 )
 
 __all__ = [
+    "CHART_TOP",
     "COUNT_SQL",
     "DEFAULT_SORT",
     "EXCEL_MAX_ROWS",
@@ -71,7 +80,9 @@ __all__ = [
     "KPI_NAMES",
     "LEAD_SORTS",
     "NO_DISPOSITION",
+    "OPTION_TOP",
     "OTHER",
+    "OTHER_CAMPAIGNS",
     "SMALL_SAMPLE",
     "SMALL_SAMPLE_HELP",
     "WEEKDAYS",
@@ -95,8 +106,8 @@ __all__ = [
     "export_xlsx",
     "failed_deliveries",
     "freshness",
-    "imposed_waits",
     "hour_weekday",
+    "imposed_waits",
     "kpi_counts",
     "kpi_values",
     "kpis",
@@ -109,4 +120,5 @@ __all__ = [
     "sunburst_paths",
     "sync_requests",
     "total_leads",
+    "with_named",
 ]

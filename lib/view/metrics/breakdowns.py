@@ -1,7 +1,11 @@
 """The breakdowns the charts draw: dial buckets and dispositions per campaign, the disposition
 Pareto, the status x bucket matrix, the sunburst's paths, the daily trend and the hour x weekday
 grid. Each takes a cursor, the validated `Filters`, the account's zone and optionally today's
-date there, and returns a small frame."""
+date there, and returns a small frame.
+
+A chart names at most `CHART_TOP` campaigns or dispositions, the largest by leads, and lumps the
+rest into one "Other" row, in SQL: a delivery with 50,000 campaign or disposition names still
+gives small frames, and the rows still add up to the selection's total."""
 
 from __future__ import annotations
 
@@ -20,28 +24,54 @@ NO_DISPOSITION = "(none)"
 OTHER = "Other"
 
 
+OTHER_CAMPAIGNS = "Other campaigns"
+
+
+CHART_TOP = 20
+
+
+def ranked(base: str, key: str) -> str:
+    """SQL: the rows of `base` (which has `leads`) with `rank`, 1 for the `key` value with the
+    most leads, ties by value. Rows whose `key` is NULL are left out."""
+    return f"""
+        WITH b AS ({base})
+        SELECT b.*, k.rank FROM b JOIN (
+            SELECT {key}, row_number() OVER (ORDER BY sum(leads) DESC, {key}) AS rank
+            FROM b GROUP BY {key}
+        ) k USING ({key})
+    """
+
+
 def dial_buckets_by_campaign(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    top: int = CHART_TOP,
 ) -> pd.DataFrame:
-    """Long frame: campaign, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1)."""
+    """Long frame: campaign (the `top` largest by leads, by name, then "Other campaigns"),
+    is_other, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1) within the campaign."""
     base, params = filtered_groups(cursor, filters, tz, today, category=False)
     frame = fetch_frame(
         cursor,
         f"""
         WITH counts AS (
-            SELECT campaign_name, dial_bucket, sum(leads)::BIGINT AS leads
-            FROM ({base}) GROUP BY ALL
+            SELECT CASE WHEN rank <= $top THEN campaign_name END AS campaign_name, dial_bucket,
+                   {count_sql()} AS leads
+            FROM ({ranked(base, "campaign_name")}) GROUP BY ALL
         ), campaigns AS (SELECT DISTINCT campaign_name FROM counts),
         buckets AS (SELECT unnest($buckets) AS dial_bucket, generate_subscripts($buckets, 1) AS o)
-        SELECT c.campaign_name AS campaign, b.dial_bucket AS bucket,
+        SELECT coalesce(c.campaign_name, $other) AS campaign,
+               c.campaign_name IS NULL AS is_other, b.dial_bucket AS bucket,
                coalesce(n.leads, 0) AS leads,
                coalesce(n.leads, 0) / sum(coalesce(n.leads, 0)) OVER (PARTITION BY c.campaign_name)
                    AS share
         FROM campaigns c CROSS JOIN buckets b
-        LEFT JOIN counts n ON n.campaign_name = c.campaign_name AND n.dial_bucket = b.dial_bucket
-        ORDER BY c.campaign_name, b.o
+        LEFT JOIN counts n ON n.campaign_name IS NOT DISTINCT FROM c.campaign_name
+                          AND n.dial_bucket = b.dial_bucket
+        ORDER BY c.campaign_name IS NULL, c.campaign_name, b.o
         """,
-        {**params, "buckets": list(DIAL_BUCKETS)},
+        {**params, "buckets": list(DIAL_BUCKETS), "top": int(top), "other": OTHER_CAMPAIGNS},
     )
     return frame
 
@@ -70,31 +100,42 @@ def dispositions_by_campaign(
     tz: str,
     today: date | None = None,
     top: int = 8,
+    campaigns: int = CHART_TOP,
 ) -> pd.DataFrame:
-    """Long frame over leads that have a disposition: campaign, disposition (the `top` most
+    """Long frame over leads that have a disposition: campaign (the `campaigns` largest by
+    leads, as in `dial_buckets_by_campaign`, then "Other campaigns"), disposition (the `top` most
     frequent overall, the rest as "Other"), is_other, leads, share within the campaign."""
     base, params = filtered_groups(cursor, filters, tz, today, category=False)
     return fetch_frame(
         cursor,
         f"""
         WITH d AS (
-            SELECT campaign_name, disposition, leads FROM ({base})
+            SELECT campaign_name, rank AS campaign_rank, disposition, leads
+            FROM ({ranked(base, "campaign_name")})
             WHERE disposition IS NOT NULL AND trim(disposition) <> ''
         ), ranked AS (
             SELECT disposition, row_number() OVER (ORDER BY sum(leads) DESC, disposition) AS r
             FROM d GROUP BY disposition
         ), grouped AS (
-            SELECT d.campaign_name,
+            SELECT CASE WHEN d.campaign_rank <= $campaigns THEN d.campaign_name END
+                       AS campaign_name,
                    CASE WHEN r.r <= $top THEN d.disposition ELSE NULL END AS disposition,
                    min(r.r) AS r, {count_sql()} AS leads
             FROM d JOIN ranked r USING (disposition) GROUP BY ALL
         )
-        SELECT campaign_name AS campaign, coalesce(disposition, $other) AS disposition,
+        SELECT coalesce(campaign_name, $other_campaigns) AS campaign,
+               coalesce(disposition, $other) AS disposition,
                disposition IS NULL AS is_other, leads,
                leads / sum(leads) OVER (PARTITION BY campaign_name) AS share
-        FROM grouped ORDER BY campaign_name, is_other, r
+        FROM grouped ORDER BY campaign_name IS NULL, campaign_name, is_other, r
         """,
-        {**params, "top": int(top), "other": OTHER},
+        {
+            **params,
+            "top": int(top),
+            "campaigns": int(campaigns),
+            "other": OTHER,
+            "other_campaigns": OTHER_CAMPAIGNS,
+        },
     )
 
 
@@ -153,20 +194,32 @@ def status_bucket_matrix(
 
 
 def sunburst_paths(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    top: int = CHART_TOP,
 ) -> pd.DataFrame:
-    """lead_status, dial_bucket, disposition ("(none)" when empty), leads."""
+    """lead_status, dial_bucket, disposition ("(none)" when empty; the `top` most frequent in
+    the selection, the rest as "Other"), leads."""
     base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    paths = f"""
+        SELECT lead_status, dial_bucket, leads,
+               CASE WHEN disposition IS NULL OR trim(disposition) = '' THEN $none
+                    ELSE disposition END AS disposition
+        FROM ({base})
+    """
     return fetch_frame(
         cursor,
         f"""
         SELECT lead_status, dial_bucket,
-               CASE WHEN disposition IS NULL OR trim(disposition) = '' THEN $none
-                    ELSE disposition END AS disposition,
+               CASE WHEN rank <= $top OR disposition = $none THEN disposition ELSE $other END
+                   AS disposition,
                {count_sql()} AS leads
-        FROM ({base}) GROUP BY ALL ORDER BY lead_status, dial_bucket, leads DESC, disposition
+        FROM ({ranked(paths, "disposition")})
+        GROUP BY ALL ORDER BY lead_status, dial_bucket, leads DESC, disposition
         """,
-        {**params, "none": NO_DISPOSITION},
+        {**params, "none": NO_DISPOSITION, "top": int(top), "other": OTHER},
     )
 
 

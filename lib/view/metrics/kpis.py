@@ -12,6 +12,7 @@ import pandas as pd
 
 from lib.store.catalog import SALE
 from lib.view.filters import Filters
+from lib.view.metrics.breakdowns import CHART_TOP, OTHER_CAMPAIGNS, ranked
 from lib.view.metrics.relation import count_sql, fetch_frame, filtered_groups
 
 SMALL_SAMPLE = 30  # a rate whose denominator is below this is shown but marked as a small sample
@@ -166,15 +167,25 @@ def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def campaign_kpis(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    top: int = CHART_TOP,
 ) -> pd.DataFrame:
-    """One row per campaign: every count, every rate (percent) and its denominator (`<rate> n`)."""
+    """One row per campaign, the `top` largest by leads, then one "Other campaigns" row for the
+    rest (`is_other`): every count, every rate (percent) and its denominator (`<rate> n`)."""
     base, params = filtered_groups(cursor, filters, tz, today)
     frame = fetch_frame(
         cursor,
-        f"SELECT campaign_name AS campaign, {_counts_select()} FROM ({base}) "
-        "GROUP BY campaign_name ORDER BY leads DESC, campaign_name",
-        params,
+        f"""
+        SELECT coalesce(name, $other) AS campaign, name IS NULL AS is_other, * EXCLUDE (name)
+        FROM (
+            SELECT CASE WHEN rank <= $top THEN campaign_name END AS name, {_counts_select()}
+            FROM ({ranked(base, "campaign_name")}) GROUP BY name
+        ) ORDER BY is_other, leads DESC, campaign
+        """,
+        {**params, "top": int(top), "other": OTHER_CAMPAIGNS},
     )
     return _with_rates(frame)
 
@@ -202,17 +213,17 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def best_and_worst(table: pd.DataFrame) -> dict[tuple[int, str], str]:
     """{(row position, rate column): "best" | "worst"} for the comparison table. Only campaigns
-    whose denominator for that rate is not a small sample compete; ties are all marked; nothing
-    is marked when fewer than two compete or all are equal."""
+    whose denominator for that rate is not a small sample compete (not the "Other campaigns"
+    row); ties are all marked; nothing is marked when fewer than two compete or all are equal."""
     marks: dict[tuple[int, str], str] = {}
     for kpi in KPIS:
         if not kpi.is_rate:
             continue
-        notes = table["Small samples"]
+        rows = zip(table["Campaign"], table[kpi.name], table["Small samples"], strict=True)
         eligible = [
             (i, value)
-            for i, (value, note) in enumerate(zip(table[kpi.name], notes, strict=True))
-            if pd.notna(value) and f"{kpi.name} (n=" not in note
+            for i, (campaign, value, note) in enumerate(rows)
+            if pd.notna(value) and f"{kpi.name} (n=" not in note and campaign != OTHER_CAMPAIGNS
         ]
         if len(eligible) < 2:
             continue
