@@ -72,16 +72,14 @@ with table_slot:
         )
 
 filters, tz, today, show = current.filters, current.tz, current.today, current.show_phones
+exported = {"search": search or None, "show_phones": show}
 
-
-def _export() -> pd.DataFrame:
-    return ui.read(metrics.export_rows, filters, tz, today, search=search or None, show_phones=show)
-
-
+# Built on click (a callable), streamed by DuckDB to a temporary file; only the file's bytes
+# are held, not the rows.
 left, right, _ = st.columns([1, 1, 4])
 left.download_button(
     "Export CSV",
-    data=lambda: metrics.export_csv(_export()),
+    data=lambda: ui.read(metrics.export_csv, filters, tz, today, **exported),
     file_name="leads.csv",
     mime="text/csv",
     key="leads_export_csv",
@@ -91,7 +89,7 @@ left.download_button(
 )
 right.download_button(
     "Export Excel",
-    data=lambda: metrics.export_xlsx(_export()),
+    data=lambda: ui.read(metrics.export_xlsx, filters, tz, today, **exported),
     file_name="leads.xlsx",
     mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     key="leads_export_xlsx",
@@ -99,6 +97,9 @@ right.download_button(
     icon=":material/download:",
     help=f"All {total:,} filtered leads (Excel holds up to {metrics.EXCEL_MAX_ROWS:,} rows).",
 )
+excel_notice = metrics.excel_notice(total)
+if excel_notice is not None:
+    st.warning(ui.md_escape(excel_notice), icon=":material/table_rows:")
 
 selection = st.session_state.get("leads_table")
 selected_rows = []

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.services import Services, get_services
-from lib.view import charts, metrics
+from lib.view import charts, export, metrics
 from lib.view.filters import (
     P_CAMPAIGN,
     P_DIALSTATUS,
@@ -255,7 +255,7 @@ def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numb
         st.dataframe(frame, hide_index=True)
         st.download_button(
             "Download CSV",
-            data=frame.to_csv(index=False).encode("utf-8-sig"),
+            data=lambda: export.frame_csv(frame),  # on click; formula-like text neutralised
             file_name=file_name,
             mime="text/csv",
             key=f"{key}_csv",

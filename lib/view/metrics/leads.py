@@ -4,15 +4,17 @@ record; phone numbers masked unless the settings show them. The only queries tha
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import tempfile
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.view import export
 from lib.view.filters import Filters, where_clause
 from lib.view.metrics.relation import fetch_frame, local_today
 
@@ -59,7 +61,12 @@ def _search_condition(search: str | None) -> tuple[str, dict[str, Any]]:
 
 
 def _lead_rows_sql(
-    filters: Filters, tz: str, today: date | None, search: str | None, show_phones: bool
+    filters: Filters,
+    tz: str,
+    today: date | None,
+    search: str | None,
+    show_phones: bool,
+    with_key: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     where, params = where_clause(filters, local_today(tz, today), tz)
     condition, search_params = _search_condition(search)
@@ -70,7 +77,7 @@ def _lead_rows_sql(
                attempts AS "Attempts", coalesce(agent_name, agent_id) AS "Agent",
                strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS "Created",
                strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS "Updated",
-               comments AS "Comments", lead_key
+               comments AS "Comments"{", lead_key" if with_key else ""}
         FROM leads WHERE {where} AND {condition}
     """
     return sql, {**params, **search_params}
@@ -108,7 +115,15 @@ def lead_page(
     return fetch_frame(cursor, f"{sql} ORDER BY {order} LIMIT $limit OFFSET $offset", params)
 
 
-def export_rows(
+def _export_sql(
+    filters: Filters, tz: str, today: date | None, search: str | None, show_phones: bool
+) -> tuple[str, dict[str, Any]]:
+    """Every filtered lead row (the exports), in the default order, without the internal key."""
+    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones, with_key=False)
+    return f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}", params
+
+
+def export_csv(
     cursor: duckdb.DuckDBPyConnection,
     filters: Filters,
     tz: str,
@@ -116,44 +131,66 @@ def export_rows(
     *,
     search: str | None = None,
     show_phones: bool = False,
-    limit: int | None = None,
-) -> pd.DataFrame:
-    """Every filtered lead row (the exports), in the default order, without the internal key."""
-    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
-    sql = f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}"
-    if limit is not None:
-        sql += " LIMIT $limit"
-        params["limit"] = int(limit)
-    return fetch_frame(cursor, sql, params).drop(columns=["lead_key"])
+) -> bytes:
+    """Every filtered lead as CSV, streamed by DuckDB with formula-like text neutralised
+    (lib/view/export.py)."""
+    sql, params = _export_sql(filters, tz, today, search, show_phones)
+    return export.csv_bytes(cursor, sql, params)
 
 
 EXCEL_MAX_ROWS = 1_048_575  # one header row + this many rows is Excel's sheet limit
+_EXCEL_BATCH = 10_000
 
 
-def export_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens UTF-8 CSV right
+def excel_notice(total: int, max_rows: int = EXCEL_MAX_ROWS) -> str | None:
+    """What the Excel export leaves out, in words; None when every lead fits."""
+    if total <= max_rows:
+        return None
+    return (
+        f"Excel holds {max_rows:,} rows: the Excel file leaves out {total - max_rows:,} of "
+        f"{total:,} leads (the last in the export's order). The CSV export has them all."
+    )
 
 
-def export_xlsx(frame: pd.DataFrame, sheet: str = "Leads") -> bytes:
-    """The rows as an .xlsx workbook (xlsxwriter, constant memory, text and numbers only)."""
+def export_xlsx(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    *,
+    search: str | None = None,
+    show_phones: bool = False,
+    max_rows: int = EXCEL_MAX_ROWS,
+) -> bytes:
+    """The filtered leads as an .xlsx workbook, at most `max_rows` of them (Excel's limit; a
+    "Note" sheet says how many were left out). Rows are read in batches and xlsxwriter writes
+    them in constant memory; cells are typed text and numbers, never formulas."""
     import xlsxwriter
 
-    buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(
-        buffer, {"constant_memory": True, "strings_to_urls": False, "strings_to_formulas": False}
-    )
-    worksheet = workbook.add_worksheet(sheet)
-    bold = workbook.add_format({"bold": True})
-    worksheet.write_row(0, 0, list(frame.columns), bold)
-    rows = frame.head(EXCEL_MAX_ROWS).astype(object).where(frame.notna(), None)
-    for index, values in enumerate(rows.itertuples(index=False, name=None), start=1):
-        worksheet.write_row(index, 0, values)
-    worksheet.freeze_panes(1, 0)
-    if len(frame) > EXCEL_MAX_ROWS:
-        note = workbook.add_worksheet("Note")
-        note.write(0, 0, f"Excel holds {EXCEL_MAX_ROWS:,} rows; the CSV has all {len(frame):,}.")
-    workbook.close()
-    return buffer.getvalue()
+    sql, params = _export_sql(filters, tz, today, search, show_phones)
+    total = int(cursor.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
+    with tempfile.TemporaryDirectory(prefix="dialstatus-export-") as folder:
+        path = Path(folder) / "leads.xlsx"
+        workbook = xlsxwriter.Workbook(
+            str(path),
+            {"constant_memory": True, "strings_to_urls": False, "strings_to_formulas": False},
+        )
+        worksheet = workbook.add_worksheet("Leads")
+        result = cursor.execute(f"{sql} LIMIT $excel_rows", {**params, "excel_rows": max_rows})
+        worksheet.write_row(
+            0, 0, [d[0] for d in result.description], workbook.add_format({"bold": True})
+        )
+        worksheet.freeze_panes(1, 0)
+        index = 1
+        while batch := result.fetchmany(_EXCEL_BATCH):
+            for values in batch:
+                worksheet.write_row(index, 0, values)
+                index += 1
+        notice = excel_notice(total, max_rows)
+        if notice is not None:
+            workbook.add_worksheet("Note").write(0, 0, notice)
+        workbook.close()
+        return path.read_bytes()
 
 
 _SENSITIVE_EXTRA = ("phone", "mobile", "msisdn", "number", "contact")

@@ -1,0 +1,86 @@
+"""Every CSV the dashboard hands out (the leads export, a chart's numbers, the comparison),
+written in one place: by DuckDB's `COPY`, so rows stream to a temporary file and never become
+Python objects, and with OWASP's CSV-injection defence applied in the SELECT.
+
+The defence (owasp.org/www-community/attacks/CSV_Injection): a text cell that begins with `=`,
+`+`, `-`, `@`, a tab or a carriage return gets a leading single quote, so a spreadsheet shows it
+as text instead of running it; every text cell is quoted, embedded quotes doubled. Only text
+cells: a numeric column's -5 is a number, written bare, and a spreadsheet reads it as one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# The first characters that make a spreadsheet read a cell as a formula (OWASP); '-' first, so
+# that in the RE2 character class below it is a literal, not a range.
+FORMULA_STARTS = "-=+@\t\r"
+_FORMULA_START_PATTERN = f"^[{FORMULA_STARTS}]"
+UTF8_BOM = b"\xef\xbb\xbf"  # Excel reads a UTF-8 CSV as UTF-8 only with it
+_TEXT_TYPES = ("VARCHAR",)
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def neutralised(column: str) -> str:
+    """SQL for a text column: its value, with a leading quote when it begins like a formula."""
+    name = _identifier(column)
+    return (
+        f"CASE WHEN regexp_matches({name}, {_literal(_FORMULA_START_PATTERN)}) "
+        f"THEN '''' || {name} ELSE {name} END AS {name}"
+    )
+
+
+def safe_select(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]
+) -> tuple[str, list[str]]:
+    """The query with every text column neutralised, and the text columns' names."""
+    described = cursor.execute(f"SELECT * FROM ({sql}) LIMIT 0", dict(params)).description
+    columns = [(name, str(kind)) for name, kind, *_ in described]
+    text = [name for name, kind in columns if kind in _TEXT_TYPES]
+    parts = [neutralised(n) if n in text else _identifier(n) for n, _ in columns]
+    return f"SELECT {', '.join(parts)} FROM ({sql})", text
+
+
+def write_csv(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any], path: Path
+) -> None:
+    """The query's rows as CSV at `path` (header, text cells neutralised and quoted), by COPY."""
+    select, text = safe_select(cursor, sql, params)
+    options = "FORMAT csv, HEADER"
+    if text:
+        options += f", FORCE_QUOTE ({', '.join(_identifier(n) for n in text)})"
+    cursor.execute(f"COPY ({select}) TO {_literal(str(path))} ({options})", dict(params))
+
+
+def csv_bytes(cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> bytes:
+    """The query's CSV with a UTF-8 BOM. DuckDB streams the rows to a temporary file; the only
+    Python object is the finished file's bytes (what st.download_button keeps)."""
+    with tempfile.TemporaryDirectory(prefix="dialstatus-export-") as folder:
+        body, finished = Path(folder) / "body.csv", Path(folder) / "export.csv"
+        write_csv(cursor, sql, params, body)
+        with finished.open("wb") as target, body.open("rb") as source:
+            target.write(UTF8_BOM)
+            shutil.copyfileobj(source, target, 1 << 20)
+        body.unlink()
+        return finished.read_bytes()
+
+
+def frame_csv(frame: pd.DataFrame) -> bytes:
+    """A small frame's CSV (a chart's numbers, the comparison), through the same writer."""
+    with duckdb.connect() as connection:
+        connection.register("export_frame", frame)
+        return csv_bytes(connection, "SELECT * FROM export_frame", {})
