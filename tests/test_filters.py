@@ -29,7 +29,7 @@ from lib.view.filters import (
     widget_values,
 )
 from tests.conftest import CAMPAIGNS, TZ, kept_rows
-from tests.test_metrics import many_names  # noqa: F401 (a fixture)
+from tests.test_metrics import insert_many_names
 
 TODAY = date(2025, 3, 15)
 KNOWN = [*CAMPAIGNS, "Plain"]
@@ -337,6 +337,11 @@ def test_custom_range_is_inclusive_calendar_days(seeded, cursor):
 # -- a value beyond the option lists' top ------------------------------------------------------
 
 RARE = "Rare 4321"  # one lead; far below the top of 5,000 dispositions
+
+
+@pytest.fixture
+def many_names(fresh_services):
+    return insert_many_names(fresh_services.store)
 
 
 def _leads_tile(at) -> str:

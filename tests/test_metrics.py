@@ -415,9 +415,9 @@ MANY_CAMPAIGNS = 60
 COMMON = ("Common A", "Common B", "Common C")  # 100, 99, 98 leads: the top of the list
 
 
-@pytest.fixture
-def many_names(fresh_services):
-    """5,000 distinct dispositions (one lead each, some much more often) in 60 campaigns."""
+def insert_many_names(store) -> tuple:
+    """5,000 distinct dispositions (one lead each, three much more often) in 120 campaigns;
+    returns today and the rows."""
     from tests.conftest import _today, insert_rows, make_rows
 
     today = _today()
@@ -434,8 +434,13 @@ def many_names(fresh_services):
         }
         for i, name in enumerate(names)
     ]
-    insert_rows(fresh_services.store, rows)
+    insert_rows(store, rows)
     return today, rows
+
+
+@pytest.fixture
+def many_names(fresh_services):
+    return insert_many_names(fresh_services.store)
 
 
 def test_charts_show_the_top_n_and_other_and_still_add_up(many_names, fresh_services):
