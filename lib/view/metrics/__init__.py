@@ -4,7 +4,8 @@
 - `breakdowns`: what the charts draw (dial buckets, dispositions, trends);
 - `leads`: lead rows, one lead's record, the exports;
 - `options`: what the filters offer;
-- `sync_status`: freshness and the sync log.
+- `sync_status`: freshness and the sync log;
+- `storage`: retention and the disk (raw bodies, log rows, free space and its floor).
 
 Each query function takes a DuckDB cursor, the validated `Filters`, the account time zone and
 (optionally) today's date in that zone, and returns a small pandas frame; all start from
@@ -61,6 +62,7 @@ from lib.view.metrics.options import (
     disposition_options,
     with_named,
 )
+from lib.view.metrics.storage import Storage, storage
 from lib.view.metrics.sync_status import (
     active_requests,
     data_as_of,
@@ -88,6 +90,7 @@ __all__ = [
     "WEEKDAYS",
     "Kpi",
     "KpiValue",
+    "Storage",
     "active_requests",
     "best_and_worst",
     "bucket_counts",
@@ -117,6 +120,7 @@ __all__ = [
     "mask_phone",
     "rate",
     "status_bucket_matrix",
+    "storage",
     "sunburst_paths",
     "sync_requests",
     "total_leads",
