@@ -188,6 +188,15 @@ def _write_atomically(path: Path, text: str) -> None:
         os.close(folder)
 
 
+def presented_token(headers: Mapping[str, str]) -> str:
+    """The token a request carries, as X-Dialstatus-Token or `Authorization: Bearer`; here,
+    beside the admin token's setting, so the server and the sandbox read it the same way."""
+    bearer = headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        return bearer[7:].strip()
+    return headers.get("x-dialstatus-token", "")
+
+
 def _admin_token(env: Mapping[str, str], table: Mapping) -> str | None:
     token = _pick(env, table, "DIALSTATUS_ADMIN_TOKEN", "admin_token")
     if token is not None and len(str(token)) < MIN_SECRET_CHARS:

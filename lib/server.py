@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -24,7 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings
+from lib.auth import BackoffByClient
+from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings, presented_token
 from lib.services import Services, get_services
 from lib.store import StoreError, catalog
 from lib.store.ingest import ingest_delivery, ingest_pending
@@ -200,13 +202,39 @@ def _allowed_file_hosts(settings: Settings) -> tuple[str, ...]:
 
 
 def _authorised(request: Request, settings: Settings) -> bool:
-    token = request.headers.get("x-dialstatus-token", "")
-    bearer = request.headers.get("authorization", "")
-    if bearer.lower().startswith("bearer "):
-        token = bearer[7:].strip()
+    token = presented_token(request.headers)
     return _secret_matches(token, settings.admin_token) or _secret_matches(
         token, settings.callback_secret
     )
+
+
+# Failed tokens per client address: a few typos are free, then each failure doubles the wait.
+_token_failures = BackoffByClient(free=3, first_s=1.0, cap_s=60.0)
+
+
+def _token_refusal(request: Request, settings: Settings) -> JSONResponse | None:
+    """None when the request carries a valid token; else the answer: 429 with Retry-After
+    while this client's earlier failures hold it back (the token is not even compared), or
+    401, the failure counted."""
+    client = request.client.host if request.client else "unknown"
+    wait = _token_failures.wait_left(client)
+    if wait > 0:
+        return _throttled(wait)
+    if _authorised(request, settings):
+        _token_failures.succeeded(client)
+        return None
+    delay = _token_failures.failed(client)
+    refusal = _error(401, "a valid X-Dialstatus-Token is required")
+    if delay:
+        refusal.headers["Retry-After"] = str(math.ceil(delay))
+    return refusal
+
+
+def _throttled(wait: float) -> JSONResponse:
+    seconds = math.ceil(wait)
+    response = _error(429, f"too many wrong tokens from this address: try again in {seconds} s")
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 async def health(request: Request) -> JSONResponse:
@@ -216,8 +244,14 @@ async def health(request: Request) -> JSONResponse:
     except StoreError as exc:
         return _store_unavailable(exc)
     settings = services.settings
-    if settings.auth.mode != "none" and not _authorised(request, settings):
-        return JSONResponse({"status": "ok", "mode": "demo" if settings.demo else "live"})
+    if settings.auth.mode != "none":
+        liveness = JSONResponse({"status": "ok", "mode": "demo" if settings.demo else "live"})
+        if not presented_token(request.headers):
+            return liveness
+        # A wrong token counts as on POST /api/sync, and is held back the same way.
+        refusal = _token_refusal(request, settings)
+        if refusal is not None:
+            return refusal if refusal.status_code == 429 else liveness
     payload = await anyio.to_thread.run_sync(_health_payload, services)
     return JSONResponse(payload)
 
@@ -258,8 +292,9 @@ async def sync_now(request: Request) -> JSONResponse:
         services = await _services()
     except StoreError as exc:
         return _store_unavailable(exc)
-    if not _authorised(request, services.settings):
-        return _error(401, "a valid X-Dialstatus-Token is required")
+    refusal = _token_refusal(request, services.settings)
+    if refusal is not None:
+        return refusal
     campaign = request.query_params.get("campaign")
     if services.sync is None:
         return _error(503, "the sync engine is not running")
@@ -313,6 +348,7 @@ def _start_engine(services: Services, callback_base: str, local_base: str) -> No
                 campaigns={name: sizes.get(name, 2000) for name in settings.campaigns},
                 public_base_url=local_base + SANDBOX_PREFIX,
                 timezone=settings.timezone,
+                admin_token=settings.admin_token or "",  # "": shut without DIALSTATUS_ADMIN_TOKEN
             )
         )
         _apply_sandbox_settings(_sandbox_mount.app.state.sandbox)

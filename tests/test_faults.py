@@ -258,7 +258,8 @@ def _campaign(health: dict, name: str) -> dict:
 
 def _sandbox(server: ServerProcess, **changes) -> dict:
     url = server.base_url + "/api/sandbox/_sandbox/config"
-    response = httpx.post(url, json=changes, timeout=10) if changes else httpx.get(url, timeout=10)
+    call = {"headers": server.admin_headers, "timeout": 10}
+    response = httpx.post(url, json=changes, **call) if changes else httpx.get(url, **call)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -292,7 +293,7 @@ def _serving(server: ServerProcess) -> None:
 
 def _sandbox_logs(server: ServerProcess) -> dict:
     base = server.base_url + "/api/sandbox/_sandbox/"
-    return {name: httpx.get(base + name, timeout=10).json()
+    return {name: httpx.get(base + name, headers=server.admin_headers, timeout=10).json()
             for name in ("requests", "deliveries", "config")}  # fmt: skip
 
 

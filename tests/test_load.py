@@ -326,8 +326,9 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
             for presser in pressers:
                 presser.result()
         health = server.health()
-        log = httpx.get(server.base_url + "/api/sandbox/_sandbox/requests", timeout=30).json()
-        deliveries = httpx.get(server.base_url + "/api/sandbox/_sandbox/deliveries").json()
+        admin = {"headers": server.admin_headers, "timeout": 30}
+        log = httpx.get(server.base_url + "/api/sandbox/_sandbox/requests", **admin).json()
+        deliveries = httpx.get(server.base_url + "/api/sandbox/_sandbox/deliveries", **admin).json()
     finally:
         server.stop()
 

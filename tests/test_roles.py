@@ -5,14 +5,18 @@ The dashboard runs under AppTest with an OIDC `[auth]` in its secrets file; `App
 what Streamlit's `st.user` reads after a provider signed someone in.
 """
 
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from lib.auth import hash_password
 from lib.services import get_services, reset_services
 from lib.store import catalog
+from tests.support.server import ServerProcess
 from tests.test_pages import FakeEngine
 
 OPERATOR = "boss@example.com"
@@ -114,3 +118,78 @@ def test_hand_made_requests_are_capped_per_operator_per_hour(oidc, seeded):
     assert len(oidc.sync.manual) == 2
     other = _send_manual(_as(SECOND_OPERATOR, "sync"), seeded.today)  # their own allowance
     assert "Queued as request 42" in other.success[0].value and len(oidc.sync.manual) == 3
+
+
+# -- tokens over real HTTP ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The real server in demo mode (no [auth]), with the tests' admin token."""
+    with ServerProcess(tmp_path_factory.mktemp("tokens")) as server:
+        yield server
+
+
+def _sync(server: ServerProcess, token: str) -> httpx.Response:
+    headers = {"X-Dialstatus-Token": token}
+    return httpx.post(server.base_url + "/api/sync", headers=headers, timeout=10)
+
+
+def test_wrong_tokens_on_api_sync_are_held_back_with_a_growing_delay(demo_server):
+    right = demo_server.admin_headers["X-Dialstatus-Token"]
+    free = [_sync(demo_server, f"guess-{n}") for n in range(3)]
+    assert [r.status_code for r in free] == [401] * 3 and "Retry-After" not in free[-1].headers
+    delayed = _sync(demo_server, "guess-3")
+    assert delayed.status_code == 401 and delayed.headers["Retry-After"] == "1"
+    held = _sync(demo_server, right)  # while held back even the right token waits
+    assert held.status_code == 429 and held.headers["Retry-After"] == "1"
+    time.sleep(1.1)
+    assert _sync(demo_server, "guess-4").headers["Retry-After"] == "2"  # it grows
+    time.sleep(2.1)
+    assert _sync(demo_server, right).status_code == 202
+    assert _sync(demo_server, "typo").status_code == 401  # a success starts over: free again
+    assert "Retry-After" not in _sync(demo_server, "typo").headers
+    assert _sync(demo_server, right).status_code == 202
+
+
+def test_the_mounted_sandbox_admin_routes_need_the_admin_token(demo_server):
+    url = demo_server.base_url + "/api/sandbox/_sandbox/requests"
+    assert httpx.get(url, timeout=10).status_code == 401
+    callback_secret = {"X-Dialstatus-Token": demo_server.callback_secret}
+    assert httpx.get(url, headers=callback_secret, timeout=10).status_code == 403
+    assert httpx.get(url, headers=demo_server.admin_headers, timeout=10).status_code == 200
+    config = demo_server.base_url + "/api/sandbox/_sandbox/config"
+    refused = httpx.post(config, json={"fault": "http_500", "fault_count": 0}, timeout=10)
+    assert refused.status_code == 401
+    assert httpx.get(config, headers=demo_server.admin_headers).json()["fault"] == "none"
+
+
+def test_without_an_admin_token_the_demo_sandbox_admin_routes_stay_shut(tmp_path):
+    with ServerProcess(tmp_path / "srv", env={"DIALSTATUS_ADMIN_TOKEN": ""}) as server:
+        url = server.base_url + "/api/sandbox/_sandbox/config"
+        for headers in ({}, {"X-Dialstatus-Token": ""}, {"X-Dialstatus-Token": "anything"}):
+            answer = httpx.get(url, headers=headers, timeout=10)
+            assert answer.status_code == 403 and "DIALSTATUS_ADMIN_TOKEN" in answer.text
+
+
+def test_a_short_admin_token_stops_the_server_naming_the_setting(tmp_path):
+    server = ServerProcess(tmp_path / "srv", env={"DIALSTATUS_ADMIN_TOKEN": "short-token"})
+    with pytest.raises(RuntimeError) as stopped:
+        server.start(timeout=60)
+    server.stop()
+    assert "DIALSTATUS_ADMIN_TOKEN" in str(stopped.value)
+    assert "short-token" not in server.log_text()
+
+
+def test_health_details_need_a_token_and_wrong_ones_are_held_back(tmp_path):
+    env = {"DIALSTATUS_PASSWORD_HASH": hash_password("team"), "DIALSTATUS_SYNC_ENABLED": "false"}
+    with ServerProcess(tmp_path / "srv", env=env) as server:
+        url = server.base_url + "/api/health"
+        assert httpx.get(url, timeout=10).json() == {"status": "ok", "mode": "demo"}
+        for n in range(4):  # three are free, the fourth imposes a wait
+            assert "campaigns" not in httpx.get(url, headers={"X-Dialstatus-Token": f"g{n}"}).json()
+        held = httpx.get(url, headers=server.admin_headers, timeout=10)
+        assert held.status_code == 429 and held.headers["Retry-After"] == "1"
+        assert httpx.get(url, timeout=10).status_code == 200  # liveness never waits
+        time.sleep(1.1)
+        assert "campaigns" in httpx.get(url, headers=server.admin_headers, timeout=10).json()

@@ -7,6 +7,7 @@ the sandbox's numpy filters.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -380,7 +382,7 @@ def test_form_encoded_requests_and_case_insensitive_filter_values_are_accepted(s
 
 
 def test_garbage_bodies_are_answered_in_the_documented_way(sandbox):
-    for content in (b"not json", b"[1,2]", b"x" * 100_000, b""):
+    for content in (b"not json", b"[1,2]", b"x" * 60_000, b""):
         response = httpx.post(
             sandbox.base_url + API_PATH, content=content, headers={"apiKey": API_KEY}
         )
@@ -462,6 +464,64 @@ def test_a_callback_receiver_that_fails_is_logged(sandbox, client):
     entry = wait_delivered(sandbox, accepted.unique_id)
     assert entry["state"] == "failed" and entry["error"].startswith("ConnectError")
     assert SECRET not in entry["error"]
+
+
+# -- admin token, body limits --------------------------------------------------------------
+
+
+ADMIN = "sandbox-admin-token-42"
+
+
+@pytest.mark.parametrize(
+    ("configured", "headers", "status"),
+    [
+        (ADMIN, {}, 401),
+        (ADMIN, {"X-Dialstatus-Token": "guess"}, 403),
+        (ADMIN, {"X-Dialstatus-Token": ADMIN}, 200),
+        (ADMIN, {"Authorization": f"Bearer {ADMIN}"}, 200),
+        ("", {"X-Dialstatus-Token": ""}, 403),  # shut: no token opens them
+        ("", {"X-Dialstatus-Token": "anything"}, 403),
+        (None, {}, 200),  # a standalone sandbox with no token: open, as before
+    ],
+)
+def test_admin_routes_need_the_configured_token(configured, headers, status):
+    config = SandboxConfig(api_key=API_KEY, username=USER, campaigns={"Solo": 5},
+                           admin_token=configured)  # fmt: skip
+    with serve_sandbox(config) as sandbox:
+        for method, path in (("GET", "requests"), ("GET", "deliveries"), ("GET", "config"),
+                             ("POST", "config"), ("POST", "reset")):  # fmt: skip
+            body = {"json": {"delivery_delay_s": 0.5}} if method == "POST" else {}
+            url = f"{sandbox.base_url}/_sandbox/{path}"
+            answer = httpx.request(method, url, headers=headers, timeout=10, **body)
+            assert answer.status_code == status, (path, answer.text)
+        # The API itself takes the account's apiKey, never the admin token.
+        assert api_post(sandbox, {}).status_code == 200
+        assert sandbox.config.delivery_delay_s == (0.5 if status == 200 else 0.2)
+
+
+def _unfinished_post(base_url: str, path: str, *, declared: int | None = None) -> bytes:
+    """POSTs a body (chunked, or `declared` bytes long) and never sends its end: a server that
+    reads the whole body before it answers never answers (the recv times out)."""
+    parts = urlsplit(base_url)
+    framing = f"Content-Length: {declared}" if declared else "Transfer-Encoding: chunked"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(
+            f"POST {parts.path}{path} HTTP/1.1\r\nHost: sandbox\r\n{framing}\r\n"
+            "Content-Type: application/json\r\n\r\n".encode()
+        )
+        chunk = b"x" * 65_536
+        with contextlib.suppress(OSError):  # the server may close once it has answered
+            for _ in range(16):  # a megabyte, far over the limit
+                connection.sendall(chunk if declared else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        return connection.recv(65_536)
+
+
+@pytest.mark.parametrize("path", [API_PATH, "/_sandbox/config"])
+@pytest.mark.parametrize("declared", [None, 10**10])
+def test_a_huge_body_is_refused_while_it_streams_never_read_whole(sandbox, path, declared):
+    answer = _unfinished_post(sandbox.base_url, path, declared=declared)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert httpx.get(sandbox.base_url + "/_sandbox/config").status_code == 200  # still serving
 
 
 # -- mounting, the event loop, the command line ---------------------------------------------

@@ -69,8 +69,12 @@ def _all_campaigns_loaded(health: dict, count: int = DEMO_CAMPAIGN_COUNT) -> boo
 def test_demo_mode_fills_the_database_through_sandbox_requests_and_callbacks(server):
     health = server.wait_for(_all_campaigns_loaded, timeout=90)
     assert health["mode"] == "demo"
-    sandbox_log = httpx.get(server.base_url + "/api/sandbox/_sandbox/requests").json()
-    deliveries = httpx.get(server.base_url + "/api/sandbox/_sandbox/deliveries").json()
+    sandbox_log = httpx.get(
+        server.base_url + "/api/sandbox/_sandbox/requests", headers=server.admin_headers
+    ).json()
+    deliveries = httpx.get(
+        server.base_url + "/api/sandbox/_sandbox/deliveries", headers=server.admin_headers
+    ).json()
     requested = {entry["campaign"] for entry in sandbox_log if entry["outcome"] == "accepted"}
     assert requested == {c["name"] for c in health["campaigns"]}
     assert all(d["status_code"] == 200 for d in deliveries)
@@ -205,13 +209,20 @@ def test_restart_on_the_same_database_carries_on_incrementally(tmp_path):
     with ServerProcess(data_dir, env=env) as second:
         after = second.wait_for(
             lambda h: (
-                len(httpx.get(second.base_url + "/api/sandbox/_sandbox/requests").json())
+                len(
+                    httpx.get(
+                        second.base_url + "/api/sandbox/_sandbox/requests",
+                        headers=second.admin_headers,
+                    ).json()
+                )
                 >= DEMO_CAMPAIGN_COUNT
                 and all(c["last_success_at"] for c in h["campaigns"])
             ),
             timeout=90,
         )
-        log = httpx.get(second.base_url + "/api/sandbox/_sandbox/requests").json()
+        log = httpx.get(
+            second.base_url + "/api/sandbox/_sandbox/requests", headers=second.admin_headers
+        ).json()
     assert all(entry["params"]["sortby"] == "2" and entry["params"]["fromDate"] for entry in log)
     assert {c["name"]: c["rows"] for c in after["campaigns"]}.keys() == rows_before.keys()
     assert all(after_c["rows"] >= rows_before[after_c["name"]] for after_c in after["campaigns"])

@@ -56,7 +56,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import httpx
@@ -67,7 +67,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lib.config import API_PATH, redact_callback_url
+from lib.config import API_PATH, presented_token, redact_callback_url
 from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox.config import (
     API_FAULTS,
@@ -395,7 +395,11 @@ class Sandbox:
     async def handle_api(self, request: Request) -> Response:
         now = self.config.monotonic()
         wall = self.config.clock()
-        params, extra = await _read_params(request)
+        try:
+            raw = await _read_body(request)
+        except BodyTooLarge:
+            return _too_large()
+        params, extra = _read_params(raw, request.headers.get("content-type", ""))
         fault = self._take_fault(API_FAULTS)
         if fault not in (Fault.NONE, Fault.SLOW, Fault.TIMEOUT):  # answered by the fault alone
             response, outcome, message = self._fault_answer(fault)
@@ -727,19 +731,35 @@ def _plain(value):
     return value.value if hasattr(value, "value") else value
 
 
-async def _read_params(request: Request) -> tuple[dict[str, str], list[str]]:
+class BodyTooLarge(Exception):
+    """A request body over MAX_REQUEST_BYTES: answered 413, never read whole."""
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, read chunk by chunk and given up as soon as it passes MAX_REQUEST_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> Response:
+    message = f"the body is over the {MAX_REQUEST_BYTES} byte limit"
+    return JSONResponse({"status": "error", "message": message}, 413)
+
+
+def _read_params(raw: bytes, content_type: str) -> tuple[dict[str, str], list[str]]:
     """The request's parameters from a JSON or form body; unknown names listed separately."""
-    raw = await request.body()
-    if len(raw) > MAX_REQUEST_BYTES:
-        return {}, []
-    content_type = request.headers.get("content-type", "").lower()
     values: dict = {}
-    if "form" in content_type:
-        try:
-            form = await request.form()
-            values = {k: v for k, v in form.items() if isinstance(v, str)}
-        except Exception:  # a malformed form is an empty request, as a JSON parse error is
-            values = {}
+    if "form" in content_type.lower():
+        # A malformed form is an empty request, as a JSON parse error is.
+        values = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     else:
         try:
             parsed = json.loads(raw) if raw.strip() else {}
@@ -780,10 +800,12 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         if request.method == "GET":
             return JSONResponse(sandbox.runtime_config())
         try:
-            changes = json.loads(await request.body())
+            changes = json.loads(await _read_body(request))
             if not isinstance(changes, dict):
                 raise ValueError("the body must be a JSON object")
             return JSONResponse(sandbox.update_config(changes))
+        except BodyTooLarge:
+            return _too_large()
         except ValueError as exc:
             return JSONResponse({"status": "error", "message": str(exc)}, 400)
 
@@ -791,17 +813,33 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         sandbox.reset()
         return JSONResponse({"status": "ok"})
 
+    def admin(route):
+        """The route behind the sandbox's admin token (see SandboxConfig.admin_token)."""
+
+        async def guarded(request: Request) -> Response:
+            expected = sandbox.config.admin_token
+            given = presented_token(request.headers)
+            if expected == "":
+                message = "the admin routes are shut: set DIALSTATUS_ADMIN_TOKEN to open them"
+            elif expected is not None and not given:
+                message = "the admin routes need the admin token as X-Dialstatus-Token"
+                return JSONResponse({"status": "error", "message": message}, 401)
+            elif expected is None or hmac.compare_digest(given.encode(), expected.encode()):
+                return await route(request)
+            else:
+                message = "wrong admin token"
+            return JSONResponse({"status": "error", "message": message}, 403)
+
+        return guarded
+
     routes = [
         Route(API_PATH, api, methods=["POST"]),
         Route("/files/{name:str}", files, methods=["GET"]),
+        Route("/_sandbox/requests", admin(requests_log), methods=["GET"]),
+        Route("/_sandbox/deliveries", admin(deliveries_log), methods=["GET"]),
+        Route("/_sandbox/config", admin(config_route), methods=["GET", "POST"]),
+        Route("/_sandbox/reset", admin(reset), methods=["POST"]),
     ]
-    if sandbox.config.admin_routes:
-        routes += [
-            Route("/_sandbox/requests", requests_log, methods=["GET"]),
-            Route("/_sandbox/deliveries", deliveries_log, methods=["GET"]),
-            Route("/_sandbox/config", config_route, methods=["GET", "POST"]),
-            Route("/_sandbox/reset", reset, methods=["POST"]),
-        ]
     app = Starlette(routes=routes)
     app.state.sandbox = sandbox
     return app

@@ -104,7 +104,9 @@ class SandboxConfig:
     files_dir: Path | None = None  # link variants' files; None: a temporary folder
     max_files: int = 20  # older link files are deleted
     max_log_entries: int = 10_000
-    admin_routes: bool = True  # /_sandbox/* (request log, deliveries, runtime config)
+    # /_sandbox/* (request log, deliveries, runtime config) need this as X-Dialstatus-Token or
+    # a Bearer token; "" shuts them; None leaves them open (a standalone sandbox on loopback).
+    admin_token: str | None = field(default=None, repr=False)
     fault: Fault = Fault.NONE  # see Fault
     fault_count: int = 1  # requests the fault applies to; 0 = every request until changed
     fault_delay_s: float | None = None  # None: FAULT_DELAY_DEFAULTS

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Every server gets it unless `env` says otherwise: the demo sandbox's admin routes need it.
+ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 def free_port() -> int:
@@ -70,6 +72,7 @@ class ServerProcess:
             {
                 "DIALSTATUS_DB": str(self.data_dir / "dialstatus.duckdb"),
                 "DIALSTATUS_SECRETS_FILE": str(self.data_dir / "no-secrets.toml"),
+                "DIALSTATUS_ADMIN_TOKEN": ADMIN_TOKEN,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -102,6 +105,11 @@ class ServerProcess:
     @property
     def callback_url(self) -> str:
         return f"{self.base_url}/api/callback/{self.callback_secret}"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What the sandbox's admin routes (and POST /api/sync) accept from tests."""
+        return {"X-Dialstatus-Token": self.extra_env.get("DIALSTATUS_ADMIN_TOKEN", ADMIN_TOKEN)}
 
     def health(self) -> dict:
         return httpx.get(self.base_url + "/api/health", timeout=10).json()
