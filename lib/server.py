@@ -7,6 +7,7 @@ the UI while a large delivery is ingested.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import logging
@@ -15,7 +16,8 @@ import os
 import re
 import secrets
 import tempfile
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from urllib.parse import urlsplit
 
 import anyio
@@ -31,6 +33,7 @@ from lib.services import Services, get_services
 from lib.store import StoreError, catalog
 from lib.store.ingest import ingest_delivery, ingest_pending
 from lib.store.receive import DeliveryRejected, check_content_type, register_raw
+from lib.store.retention import disk_space
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,8 @@ async def callback(request: Request) -> JSONResponse:
     settings = services.settings
     if not _secret_matches(request.path_params["secret"], settings.callback_secret):
         return _error(403, "unknown callback address")
+    if disk_space(settings.deliveries_dir, settings.min_free_mb).below_floor:
+        return _refused(DeliveryRejected(503, DISK_FULL))  # nothing written: it comes again
     content_type = request.headers.get("content-type", "")
     try:
         check_content_type(content_type)
@@ -144,21 +149,19 @@ async def callback(request: Request) -> JSONResponse:
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         return _error(413, f"body over the {settings.max_body_bytes} byte limit")
 
-    settings.deliveries_dir.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=settings.deliveries_dir, suffix=".part")
-    size = 0
+    with _disk_full_refused():
+        settings.deliveries_dir.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=settings.deliveries_dir, suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as tmp:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > settings.max_body_bytes:
-                    return _error(413, f"body over the {settings.max_body_bytes} byte limit")
-                tmp.write(chunk)
+        size = await write_body(request.stream(), handle, settings.max_body_bytes)
         if size == 0:
             return _error(400, "empty body")
-        raw = await anyio.to_thread.run_sync(
-            register_raw, services.store, settings.deliveries_dir, tmp_name, content_type
-        )
+        with _disk_full_refused():  # the fsync can be where a full disk shows
+            raw = await anyio.to_thread.run_sync(
+                register_raw, services.store, settings.deliveries_dir, tmp_name, content_type
+            )
+    except DeliveryRejected as rejected:
+        return _refused(rejected)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -179,6 +182,43 @@ async def callback(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "deliveryId": raw.id, "rows": result.rows})
 
 
+DISK_FULL = "the dashboard's disk is full; send the delivery again later"
+RETRY_AFTER_S = 300  # a refused delivery's 503: when to send it again
+
+
+@contextmanager
+def _disk_full_refused() -> Iterator[None]:
+    """A full disk (ENOSPC) is a 503 the sender retries, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        logger.error("a delivery was refused: the disk holding the deliveries folder is full")
+        raise DeliveryRejected(503, DISK_FULL) from None
+
+
+async def write_body(chunks: AsyncIterator[bytes], descriptor: int, max_bytes: int) -> int:
+    """Streams a callback body into the open file `descriptor` and closes it; its size. Raises
+    DeliveryRejected: 413 past `max_bytes`, 503 when the disk cannot take it."""
+    size = 0
+    with _disk_full_refused(), open(descriptor, "wb") as target:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise DeliveryRejected(413, f"body over the {max_bytes} byte limit")
+            target.write(chunk)
+    return size
+
+
+def _refused(rejected: DeliveryRejected) -> JSONResponse:
+    """The answer to a delivery not kept; a 503 says when to send it again."""
+    response = _error(rejected.status_code, rejected.message)
+    if rejected.status_code == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def _record_failed_delivery(services: Services, delivery_id: int, rejected: DeliveryRejected):
     """The request the failed delivery answers is closed at once, and the campaign says why."""
     from lib.sync import record_failed_delivery
@@ -196,9 +236,12 @@ def _record_failed_delivery(services: Services, delivery_id: int, rejected: Deli
 
 
 def _allowed_file_hosts(settings: Settings) -> tuple[str, ...]:
-    """File links are fetched only from the CloudAgent API host (in demo: this server)."""
-    url = settings.cloudagent.api_url or public_url(settings)
-    return (urlsplit(url).hostname or "",)
+    """File links are fetched only from the CloudAgent API's scheme, host and port; in demo mode
+    only from the sandbox's own file path on this server (lib/store/receive/links.py)."""
+    if settings.demo:
+        return (_local_url() + SANDBOX_PREFIX + "/files/",)
+    api = urlsplit(settings.cloudagent.api_url)
+    return (f"{api.scheme}://{api.netloc}",)
 
 
 def _authorised(request: Request, settings: Settings) -> bool:

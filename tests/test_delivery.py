@@ -475,8 +475,8 @@ def test_links_outside_the_allowed_hosts_are_refused(url, allowed):
 def test_allowed_host_forms():
     assert check_link("https://API.example.com/f.csv", ["api.example.com"])
     assert check_link("http://127.0.0.1:8000/f", ["127.0.0.1:8000"])
-    assert check_link("http://127.0.0.1:8001/f", ["http://127.0.0.1"])
-    assert check_link("https://h.example/f", ["https://h.example/some/path"])
+    assert check_link("http://127.0.0.1:8001/f", ["http://127.0.0.1:8001"])
+    assert check_link("https://h.example/some/path/f", ["https://h.example/some/path"])
 
 
 def test_fetcher_refuses_before_connecting_and_on_redirect_elsewhere(tmp_path, file_host):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -306,22 +307,30 @@ class CloudAgentClient:
                 rate_limited=False,
             )
         except httpx.TransportError as exc:
+            said = self._redact(str(exc), body)
             return _Retry(
                 CloudAgentUnavailableError(
-                    f"cannot reach CloudAgent ({type(exc).__name__}: {self._redact(str(exc))})"
+                    f"cannot reach CloudAgent ({type(exc).__name__}: {said})"
                 ),
                 rate_limited=False,
             )
-        return self._interpret(response)
+        return self._interpret(response, body)
 
-    def _redact(self, text: str) -> str:
-        key = self.options.api_key
-        return text.replace(key, "***") if key else text
+    def _redact(self, text: str, body: Mapping[str, str]) -> str:
+        """The apiKey and the callback secret out of a text that is kept (errors are stored and
+        shown): CloudAgent's answer, or a proxy's page, may echo what it was sent. The secret is
+        callBackUrl's last path segment (lib/config.py), at least 16 characters long."""
+        callback_path = urlsplit(str(body.get("callBackUrl", ""))).path.rstrip("/")
+        secret = callback_path.rpartition("/")[2]
+        for hidden in (self.options.api_key, secret if len(secret) >= 16 else ""):
+            if hidden:
+                text = text.replace(hidden, "***")
+        return text
 
-    def _interpret(self, response: httpx.Response) -> Accepted | _Retry:
+    def _interpret(self, response: httpx.Response, body: Mapping[str, str]) -> Accepted | _Retry:
         status = response.status_code
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        text = self._redact(response.text)
+        text = self._redact(response.text, body)
         if status == 429:
             message = MSG_MAX_LIMIT
             with suppress(UnexpectedResponseError):

@@ -100,7 +100,9 @@ def _reject_no_records(doc: dict) -> None:
     if status and status.lower() in ERROR_STATUSES:
         message_key = find_key(doc, ("message", "msg", "error"))
         message = _scalar_text(doc.get(message_key)) if message_key else None
-        detail = re.sub(r"[^\w .,:;'()/-]", "", message or "")[:120]
+        # A URL is kept only to its host: one the sender echoes (callBackUrl) holds the secret.
+        message = re.sub(r"(https?://[^/\s]+)\S*", r"\1/...", message or "", flags=re.I)
+        detail = re.sub(r"[^\w .,:;'()/-]", "", message)[:120]
         raise DeliveryRejected(400, f"the delivery reports an error: {detail or status}")
     raise DeliveryRejected(
         400, "no records found: expected a list under data, details or records, or a file link"

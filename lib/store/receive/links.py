@@ -1,5 +1,9 @@
-"""File links: which URLs may be followed (http(s), allowed hosts, every redirect hop), the
-downloader (streamed to disk, size- and time-limited), and gunzip of a downloaded .gz file."""
+"""File links: which URLs may be followed (http(s), allowed places, every redirect hop), the
+downloader (streamed to disk, size- and time-limited), and gunzip of a downloaded .gz file.
+
+The server allows exactly the configured API's scheme, host and port (in demo mode: this
+server's own sandbox file path); anything else is refused before a connection is made, with
+one plain reason, so the callback cannot be used as a port scanner."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import os
 import time
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
@@ -20,38 +25,74 @@ DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
 _MAX_REDIRECTS = 5
 
 
-def _host_rules(allowed_hosts: Iterable[str]) -> list[tuple[str, int | None]]:
+# The one reason a caller is given for a link that is not followed: it names no port, host or
+# status, so the callback cannot be used to probe what answers where.
+OUTSIDE_REASON = "the file link points outside CloudAgent's host"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One allowed place. An entry "scheme://host[:port][/path]" allows exactly that scheme,
+    host and port (the scheme's default when none is written) and, when it has a path, only
+    paths under it. A bare "host" or "host:port" allows http(s) there, any port unless one is
+    named (local test file hosts)."""
+
+    host: str
+    scheme: str | None
+    port: int | None
+    path: str | None
+
+    def allows(self, scheme: str, host: str, port: int, path: str) -> bool:
+        return (
+            host == self.host
+            and (self.scheme is None or scheme == self.scheme)
+            and (self.port is None or port == self.port)
+            and (self.path is None or path.startswith(self.path))
+        )
+
+
+def _rules(allowed_hosts: Iterable[str]) -> list[_Rule]:
     rules = []
     for entry in allowed_hosts:
         entry = (entry or "").strip()
-        if not entry:
+        has_scheme = "://" in entry
+        parts = urlsplit(entry if has_scheme else "//" + entry)
+        try:
+            port = parts.port
+        except ValueError:
             continue
-        parts = urlsplit(entry if "//" in entry else "//" + entry)
-        if parts.hostname:
-            try:
-                port = parts.port
-            except ValueError:
-                continue
-            rules.append((parts.hostname.lower().rstrip("."), port))
+        if not parts.hostname:
+            continue
+        scheme = parts.scheme.lower() if has_scheme else None
+        if scheme is not None and port is None:
+            port = _DEFAULT_PORTS.get(scheme)
+        path = parts.path.rstrip("/") + "/" if has_scheme and parts.path.strip("/") else None
+        rules.append(_Rule(parts.hostname.lower().rstrip("."), scheme, port, path))
     return rules
 
 
 def check_link(url: str, allowed_hosts: Iterable[str]) -> str:
-    """The URL if it is http(s) on an allowed host (any port unless the entry names one)."""
+    """The URL if it is http(s) without credentials in an allowed place (see `_Rule`); else
+    DeliveryRejected 400, with OUTSIDE_REASON for a place that is not allowed."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
         raise DeliveryRejected(400, "the file link is not a valid URL") from None
-    if parts.scheme.lower() not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
         raise DeliveryRejected(400, "the file link must be an http or https URL")
     if parts.username is not None or parts.password is not None:
         raise DeliveryRejected(400, "the file link must not carry credentials")
     host = (parts.hostname or "").lower().rstrip(".")
-    for allowed_host, allowed_port in _host_rules(allowed_hosts):
-        if host == allowed_host and (allowed_port is None or allowed_port == port):
-            return url.strip()
-    raise DeliveryRejected(400, "the file link points to a host that is not allowed")
+    path = unquote(parts.path) or "/"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise DeliveryRejected(400, OUTSIDE_REASON)  # a path that climbs out of where it starts
+    effective_port = port if port is not None else _DEFAULT_PORTS[scheme]
+    if any(rule.allows(scheme, host, effective_port, path) for rule in _rules(allowed_hosts)):
+        return url.strip()
+    raise DeliveryRejected(400, OUTSIDE_REASON)
 
 
 def make_fetcher(
