@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -250,33 +249,3 @@ def test_a_full_disk_while_writing_the_body_is_a_503(tmp_path):
     with pytest.raises(DeliveryRejected) as refused:
         anyio.run(write_body, chunks(), full, 10**6)
     assert refused.value.status_code == 503
-
-
-@pytest.fixture
-def tiny_disk(tmp_path) -> Iterator[Path]:
-    """A server data folder whose deliveries folder is a 1 MB tmpfs (needs mount rights)."""
-    data_dir = tmp_path / "srv"
-    folder = data_dir / "dialstatus.deliveries"
-    folder.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here; the /dev/full test covers the write")
-    try:
-        yield data_dir
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def test_a_disk_that_fills_during_the_write_answers_503_and_keeps_nothing(tiny_disk):
-    env = {"DIALSTATUS_MIN_FREE_MB": "0", "DIALSTATUS_SYNC_ENABLED": "false"}
-    big = json.dumps({"data": [{"LeadID": "B1", "Comments": "x" * 2_000_000}]})
-    with ServerProcess(tiny_disk, env=env) as server:
-        answer = httpx.post(server.callback_url, content=big, headers=JSON, timeout=30)
-        assert answer.status_code == 503, answer.text
-        assert answer.headers["retry-after"] == "300"
-        assert list((tiny_disk / "dialstatus.deliveries").iterdir()) == []
-        small = httpx.post(server.callback_url, content=BODY, headers=JSON, timeout=30)
-        assert small.status_code == 200, small.text
-    assert _rows_and_files(tiny_disk) == (1, [f"{small.json()['deliveryId']}.body"])
