@@ -482,4 +482,3 @@ def comparison(table: pd.DataFrame, *, key: str) -> None:
         "Click a column header to sort. Green = best, red = worst for each rate, among "
         f"campaigns with at least {metrics.SMALL_SAMPLE} in the rate's denominator."
     )
-
