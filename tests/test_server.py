@@ -92,13 +92,21 @@ def _post(server: ServerProcess, body: bytes, content_type: str, url: str | None
     )
 
 
-def test_every_delivery_variant_is_ingested_with_the_same_rows(quiet_server):
-    server = quiet_server
+def test_every_delivery_variant_is_ingested_with_the_same_rows(tmp_path):
+    """Live mode with the file host as CloudAgent's API origin: file links are fetched only
+    from the API URL's scheme, host and port."""
     from urllib.parse import urlencode
 
     variants = ["json_data", "form_data", "json_details", "json_records", "csv", "json_file"]
     files: dict[str, bytes] = {}
     host = FileHost(files)
+    live = {
+        "CLOUDAGENT_API_URL": f"http://127.0.0.1:{host.port}/endpoint/dailer/data/preview/download",
+        "CLOUDAGENT_USERNAME": "variants",
+        "CLOUDAGENT_API_KEY": "variants-key-not-used",
+        "DIALSTATUS_SYNC_ENABLED": "false",
+    }
+    server = ServerProcess(tmp_path / "srv", env=live).start()
     try:
         for variant in variants:
             campaign = f"Variant {variant}"
@@ -125,7 +133,7 @@ def test_every_delivery_variant_is_ingested_with_the_same_rows(quiet_server):
             assert response.json()["rows"] == 40
     finally:
         host.close()
-    server.stop()
+        server.stop()
     rows = _read_db(
         server,
         "SELECT campaign_name, lead_key, phone_number, lead_status, dial_bucket, disposition, "
