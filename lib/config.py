@@ -170,7 +170,10 @@ def _callback_secret(table: Mapping, env: Mapping[str, str], data_dir: Path) -> 
 def _write_atomically(path: Path, text: str) -> None:
     """A 0600 file that appears whole or not at all: a crash while writing leaves only a temp
     file beside it, never an empty secret that would stop every later start."""
-    descriptor, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        descriptor, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:  # name the file the user knows, not the temp file's random name
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:  # mkstemp makes it 0600
             handle.write(text)
