@@ -24,6 +24,38 @@ from lib.store.errors import StoreError
 # Offline machine: never download an extension at run time (stack-notes.md).
 _CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
+MEMORY_ENV = "DIALSTATUS_DUCKDB_MEMORY_MB"
+# DuckDB's own default is 80% of the machine: with a large delivery's Python objects beside it,
+# the process can then be killed for memory. A quarter of the memory the process may use (the
+# container's limit when there is one), at most 2 GiB: beyond it DuckDB spills to `<db>.tmp`.
+_MEMORY_DEFAULT_MAX_MB = 2048
+_MEMORY_MIN_MB = 128
+
+
+def _usable_memory_mb() -> int:
+    """Physical memory, or the cgroup's limit when it is lower (a container)."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit) // 2**20) if limit.isdigit() else physical
+
+
+def memory_limit_mb(env=os.environ) -> int:
+    """DuckDB's memory limit: DIALSTATUS_DUCKDB_MEMORY_MB, else a quarter of usable memory up to
+    2048 MB (never under 128 MB)."""
+    text = env.get(MEMORY_ENV, "").strip()
+    if not text:
+        return max(_MEMORY_MIN_MB, min(_MEMORY_DEFAULT_MAX_MB, _usable_memory_mb() // 4))
+    if not text.isdigit() or int(text) < _MEMORY_MIN_MB:
+        raise StoreError(
+            f"{MEMORY_ENV} must be a whole number of megabytes, at least {_MEMORY_MIN_MB} "
+            f"(it is {text[:40]!r})."
+        )
+    return int(text)
+
+
 # One writer lock per database file in this process, so code holding only a cursor (a page's
 # query rebuilding the summary) serialises with the Store's writers.
 _WRITE_LOCKS: dict[str, threading.RLock] = {}
@@ -112,8 +144,14 @@ class Store:
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         _check_folder_writable(self.path)
+        config = {
+            **_CONNECT_CONFIG,
+            "memory_limit": f"{memory_limit_mb()}MB",
+            # Where DuckDB spills what does not fit (its default too, said here on purpose).
+            "temp_directory": str(self.path.with_name(self.path.name + ".tmp")),
+        }
         try:
-            connection = duckdb.connect(str(self.path), config=_CONNECT_CONFIG)
+            connection = duckdb.connect(str(self.path), config=config)
         except (duckdb.Error, OSError) as exc:
             raise _open_error(self.path, exc) from None
         connection.execute(f"SET GLOBAL TimeZone = '{self.timezone}'")

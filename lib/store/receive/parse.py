@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 from pathlib import Path
 
 from lib.store.receive.csv_check import check_csv_complete
@@ -42,8 +43,11 @@ from lib.store.receive.types import (
     media_type,
 )
 
-# json.loads of a body costs ~10x its size in memory: bodies in an odd shape above this are refused.
+# json.loads of a body costs ~10x its size in memory: bodies in an odd shape above this are
+# refused, and the process runs one such parse at a time (the form path's decoding too), so two
+# large odd deliveries arriving together cannot add up to more than the machine has.
 GENERIC_MAX_BYTES = 512 * 1024 * 1024
+_ONE_GENERAL_PARSE = threading.Lock()
 
 
 def parse_delivery(
@@ -112,21 +116,23 @@ def _parse_json_file(
         raise DeliveryRejected(
             413, "the body is too large for its shape: send the records as a list under data"
         )
-    data = body.read_bytes()
-    if first == b"{" and _ndjson(data):
+    if first == b"{" and _ndjson(read_range(body, 0, HEAD_BYTES)):
         return ParsedDelivery(None, None, RecordsFile(body, "ndjson"), variant + "/ndjson")
-    doc = load_json_bytes(data, "body")
-    del data
-    if isinstance(doc, str):  # the whole body JSON-encoded twice
-        doc = load_json_bytes(doc.encode("utf-8"), "body")
-    found = interpret(doc)
+    with _ONE_GENERAL_PARSE:
+        doc = load_json_bytes(body.read_bytes(), "body")
+        if isinstance(doc, str):  # the whole body JSON-encoded twice
+            doc = load_json_bytes(doc.encode("utf-8"), "body")
+        found = interpret(doc)
+        del doc
+        if found.link is None:
+            records_file = _write_records(found.records, body, temp_files)
+            found.records = None  # the objects go before the next parse may start
     if found.link is not None:
         linked = _follow_link(body, found.link, fetch_file, max_bytes, found)
         linked.variant = variant + "/" + linked.variant
         linked.unique_id = found.unique_id or linked.unique_id
         linked.campaign_name = found.campaign_name or linked.campaign_name
         return linked
-    records_file = _write_records(found.records, body, temp_files)
     return ParsedDelivery(
         found.unique_id,
         found.campaign_name,
@@ -137,9 +143,10 @@ def _parse_json_file(
     )
 
 
-def _ndjson(data: bytes) -> bool:
-    """True when the body is newline-delimited JSON objects (several records, one per line)."""
-    text_head = data[:HEAD_BYTES].removeprefix(BOM)
+def _ndjson(head: bytes) -> bool:
+    """True when the body (its first bytes) is newline-delimited JSON objects (several records,
+    one per line)."""
+    text_head = head.removeprefix(BOM)
     line, newline, rest = text_head.partition(b"\n")
     if not newline or not rest.strip().startswith(b"{"):
         return False
@@ -172,11 +179,13 @@ def _parse_form_file(body: Path, *, fetch_file: Fetcher | None, max_bytes: int) 
     field); a data field goes through the JSON path, otherwise the fields are the record."""
     if body.stat().st_size > GENERIC_MAX_BYTES:
         raise DeliveryRejected(413, "the form body is too large: send the records as JSON")
-    raw_fields = split_form(body)
-    data_key = find_key(raw_fields, RECORD_KEYS)
+    with _ONE_GENERAL_PARSE:
+        raw_fields = split_form(body)
+        data_key = find_key(raw_fields, RECORD_KEYS)
+        if data_key is not None:
+            inner = artefact(body, ".form.json")
+            inner.write_bytes(percent_decode(raw_fields.pop(data_key)))
     if data_key is not None:
-        inner = artefact(body, ".form.json")
-        inner.write_bytes(percent_decode(raw_fields.pop(data_key)))
         try:
             parsed = _parse_json_file(
                 inner, variant="form", fetch_file=fetch_file, max_bytes=max_bytes, fast=True
