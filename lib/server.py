@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from lib.auth import BackoffByClient
 from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings, presented_token
 from lib.services import Services, get_services
 from lib.store import StoreError, catalog
-from lib.store.ingest import ingest_delivery, ingest_pending
+from lib.store.ingest import ingest_delivery, ingest_pending, retry_pending, settle_duplicate
 from lib.store.receive import DeliveryRejected, check_content_type, register_raw
 from lib.store.retention import disk_space
 
@@ -165,21 +166,27 @@ async def callback(request: Request) -> JSONResponse:
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp_name)
-    if raw.duplicate:
-        return JSONResponse({"status": "ok", "duplicate": True, "deliveryId": raw.id})
+    options = _ingest_options(settings)
     try:
-        result = await anyio.to_thread.run_sync(
-            lambda: ingest_delivery(
-                services.store,
-                raw.id,
-                allowed_hosts=_allowed_file_hosts(settings),
-                max_bytes=settings.max_body_bytes,
+        if raw.duplicate:  # no lead is written again; it waits for the first copy, then answers
+            result = await anyio.to_thread.run_sync(
+                lambda: settle_duplicate(services.store, raw, **options)
             )
-        )
+        else:
+            result = await anyio.to_thread.run_sync(
+                lambda: ingest_delivery(services.store, raw.id, **options)
+            )
     except DeliveryRejected as rejected:
-        await anyio.to_thread.run_sync(_record_failed_delivery, services, raw.id, rejected)
+        failed = raw.duplicate_of or raw.id  # a copy reports the failure of the first one
+        await anyio.to_thread.run_sync(_record_failed_delivery, services, failed, rejected)
         return _error(rejected.status_code, rejected.message)
-    return JSONResponse({"status": "ok", "deliveryId": raw.id, "rows": result.rows})
+    answer = {"status": "ok", "deliveryId": raw.id, "rows": result.rows}
+    return JSONResponse({**answer, "duplicate": True} if raw.duplicate else answer)
+
+
+def _ingest_options(settings: Settings) -> dict:
+    """How every ingest of this server fetches file links and how large a delivery may be."""
+    return {"allowed_hosts": _allowed_file_hosts(settings), "max_bytes": settings.max_body_bytes}
 
 
 DISK_FULL = "the dashboard's disk is full; send the delivery again later"
@@ -459,6 +466,11 @@ def _remove_partial_bodies(deliveries_dir) -> int:
     return removed
 
 
+# How often deliveries that failed for a transient reason are looked at again (each waits its
+# own time too: lib.store.ingest.lifecycle.RETRY_DELAY_S).
+RETRY_INTERVAL_S = 30.0
+
+
 @asynccontextmanager
 async def lifespan(app):
     try:
@@ -472,41 +484,60 @@ async def lifespan(app):
     removed = await anyio.to_thread.run_sync(_remove_partial_bodies, settings.deliveries_dir)
     if removed:
         logger.warning("removed %d partly received bodies left from before a restart", removed)
-    recovered = await anyio.to_thread.run_sync(
-        lambda: ingest_pending(
-            services.store,
-            allowed_hosts=_allowed_file_hosts(settings),
-            max_bytes=settings.max_body_bytes,
-        )
-    )
-    if recovered:  # a warning: it means the server stopped abruptly with work in hand
-        logger.warning("ingested %d deliveries left from before a restart", len(recovered))
     await anyio.to_thread.run_sync(
         catalog.ensure_config_campaigns, services.store, settings.campaigns
     )
-    if not settings.sync_enabled:
-        logger.info("background sync is off (DIALSTATUS_SYNC_ENABLED=false)")
-        try:
-            yield
-        finally:
-            await anyio.to_thread.run_sync(_checkpoint, services)
-        return
     local_url = _local_url()
-    _start_engine(services, local_url if settings.demo else public_url(settings), local_url)
+    if settings.sync_enabled:
+        _start_engine(services, local_url if settings.demo else public_url(settings), local_url)
+    else:
+        logger.info("background sync is off (DIALSTATUS_SYNC_ENABLED=false)")
+    stopping = threading.Event()
 
-    async def start_when_serving() -> None:
+    async def recover_then_sync() -> None:
+        # Pages first: a delivery that kills the process must not keep it from ever serving.
         await _wait_until_serving(local_url)
-        services.sync.start()
-        logger.info("sync engine started (%s mode)", "demo" if settings.demo else "live")
+        await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, ingest_pending)
+        if services.sync is not None:  # after recovery: its deliveries answer the old requests
+            services.sync.start()
+            logger.info("sync engine started (%s mode)", "demo" if settings.demo else "live")
+        while not stopping.is_set():
+            await anyio.sleep(RETRY_INTERVAL_S)
+            await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, retry_pending)
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(start_when_serving)
-        try:
-            yield
-        finally:
-            tasks.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(recover_then_sync)
+            try:
+                yield
+            finally:
+                stopping.set()  # the delivery being recovered is finished, the rest wait
+                tasks.cancel_scope.cancel()
+    finally:
+        if services.sync is not None:
             await anyio.to_thread.run_sync(services.sync.stop)
-            await anyio.to_thread.run_sync(_checkpoint, services)
+        await anyio.to_thread.run_sync(_checkpoint, services)
+
+
+def _ingest_left_over(services: Services, stopping: threading.Event, run) -> None:
+    """Recovery at start (`ingest_pending`) or a retry pass (`retry_pending`), in the background;
+    a failure closes the request it answers like a failed callback does."""
+    try:
+        done = run(
+            services.store,
+            on_failed=lambda delivery_id, rejected: _record_failed_delivery(
+                services, delivery_id, rejected
+            ),
+            stopping=stopping,
+            **_ingest_options(services.settings),
+        )
+    except Exception:  # the server goes on serving; the deliveries stay for the next pass
+        logger.exception("could not ingest the deliveries left to do")
+        return
+    if done and run is ingest_pending:  # a warning: the server stopped with work in hand
+        logger.warning("ingested %d deliveries left from before a restart", len(done))
+    elif done:
+        logger.info("ingested %d deliveries on a retry", len(done))
 
 
 def _checkpoint(services: Services) -> None:

@@ -1,13 +1,15 @@
 """SIGKILL in the middle of receiving and ingesting a large delivery, then a restart.
 
 The promise: every delivery the server answered 200 is stored exactly once; a delivery whose body
-was persisted before the kill is ingested at the next start (or, if the kill came before that,
-the sender never got a 200 and sends it again, and it is stored once); nothing partial is ever
-visible: a campaign holds all of a delivery's leads or none of them.
+was persisted before the kill is ingested at the next start, in the background once the server
+answers (or, if the kill came before that, the sender never got a 200 and sends it again, and it
+is stored once); nothing partial is ever visible: a campaign holds all of a delivery's leads or
+none of them. A delivery whose ingest kills the server every time is given up after three.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -96,6 +98,18 @@ def _wait_for_new_file(folder: Path, pattern: str, seen: set[Path], timeout=120.
     raise AssertionError(f"no new {pattern} in {folder} within {timeout} s")
 
 
+def _wait_for_log(server: ServerProcess, pattern: str, count: int = 1, timeout=120.0) -> None:
+    """Recovery runs in the background: waits until its log says it finished."""
+    deadline = time.monotonic() + timeout
+    while len(re.findall(pattern, server.log_text())) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not logged {count} times within {timeout} s")
+        time.sleep(0.05)
+
+
+RECOVERED = r"ingested \d+ deliveries left from before a restart"
+
+
 def _small(server: ServerProcess, name: str, leads: int = 300) -> Sender:
     return Sender(server, name, leads, _body(name, leads, f"u-{name}"))
 
@@ -126,6 +140,7 @@ def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp
     #    killed in the middle of its ingest, with small deliveries arriving meanwhile.
     server = ServerProcess(data_dir, env=ENV).start()
     assert server.health()["status"] == "ok"
+    _wait_for_log(server, RECOVERED)  # its slices are not those of the next delivery
     second = Sender(server, "Big Two", BIG_LEADS, _body("Big Two", BIG_LEADS, "u-big-2"))
     seen = _files(deliveries, "*.slice.json")
     senders.append(second.send_in_background())
@@ -153,6 +168,7 @@ def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp
                 sender.status = answer.status
         health = server.health()
         assert health["status"] == "ok"
+        _wait_for_log(server, RECOVERED)
     finally:
         server.stop()
     assert not list(deliveries.glob("*.part"))
@@ -167,7 +183,7 @@ def test_sigkill_while_ingesting_a_large_delivery_loses_nothing_acknowledged(tmp
     assert len(per_body) == len(senders)
     log = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("server-*.log"))
     # Both restarts finished work left by the kill (how much depends on where the kill landed).
-    assert len(re.findall(r"ingested \d+ deliveries left from before a restart", log)) == 2
+    assert len(re.findall(RECOVERED, log)) == 2
     assert "Traceback" not in log
 
 
@@ -192,6 +208,7 @@ def test_restoring_an_older_backup_replays_the_deliveries_received_since(tmp_pat
     assert set(_counts(data_dir)) == {s.campaign for s in before}
     server = ServerProcess(data_dir, env=ENV).start()
     try:
+        _wait_for_log(server, "ingested 4 deliveries left from before a restart")
         again = Sender(server, since[0].campaign, since[0].leads, since[0].body)
         assert again.send() == 200  # a late resend is a duplicate, not a second copy
     finally:
@@ -201,6 +218,63 @@ def test_restoring_an_older_backup_replays_the_deliveries_received_since(tmp_pat
                      "WHERE state = 'ingested'")  # fmt: skip
     assert ingested == [(7, 7)]
     assert "ingested 4 deliveries left from before a restart" in server.log_text()
+
+
+CRASH_LEADS = 200_000
+
+
+def _odd_shape_body(campaign: str, leads: int, unique_id: str) -> bytes:
+    """The default delivery JSON-encoded twice (~80 MB): off the fast path, so it is read with
+    json.loads, which takes seconds and the most memory a delivery can take."""
+    return json.dumps(_body(campaign, leads, unique_id).decode()).encode()
+
+
+@pytest.mark.slow
+def test_a_delivery_that_kills_the_server_three_times_is_given_up_and_the_fourth_start_serves(
+    tmp_path,
+):
+    """Killed while reading it in the callback, then twice while recovery reads it again in the
+    background (the server answering meanwhile): the fourth start does not read it, marks it
+    failed in plain words, serves pages and takes new callbacks."""
+    data_dir = tmp_path / "srv"
+    deliveries = data_dir / "dialstatus.deliveries"
+    poison = _odd_shape_body("Poison", CRASH_LEADS, "u-poison")
+    for start in (1, 2, 3):
+        seen = _files(deliveries, "*.records.json")
+        server = ServerProcess(data_dir, env=ENV).start()
+        if start == 1:
+            sender = Sender(server, "Poison", CRASH_LEADS, poison).send_in_background()
+        else:
+            assert server.health()["status"] == "ok"  # answering while recovery reads it
+        _wait_for_new_file(deliveries, "*.records.json", seen)  # parsed, not yet stored
+        server.kill()
+        if start == 1:
+            sender.thread.join(30)
+            assert not sender.acknowledged
+        state = _rows(data_dir, "SELECT state, attempts FROM raw_deliveries")
+        assert state == [("received", start)], f"start {start}: nothing was interrupted"
+        assert _counts(data_dir).get("Poison", 0) == 0
+
+    seen = _files(deliveries, "*.records.json")
+    server = ServerProcess(data_dir, env=ENV).start()
+    try:
+        assert httpx.get(server.base_url + "/", timeout=30).status_code == 200
+        _wait_for_log(server, "rejected: ingest was interrupted 3 times")
+        after = _small(server, "After")
+        assert after.send() == 200
+        assert httpx.get(server.base_url + "/", timeout=30).status_code == 200
+        assert server.health()["status"] == "ok"
+    finally:
+        server.stop()
+    assert _files(deliveries, "*.records.json") - seen == set()  # not read a fourth time
+    given_up = _rows(data_dir, "SELECT state, attempts, error FROM raw_deliveries "
+                     "WHERE size_bytes = ?", [len(poison)])  # fmt: skip
+    assert given_up == [(
+        "failed", 3, "ingest was interrupted 3 times (the server stopped or ran out of memory "
+        "while reading it); it is kept but skipped",
+    )]  # fmt: skip
+    assert _counts(data_dir) == {"After": after.leads}
+    assert "Traceback" not in server.log_text()
 
 
 def test_rotating_the_callback_secret(tmp_path):

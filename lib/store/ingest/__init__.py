@@ -4,8 +4,12 @@ DuckDB reads the records with every field as VARCHAR and one SELECT maps them to
 columns; the newest `updated_at` wins. No per-record Python anywhere. The modules, in the order
 a delivery goes through them:
 
-- `transaction.py`: the entry points and the delivery's one transaction (leads, lead summary,
-  sync request, sync state, raw delivery and data version change together);
+- `lifecycle.py`: the entry points (ingest, recovery, retries, duplicates), attempts counted and
+  given up, transient failures kept for a retry;
+- `flights.py`: which deliveries are being ingested (one ingest of a delivery at a time) and
+  when those that failed transiently are tried again;
+- `transaction.py`: the delivery's one transaction (leads, lead summary, sync request, sync
+  state, raw delivery and data version change together);
 - `records.py`: reading the records file (JSON array, possibly in pieces, NDJSON or CSV) and its
   limits;
 - `mapping.py`: which fields are read, and how delivered fields become `leads` columns;
@@ -14,6 +18,20 @@ a delivery goes through them:
   the `lib.store.ingest` logger that tests and bench/ingest_probe.py set to DEBUG).
 """
 
-from lib.store.ingest.transaction import IngestResult, ingest_delivery, ingest_pending
+from lib.store.ingest.lifecycle import (
+    MAX_ATTEMPTS,
+    ingest_delivery,
+    ingest_pending,
+    retry_pending,
+    settle_duplicate,
+)
+from lib.store.ingest.transaction import IngestResult
 
-__all__ = ["IngestResult", "ingest_delivery", "ingest_pending"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "IngestResult",
+    "ingest_delivery",
+    "ingest_pending",
+    "retry_pending",
+    "settle_duplicate",
+]

@@ -1,19 +1,14 @@
-"""The ingest of one delivery: its one transaction, and the entry points around it.
-
-One transaction per delivery: the leads (`write.py`), the lead summary, the sync request the
+"""A delivery's one transaction: the leads (`write.py`), the lead summary, the sync request the
 delivery answers, the campaigns' sync state, the raw delivery's state and the data version
-change together, all or nothing. A failure leaves the leads untouched and the raw delivery
-'failed', its body kept for a retry.
+change together, all or nothing (the entry points around it are in `lifecycle.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 
@@ -26,22 +21,11 @@ from lib.store.ingest.mapping import (
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import describe_data_error
 from lib.store.ingest.write import Loaded, restart_transaction, write_leads
-from lib.store.receive import (
-    DEFAULT_DOWNLOAD_TIMEOUT_S,
-    DEFAULT_MAX_BYTES,
-    DeliveryRejected,
-    Fetcher,
-    ParsedDelivery,
-    adopt_orphans,
-    check_link,
-    deliveries_dir_for,
-    make_fetcher,
-    parse_delivery,
-    remove_stale_artefacts,
-)
+from lib.store.receive import DeliveryRejected, ParsedDelivery
 from lib.store.summary import summary_is_current, update_summary
 
 logger = logging.getLogger(__name__)
+
 
 # DuckDB errors caused by the data itself (the rest are the machine's: disk, memory, bugs).
 _DATA_ERRORS = (
@@ -61,191 +45,16 @@ class IngestResult:
     rows: int  # records stored from this delivery (after de-duplication within it)
     unique_id: str | None
     campaign_name: str | None
-    duplicate: bool = False  # an identical body was already received: nothing changed
+    duplicate: bool = False  # an identical body was already received: no lead changed
     campaigns: tuple[str, ...] = ()
     request_id: int | None = None
-
-
-@dataclass(frozen=True)
-class _RawRow:
-    id: int
-    path: str
-    content_type: str | None
-    state: str
-    rows: int | None
-    unique_id: str | None
-    campaign_name: str | None
-    request_id: int | None
-
-
-# -- public entry points -------------------------------------------------------------------
-
-
-def ingest_delivery(
-    store,
-    delivery_id: int,
-    *,
-    fetch_file: Fetcher | None = None,
-    allowed_hosts: Iterable[str] = (),
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
-) -> IngestResult:
-    """Parses and ingests one registered delivery, all or nothing.
-
-    File links are fetched only from `allowed_hosts` (http/https), with `fetch_file` when given,
-    else with `lib.store.receive.make_fetcher`. A delivery already ingested, or a duplicate, returns
-    `duplicate=True` and changes nothing. On failure the raw row becomes 'failed' (with a short
-    error), leads are untouched and DeliveryRejected is raised (400 for bad data).
-    """
-    row = _raw_row(store, delivery_id)
-    if row is None:
-        raise DeliveryRejected(404, f"unknown delivery {delivery_id}")
-    if row.state in ("ingested", "duplicate"):
-        return _already(row)
-    fetch = _guarded_fetcher(fetch_file, tuple(allowed_hosts), max_bytes, download_timeout_s)
-    parsed: list[ParsedDelivery] = []
-    phases = Phases()
-    try:
-        parsed.append(
-            parse_delivery(row.path, row.content_type, fetch_file=fetch, max_bytes=max_bytes)
-        )
-        phases.mark("parse")
-        with store.writing() as cursor:
-            current = _raw_row(store, delivery_id, cursor)
-            if current is not None and current.state in ("ingested", "duplicate"):
-                return _already(current)
-            return _ingest_parsed(store, cursor, delivery_id, parsed, phases)
-    except DeliveryRejected as rejected:
-        _mark_failed(store, delivery_id, _whose(rejected, parsed))
-        raise
-    except FileNotFoundError:
-        rejected = DeliveryRejected(500, "the delivery body file is missing")
-        _mark_failed(store, delivery_id, _whose(rejected, parsed))
-        raise rejected from None
-    except Exception:
-        logger.exception("ingest of delivery %s failed", delivery_id)
-        rejected = DeliveryRejected(
-            500, "internal error while ingesting (the body is kept for a retry)"
-        )
-        _mark_failed(store, delivery_id, _whose(rejected, parsed))
-        raise rejected from None
-    finally:
-        for item in parsed:
-            item.cleanup()
-
-
-def ingest_pending(
-    store,
-    *,
-    deliveries_dir: Path | str | None = None,
-    fetch_file: Fetcher | None = None,
-    allowed_hosts: Iterable[str] = (),
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
-) -> list[IngestResult]:
-    """Finishes what a crash interrupted: adopts body files without a row, then ingests every
-    delivery still in state 'received', oldest first. Failures are logged and left 'failed'.
-
-    `deliveries_dir` defaults to the folder beside the store's database (Settings rule).
-    """
-    folder = Path(deliveries_dir) if deliveries_dir is not None else deliveries_dir_for(store)
-    adopt_orphans(store, folder)
-    results = []
-    for delivery_id in _received_ids(store):
-        try:
-            results.append(
-                ingest_delivery(
-                    store,
-                    delivery_id,
-                    fetch_file=fetch_file,
-                    allowed_hosts=allowed_hosts,
-                    max_bytes=max_bytes,
-                    download_timeout_s=download_timeout_s,
-                )
-            )
-        except DeliveryRejected as rejected:
-            logger.warning("pending delivery %s rejected: %s", delivery_id, rejected.message)
-    # Files a crash left half-made (slices, downloads): those of finished deliveries go.
-    remove_stale_artefacts(folder, keep_ids=_received_ids(store))
-    return results
-
-
-# -- bookkeeping ---------------------------------------------------------------------------
-
-
-def _received_ids(store) -> list[int]:
-    with store.cursor() as cursor:
-        rows = cursor.execute(
-            "SELECT id FROM raw_deliveries WHERE state = 'received' ORDER BY id"
-        ).fetchall()
-    return [row[0] for row in rows]
-
-
-def _raw_row(store, delivery_id: int, cursor=None) -> _RawRow | None:
-    query = (
-        "SELECT id, path, content_type, state, rows, unique_id, campaign_name, request_id "
-        "FROM raw_deliveries WHERE id = ?"
-    )
-    if cursor is not None:
-        found = cursor.execute(query, [delivery_id]).fetchone()
-    else:
-        with store.cursor() as own:
-            found = own.execute(query, [delivery_id]).fetchone()
-    return _RawRow(*found) if found else None
-
-
-def _already(row: _RawRow) -> IngestResult:
-    return IngestResult(
-        row.id,
-        row.rows or 0,
-        row.unique_id,
-        row.campaign_name,
-        duplicate=True,
-        request_id=row.request_id,
-    )
-
-
-def _guarded_fetcher(
-    fetch_file: Fetcher | None, allowed_hosts: tuple[str, ...], max_bytes: int, timeout_s: float
-) -> Fetcher:
-    """Every link is checked against the allowed hosts, whoever downloads it."""
-    if fetch_file is None:
-        return make_fetcher(allowed_hosts, max_bytes=max_bytes, timeout_s=timeout_s)
-
-    def fetch(url: str, dest: Path) -> None:
-        fetch_file(check_link(url, allowed_hosts), dest)
-
-    return fetch
-
-
-def _whose(rejected: DeliveryRejected, parsed: list[ParsedDelivery]) -> DeliveryRejected:
-    """Names the request and campaign on the rejection when parsing found them (the server
-    closes that sync request at once instead of waiting for its timeout)."""
-    if parsed:
-        rejected.unique_id = rejected.unique_id or parsed[0].unique_id
-        rejected.campaign_name = rejected.campaign_name or parsed[0].campaign_name
-    return rejected
-
-
-def _mark_failed(store, delivery_id: int, rejected: DeliveryRejected) -> None:
-    message, unique_id, campaign = rejected.message, rejected.unique_id, rejected.campaign_name
-    try:
-        with store.writing() as cursor:
-            cursor.execute(
-                "UPDATE raw_deliveries SET state = 'failed', error = ?, "
-                "unique_id = coalesce(?, unique_id), campaign_name = coalesce(?, campaign_name) "
-                "WHERE id = ? AND state NOT IN ('ingested', 'duplicate')",
-                [message[:500], unique_id, campaign, delivery_id],
-            )
-    except duckdb.Error:
-        logger.exception("could not mark delivery %s failed", delivery_id)
 
 
 # -- the transaction -----------------------------------------------------------------------
 
 
-def _ingest_parsed(
-    store, cursor, delivery_id: int, parsed: list[ParsedDelivery], phases: Phases
+def ingest_parsed(
+    store, cursor, delivery_id: int, parsed: list[ParsedDelivery], phases: Phases, known_request
 ) -> IngestResult:
     delivery = parsed[-1]
     source: Source | None = None
@@ -253,7 +62,9 @@ def _ingest_parsed(
         while True:  # the fast path's pieces, then its one slice, then the generic parse
             try:
                 source = discover_source(store, cursor, delivery.records_source, phases)
-                result = _transaction(store, cursor, source, delivery, delivery_id, phases)
+                result = _transaction(
+                    store, cursor, source, delivery, delivery_id, phases, known_request
+                )
                 break
             except _DATA_ERRORS as exc:
                 if source is not None:
@@ -280,7 +91,13 @@ def _ingest_parsed(
 
 
 def _transaction(
-    store, cursor, source: Source, delivery: ParsedDelivery, delivery_id: int, phases: Phases
+    store,
+    cursor,
+    source: Source,
+    delivery: ParsedDelivery,
+    delivery_id: int,
+    phases: Phases,
+    known_request: int | None,
 ) -> IngestResult:
     """The delivery's one transaction: leads, summary, bookkeeping; all or nothing."""
     cursor.execute("BEGIN")
@@ -296,7 +113,7 @@ def _transaction(
             restart_transaction(cursor)
             source = source.with_keys(complete)
             loaded = write_leads(cursor, source, delivery, delivery_id, phases, incremental)
-        result = _bookkeeping(cursor, delivery, delivery_id, loaded)
+        result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request)
         store.bump_data_version(cursor)
         update_summary(cursor, delivery_id, incremental)
         phases.mark("summary")
@@ -309,19 +126,36 @@ def _transaction(
     return result
 
 
-def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loaded):
+def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loaded, known_request):
     rows, per_campaign = loaded.rows, loaded.per_campaign
     campaigns = tuple(name for name, _ in per_campaign)
     campaign = delivery.campaign_name or (campaigns[0] if len(campaigns) == 1 else None)
-    request_id, kind, asked_at = _match_request(cursor, delivery.unique_id, campaign)
+    match = match_request(cursor, delivery.unique_id, campaign, known_request)
+    if campaign is not None and campaign not in campaigns:
+        per_campaign = [*per_campaign, (campaign, None)]  # an empty answer is a success too
+    record_answer(cursor, match, delivery.unique_id, campaign, per_campaign, rows)
+    request_id = match[0]
+    cursor.execute(
+        "UPDATE raw_deliveries SET state = 'ingested', rows = ?, ingested_at = now(), "
+        "error = NULL, unique_id = ?, campaign_name = ?, request_id = ? WHERE id = ?",
+        [rows, delivery.unique_id, campaign, request_id, delivery_id],
+    )
+    return IngestResult(
+        delivery_id, rows, delivery.unique_id, campaign, False, campaigns, request_id
+    )
+
+
+def record_answer(cursor, match, unique_id, campaign, per_campaign, rows: int) -> None:
+    """The matched request is delivered and each campaign's sync state moves, for an ingest and
+    for a duplicate (whose `newest` is None: its rows are stored already, the watermark stays).
+    """
+    request_id, kind, asked_at = match
     if request_id is not None:
         cursor.execute(
             "UPDATE sync_requests SET state = 'delivered', delivered_at = now(), rows = ?, "
             "unique_id = coalesce(unique_id, ?), error = NULL WHERE id = ?",
-            [rows, delivery.unique_id, request_id],
+            [rows, unique_id, request_id],
         )
-    if campaign is not None and campaign not in campaigns:
-        per_campaign = [*per_campaign, (campaign, None)]  # an empty answer is a success too
     # Only a refresh (status/dialstatus/dispositions = All) proves nothing older is missing, so
     # only its records may move the watermark; a hand-made filtered request or an unsolicited
     # delivery stores its rows but leaves the incremental sync's starting point alone.
@@ -348,14 +182,6 @@ def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loa
                 (asked_at or datetime.now(UTC)) if refresh else None,
             ],
         )
-    cursor.execute(
-        "UPDATE raw_deliveries SET state = 'ingested', rows = ?, ingested_at = now(), "
-        "error = NULL, unique_id = ?, campaign_name = ?, request_id = ? WHERE id = ?",
-        [rows, delivery.unique_id, campaign, request_id, delivery_id],
-    )
-    return IngestResult(
-        delivery_id, rows, delivery.unique_id, campaign, False, campaigns, request_id
-    )
 
 
 def _watermark_ceiling(cursor, request_id: int, asked_at):
@@ -369,10 +195,17 @@ def _watermark_ceiling(cursor, request_id: int, asked_at):
     return to_date or asked_at or datetime.now(UTC)
 
 
-def _match_request(cursor, unique_id: str | None, campaign: str | None):
-    """(id, kind, sent_at) of the sync request this delivery answers: by uniqueId, else the
-    campaign's newest open one ('sent' too: a fast callback can arrive before the engine has
-    recorded the acceptance); (None, None, None) for an unsolicited delivery."""
+def match_request(cursor, unique_id: str | None, campaign: str | None, known=None):
+    """(id, kind, sent_at) of the sync request this delivery answers: the one an earlier failed
+    attempt was matched to (`known`), else by uniqueId, else the campaign's newest open one
+    ('sent' too: a fast callback can arrive before the engine has recorded the acceptance);
+    (None, None, None) for an unsolicited delivery."""
+    if known is not None:
+        found = cursor.execute(
+            "SELECT id, kind, sent_at FROM sync_requests WHERE id = ?", [known]
+        ).fetchone()
+        if found:
+            return found
     if unique_id is not None:
         found = cursor.execute(
             "SELECT id, kind, sent_at FROM sync_requests WHERE unique_id = ? "

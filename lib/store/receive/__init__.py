@@ -43,6 +43,7 @@ from lib.store.receive.raw import (
     remove_stale_artefacts,
 )
 from lib.store.receive.types import (
+    GAVE_UP_PREFIX,
     DeliveryRejected,
     Fetcher,
     ParsedDelivery,
@@ -54,6 +55,7 @@ from lib.store.receive.types import (
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT_S",
     "DEFAULT_MAX_BYTES",
+    "GAVE_UP_PREFIX",
     "DeliveryRejected",
     "Fetcher",
     "ParsedDelivery",

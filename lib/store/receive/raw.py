@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from lib.store.receive.types import RawDelivery
+from lib.store.receive.types import GAVE_UP_PREFIX, RawDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ def register_raw(store, deliveries_dir, tmp_path, content_type: str | None) -> R
 
     Once this returns, a crash loses nothing: `ingest.ingest_pending` finishes the work (a crash
     between the rename and the row leaves a `<id>.body` without a row, which it adopts). A body
-    whose sha256 matches a delivery already received or ingested is recorded as 'duplicate' and
-    its file deleted.
+    whose sha256 matches a delivery already received or ingested (or given up because reading it
+    kept killing the process) is recorded as 'duplicate' and
+    its file deleted (the earlier one's file holds the same bytes); `duplicate_of` names that
+    delivery, which `ingest.settle_duplicate` waits for and matches to its request.
     """
     deliveries_dir = Path(deliveries_dir)
     deliveries_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +86,9 @@ def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: in
             if not final.exists():
                 break
         seen = cursor.execute(
-            "SELECT id FROM raw_deliveries WHERE sha256 = ? AND state IN ('ingested', 'received') "
-            "ORDER BY id LIMIT 1",
-            [sha],
+            "SELECT id FROM raw_deliveries WHERE sha256 = ? AND (state IN ('ingested', "
+            "'received') OR (state = 'failed' AND starts_with(error, ?))) ORDER BY id LIMIT 1",
+            [sha, GAVE_UP_PREFIX],
         ).fetchone()
         if seen is not None:
             cursor.execute(
@@ -96,7 +98,7 @@ def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: in
             )
             with contextlib.suppress(FileNotFoundError):
                 source.unlink()
-            return RawDelivery(delivery_id, final, sha, size, duplicate=True)
+            return RawDelivery(delivery_id, final, sha, size, duplicate_of=seen[0])
         os.replace(source, final)
         _fsync_dir(deliveries_dir)
         cursor.execute(
@@ -104,7 +106,7 @@ def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: in
             "VALUES (?, ?, ?, ?, ?, 'received')",
             [delivery_id, sha, media, size, str(final)],
         )
-    return RawDelivery(delivery_id, final, sha, size, duplicate=False)
+    return RawDelivery(delivery_id, final, sha, size)
 
 
 def adopt_orphans(store, deliveries_dir) -> list[RawDelivery]:

@@ -13,16 +13,29 @@ from typing import Literal
 _ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
+# How the reason for a delivery given up after its ingest kept being interrupted begins: a later
+# copy of that body is a duplicate of it, answered at once, not read again (lib.store.ingest).
+GAVE_UP_PREFIX = "ingest was interrupted"
+
 Fetcher = Callable[[str, Path], None]  # downloads url to the given path, or raises DeliveryRejected
 
 
-class DeliveryRejected(Exception):
-    """A delivery that cannot be accepted; `message` is short, safe to return to the sender."""
+# Failures that say nothing about the delivery itself (a file host's 5xx or timeout, the
+# machine's trouble): the delivery is kept and tried again, within its attempts.
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
-    def __init__(self, status_code: int, message: str) -> None:
+
+class DeliveryRejected(Exception):
+    """A delivery that cannot be accepted; `message` is short, safe to return to the sender.
+
+    `transient` (by default: a 500, 502, 503 or 504) means trying again later may succeed.
+    """
+
+    def __init__(self, status_code: int, message: str, *, transient: bool | None = None) -> None:
         super().__init__(f"{status_code}: {message}")
         self.status_code = status_code
         self.message = message
+        self.transient = status_code in _TRANSIENT_STATUSES if transient is None else transient
         # Whose delivery it was, when known (a broken file link: the envelope named them).
         self.unique_id: str | None = None
         self.campaign_name: str | None = None
@@ -34,7 +47,11 @@ class RawDelivery:
     path: Path
     sha256: str
     size: int
-    duplicate: bool
+    duplicate_of: int | None = None  # the earlier delivery with the same body, if any
+
+    @property
+    def duplicate(self) -> bool:
+        return self.duplicate_of is not None
 
 
 @dataclass(frozen=True)
