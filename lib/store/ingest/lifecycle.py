@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -56,7 +55,6 @@ MAX_ATTEMPTS = 3
 RETRY_DELAY_S = 60.0
 # A file link's transient failure is tried again inside the attempt after these pauses.
 FETCH_RETRY_DELAYS_S = (1.0, 3.0)
-_HOST_ANSWERED = re.compile(r"answered HTTP (\d{3})")
 
 
 @dataclass(frozen=True)
@@ -342,7 +340,6 @@ def _guarded_fetcher(
                 download(checked, dest)
                 return
             except DeliveryRejected as rejected:
-                rejected.transient = _fetch_failure_is_transient(rejected)
                 if not rejected.transient or delay is None:
                     raise
                 if time.monotonic() - started + delay >= timeout_s:
@@ -351,16 +348,6 @@ def _guarded_fetcher(
             time.sleep(delay)
 
     return fetch
-
-
-def _fetch_failure_is_transient(rejected: DeliveryRejected) -> bool:
-    """The host's own answer decides when there is one (links.py reports every answer other
-    than 200 as 502): a 4xx other than 408 and 429 will not change by asking again."""
-    answered = _HOST_ANSWERED.search(rejected.message)
-    if answered is None:
-        return rejected.transient
-    status = int(answered.group(1))
-    return status >= 500 or status in (408, 429)
 
 
 def _whose(rejected: DeliveryRejected, parsed: list[ParsedDelivery]) -> DeliveryRejected:

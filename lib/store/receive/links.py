@@ -126,15 +126,13 @@ def make_fetcher(
                             current = check_link(urljoin(current, location), allowed)
                             continue
                         if response.status_code != 200:
-                            raise DeliveryRejected(
-                                502, f"the file link answered HTTP {response.status_code}"
-                            )
+                            raise _host_answered(response.status_code)
                         declared = response.headers.get("content-length", "")
                         if declared.isdigit() and int(declared) > max_bytes:
                             raise DeliveryRejected(413, "the linked file is over the size limit")
                         _stream_to(response, dest, max_bytes, deadline)
                         return
-                raise DeliveryRejected(502, "the file link redirects too often")
+                raise DeliveryRejected(502, "the file link redirects too often", transient=False)
             except httpx.TimeoutException:
                 raise DeliveryRejected(504, "the file download timed out") from None
             except httpx.HTTPError as exc:
@@ -143,6 +141,16 @@ def make_fetcher(
                 ) from None
 
     return fetch
+
+
+def _host_answered(status: int) -> DeliveryRejected:
+    """A 502 naming the file host's answer; trying again helps only after a 5xx, 408 or 429
+    (a 404 or 403 will not change by asking again)."""
+    return DeliveryRejected(
+        502,
+        f"the file link answered HTTP {status}",
+        transient=status >= 500 or status in (408, 429),
+    )
 
 
 def _stream_to(response: httpx.Response, dest: Path, max_bytes: int, deadline: float) -> None:
