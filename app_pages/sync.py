@@ -131,12 +131,16 @@ else:
     st.dataframe(requests, hide_index=True, key="sync_requests")
     st.caption("The newest 200 requests; parameters are stored with the callback secret redacted.")
 
-st.subheader("Unparseable deliveries", anchor=False)
+st.subheader("Deliveries not read", anchor=False)
 if failed.empty:
     st.caption("None: every delivery received so far was read.")
 else:
     st.dataframe(failed, hide_index=True, key="sync_failed_deliveries")
-    st.caption("Bodies are kept on disk beside the database (file) for inspection.")
+    st.caption(
+        "retrying: a transient failure (the file host answered 5xx or did not answer), tried "
+        "again by itself, 3 attempts in all; failed: given up. Bodies are kept on disk beside "
+        "the database (file) for inspection."
+    )
 
 if operator:
     st.subheader("Send one request by hand", anchor=False)

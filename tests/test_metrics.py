@@ -509,3 +509,20 @@ def test_a_named_value_beyond_the_top_is_offered(many_names, fresh_services):
     assert campaigns == ["Campaign 07"]
     with pytest.raises(ValueError):
         metrics.with_named(cursor, [], ["x"], "name; DROP TABLE leads")
+
+
+def test_a_delivery_waiting_for_a_retry_is_listed_as_retrying(store, cursor):
+    """A transient failure keeps the delivery 'received' with its reason: the Sync page lists it
+    (as retrying, with its attempts) beside the failed ones; one simply not read yet is not."""
+    with store.writing() as writer:
+        for state, error in (("received", "the file link answered HTTP 503"), ("received", None)):
+            writer.execute(
+                "INSERT INTO raw_deliveries (id, sha256, content_type, size_bytes, path, state, "
+                "error, attempts) VALUES (nextval('delivery_ids'), ?, 'application/json', 5, "
+                "'/data/deliveries/x.body', ?, ?, 2)",
+                [f"retry-{error}", state, error],
+            )
+    failed = metrics.failed_deliveries(cursor)
+    assert list(failed["state"]) == ["retrying", "failed"]
+    assert failed["error"].iloc[0] == "the file link answered HTTP 503"
+    assert failed["attempts"].iloc[0] == 2

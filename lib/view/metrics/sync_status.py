@@ -100,13 +100,17 @@ def active_requests(cursor: duckdb.DuckDBPyConnection) -> int:
 
 
 def failed_deliveries(cursor: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
-    """Callback bodies that could not be parsed or ingested (kept on disk for inspection)."""
+    """Callback bodies not read: given up ('failed'), or waiting for a retry after a transient
+    failure ('received' with an error); bodies are kept on disk for inspection."""
     return fetch_frame(
         cursor,
         """
         SELECT id, received_at, campaign_name AS campaign, unique_id, request_id, content_type,
-               size_bytes, state, error, regexp_extract(path, '[^/\\\\]+$') AS file
-        FROM raw_deliveries WHERE state = 'failed' ORDER BY id DESC LIMIT $limit
+               size_bytes, CASE state WHEN 'received' THEN 'retrying' ELSE state END AS state,
+               attempts, error, regexp_extract(path, '[^/\\\\]+$') AS file
+        FROM raw_deliveries
+        WHERE state = 'failed' OR (state = 'received' AND error IS NOT NULL)
+        ORDER BY id DESC LIMIT $limit
         """,
         {"limit": int(limit)},
     )
