@@ -21,7 +21,10 @@ pytestmark = pytest.mark.browser
 
 README_SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 README_SHOT_MAX_BYTES = 400_000
-SYNC_METRICS = ["Requests in window", "Next free slot", "Queued", "Awaiting delivery"]
+SYNC_METRICS = [
+    *("Requests in window", "Next free slot", "Queued", "Awaiting delivery"),
+    *("Bodies kept", "Bodies pruned", "Deliveries folder", "Free disk"),
+]
 
 
 @dataclass(frozen=True)
