@@ -227,9 +227,8 @@ st.session_state[ui.VIEW_KEY] = ui.View(
     demo=settings.demo,
     share_query=share_query,
 )
-# This run shows `version`: the header's live check (`ui.live_status`) reruns the app only when
-# the data moves past it. Remembering an older version here made that check rerun the app in
-# the middle of this very run, which dropped a button press such as Sync now.
+# This run shows `version`: the header's live check (`ui.live_status`) reruns the app on its own
+# ticks when the data moves past it, never inside this run (that dropped Sync now presses).
 st.session_state[ui.SEEN_VERSION_KEY] = version
 
 if settings.demo:
@@ -252,4 +251,8 @@ if notices:
             st.warning(ui.md_escape(notice), icon=":material/link_off:")
         st.button("Dismiss", key="dismiss_notices", on_click=_dismiss_notices)
 
-page.run()
+st.session_state[ui.PAGE_RUNNING_KEY] = True
+try:
+    page.run()
+finally:
+    st.session_state[ui.PAGE_RUNNING_KEY] = False

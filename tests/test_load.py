@@ -284,9 +284,10 @@ def test_sync_now_pressed_by_20_sessions_for_3_minutes(tmp_path):
     async def click_sync_now(page, problems) -> None:
         """Clicks Sync now until the deadline; each click must be answered. Clicks used to go
         unanswered for 60 s: the header's live check reran the app in the middle of the click's
-        own run whenever data had landed since the page was drawn, dropping the press (fixed in
-        dashboard.py; test_pages has the exact case). A person would click again, so a click
-        still gets one retry (counted in the report) before it fails the test."""
+        own run whenever data had landed since the top of that run, dropping the press (the
+        server's fault, not the browsers'; fixed in ui.live_status, test_pages has the exact
+        case). A person would click again, so a click still gets one retry (counted in the
+        report) before it fails the test."""
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         # The answer names the time of its press, so the previous click's answer never counts.

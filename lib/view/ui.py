@@ -35,6 +35,7 @@ P_SECTION = "section"  # the Campaign page's open section, a URL parameter
 CAMPAIGN_SECTIONS = ("Breakdown", "Composition", "Trends")
 VIEW_KEY = "_dialstatus_view"
 SEEN_VERSION_KEY = "_dialstatus_seen_version"
+PAGE_RUNNING_KEY = "_dialstatus_page_running"  # True while dashboard.py runs the page
 REFRESH_EVERY = "15s"
 Result = TypeVar("Result")
 
@@ -371,18 +372,20 @@ def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
 
 @st.fragment(run_every=REFRESH_EVERY)
 def live_status() -> None:
-    """Re-runs the page when new deliveries land (data version changed), and shows freshness."""
+    """Re-runs the page when new deliveries land (data version changed), and shows freshness.
+
+    Only its own 15 s ticks rerun the app. Inside a full run the page already shows the version
+    dashboard.py read at the top: data landing since then waits for the next tick, because a
+    rerun here would restart the run that carries a button press (Sync now) and drop it."""
     current = view()
-    store = services().store
-    try:
-        version = store.data_version()
-    except Exception:
-        return
-    seen = st.session_state.get(SEEN_VERSION_KEY)
-    if seen is not None and version != seen:
-        st.session_state[SEEN_VERSION_KEY] = version
-        st.rerun(scope="app")
-    st.session_state[SEEN_VERSION_KEY] = version
+    if not st.session_state.get(PAGE_RUNNING_KEY):
+        try:
+            version = services().store.data_version()
+        except Exception:
+            return
+        if version != st.session_state.get(SEEN_VERSION_KEY, version):
+            st.session_state[SEEN_VERSION_KEY] = version
+            st.rerun(scope="app")
     names = current.filters.campaigns or current.campaigns
     frame = read(metrics.data_as_of, names)
     st.caption(
