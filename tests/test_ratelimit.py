@@ -62,6 +62,31 @@ def test_window_slides_one_slot_at_a_time():
     assert clock.now == pytest.approx(start + 61)
 
 
+def test_a_slot_is_held_until_its_answer_then_for_the_window():
+    """CloudAgent counts a request when it arrives, which may be as late as its answer: a CI run
+    saw 11 arrivals in 60 s when a slot's window started at the send and the first request of
+    the ten reached the sandbox late under load."""
+    clock, limiter = make()
+    start = clock.now
+    first = limiter.acquire("a")
+    clock.now += 5.0  # the first request's answer comes back 5 s later
+    limiter.answered("a", first)
+    for _ in range(9):
+        limiter.answered("a", limiter.acquire("a"))  # answered at once
+    limiter.acquire("a")  # the first slot frees 60 s after its answer, not after its send
+    assert clock.now == pytest.approx(start + 65)
+
+
+def test_an_answer_slower_than_the_window_still_holds_a_slot_for_the_window_after_it():
+    clock, limiter = make(max_requests=1)
+    start = clock.now
+    slow = limiter.acquire("a")
+    clock.now += 90.0  # answered after the send's window has passed
+    limiter.answered("a", slow)
+    limiter.acquire("a")
+    assert clock.now == pytest.approx(start + 150)
+
+
 def test_keys_are_independent():
     clock, limiter = make(max_requests=2)
     for key in ("a", "b", "c"):

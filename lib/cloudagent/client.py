@@ -210,8 +210,12 @@ class CloudAgentClient:
         campaign = body.get("campaignName", "")
         attempt = 0
         while True:
-            self._acquire(key, note=f"{campaign} (attempt {attempt + 1})")
-            outcome = self._send_once(body)
+            stamp = self._acquire(key, note=f"{campaign} (attempt {attempt + 1})")
+            try:
+                outcome = self._send_once(body)
+            finally:
+                if self.limiter is not None:
+                    self.limiter.answered(key, stamp)
             if isinstance(outcome, Accepted):
                 logger.info(
                     "CloudAgent accepted the request for campaign %r (uniqueId %s)",
@@ -254,9 +258,10 @@ class CloudAgentClient:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _acquire(self, key: str, note: str) -> None:
-        if self.limiter is not None:
-            self.limiter.acquire(key, on_wait=self.options.on_wait, note=note)
+    def _acquire(self, key: str, note: str) -> float:
+        if self.limiter is None:
+            return 0.0
+        return self.limiter.acquire(key, on_wait=self.options.on_wait, note=note)
 
     def _record_imposed_wait(self, key: str, outcome: _Retry) -> None:
         """ "Max limit exceeded" or a Retry-After blocks the account in the (durable) limiter for

@@ -3,9 +3,10 @@
 CloudAgent allows 10 Campaign Dial Status requests per minute (vendor page). Whether that minute is
 fixed or sliding, and whether it counts per user or per api key, is not documented: a sliding
 window of `window_s` per account is the strictest reading, and it also satisfies a fixed
-calendar-minute window. `margin_s` widens the window a little so that network jitter between
-our clock and the server's (a request acquired at t=0 that arrives late, one acquired at t=60
-that arrives early) cannot squeeze 11 arrivals into the server's minute.
+calendar-minute window. CloudAgent counts a request when it arrives, somewhere between our send
+and its answer, so a slot is held from the send until the answer comes back (`answered`), then
+for the window: a request that reached the server late can never share its minute with the
+request ten sends later. `margin_s` widens the window a little more, against clock jitter.
 
 Every wait is announced through `on_wait(reason, seconds)` before it starts, so a caller can show
 why nothing is happening ("rate limit: 10 requests per 60 s reached for account X; ...").
@@ -134,10 +135,10 @@ class SlidingWindowLimiter:
             return 0.0, ""
         return max(waits)
 
-    def acquire(self, key: str, on_wait: OnWait | None = None, note: str = "") -> None:
+    def acquire(self, key: str, on_wait: OnWait | None = None, note: str = "") -> float:
         """Blocks until `key` has a free slot, then takes it and journals it (with `note`) before
         returning; a journal that cannot be written raises, so nothing unrecorded is sent.
-        Calls `on_wait` before each wait."""
+        Calls `on_wait` before each wait. Returns the slot's stamp, for `answered`."""
         with self._lock:
             state = self._state(key)
             state.waiting += 1
@@ -157,6 +158,17 @@ class SlidingWindowLimiter:
                 state.waiting -= 1
         if self._journal is not None:
             self._journal.record_send(key, self._wall_clock(), note)
+        return now
+
+    def answered(self, key: str, stamp: float) -> None:
+        """The request sent in slot `stamp` got its answer (or failed) now: the slot's window
+        starts again from here, as the server may have counted it as late as this."""
+        with self._lock:
+            state = self._state(key)
+            if stamp in state.stamps:  # absent once pruned: an answer slower than the window
+                state.stamps.remove(stamp)
+            state.stamps.append(max(stamp, self._clock()))
+            state.stamps = deque(sorted(state.stamps))
 
     def penalise(self, key: str, seconds: float, reason: str = "server asked to wait") -> None:
         """Blocks `key` for `seconds` from now (keeps a longer penalty already in force), and
