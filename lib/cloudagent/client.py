@@ -12,8 +12,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -210,12 +210,8 @@ class CloudAgentClient:
         campaign = body.get("campaignName", "")
         attempt = 0
         while True:
-            stamp = self._acquire(key, note=f"{campaign} (attempt {attempt + 1})")
-            try:
+            with self._slot(key, note=f"{campaign} (attempt {attempt + 1})"):
                 outcome = self._send_once(body)
-            finally:
-                if self.limiter is not None:
-                    self.limiter.answered(key, stamp)
             if isinstance(outcome, Accepted):
                 logger.info(
                     "CloudAgent accepted the request for campaign %r (uniqueId %s)",
@@ -258,10 +254,17 @@ class CloudAgentClient:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _acquire(self, key: str, note: str) -> float:
+    @contextmanager
+    def _slot(self, key: str, note: str) -> Iterator[None]:
+        """One send inside a limiter slot, held until its answer (or failure) comes back."""
         if self.limiter is None:
-            return 0.0
-        return self.limiter.acquire(key, on_wait=self.options.on_wait, note=note)
+            yield
+            return
+        stamp = self.limiter.acquire(key, on_wait=self.options.on_wait, note=note)
+        try:
+            yield
+        finally:
+            self.limiter.answered(key, stamp)
 
     def _record_imposed_wait(self, key: str, outcome: _Retry) -> None:
         """ "Max limit exceeded" or a Retry-After blocks the account in the (durable) limiter for
