@@ -8,4 +8,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python3 -m ruff check .
 python3 -m ruff format --check .
-python3 -m pytest --durations=20 "$@"  # the slowest tests are listed, to keep CI short
+if [ "$#" -gt 0 ]; then  # a chosen subset: pytest as asked
+  exec python3 -m pytest "$@"
+fi
+# The quick tests share the 2 cores (pytest-xdist); then the slow and browser ones, which measure
+# answer times under load, run one at a time. The slowest are listed, to keep CI short.
+python3 -m pytest -n 2 -m "not slow and not browser" --durations=10
+python3 -m pytest -m "slow or browser" --durations=20
