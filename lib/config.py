@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib.auth import AuthConfig, auth_config
+from lib.fields import FieldMappingError, check_field_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -57,11 +58,21 @@ def redact_callback_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, path, "", ""))
 
 
+# How a request travels (inferred today, cloudagent-api.md): the body encoding and where the
+# apiKey goes. `token` is CloudAgent's TOKEN_AUTH: a bearer token from TOKEN_PATH on the API host.
+REQUEST_ENCODINGS = ("json", "form", "query")
+AUTH_STYLES = ("apikey", "basic", "token")
+TOKEN_PATH = "/ca_apis/CAToken/generateToken"  # noqa: S105 (a URL path, not a secret)
+DATE_ORDERS = ("DMY", "MDY")  # how an ambiguous delivered date (no day over 12) is read
+
+
 @dataclass(frozen=True)
 class CloudAgentConfig:
     api_url: str
     username: str
     api_key: str = field(repr=False)
+    request_encoding: str = "json"
+    auth_style: str = "apikey"
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,9 @@ class Settings:
     keep_deliveries_days: float = 30  # raw bodies are deleted this long after ingest
     min_free_mb: float = 1024  # below this much free disk, the callback refuses deliveries
     auth: AuthConfig = field(default=AuthConfig("none"), repr=False)
+    # `[fields]` of secrets.toml: delivered field name -> dashboard column (lib/fields.py).
+    fields: Mapping[str, str] = field(default_factory=dict)
+    date_order: str = "DMY"  # `[dialstatus] date_order`: how ambiguous delivered dates are read
 
     @property
     def data_dir(self) -> Path:
@@ -134,6 +148,26 @@ def _flag(value, name: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _choice(value, name: str, choices: tuple[str, ...]) -> str:
+    text = str(value).strip()
+    for choice in choices:
+        if text.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {text[:40]!r}")
+
+
+def _field_mapping(table) -> dict[str, str]:
+    """`[fields]`: "Customer Number" = "phone_number"; checked like the Settings page's edits."""
+    if not isinstance(table, Mapping):
+        raise ConfigError("[fields] in secrets.toml must be a table of field = column")
+    mapping = {str(name).strip(): str(target).strip() for name, target in table.items()}
+    try:
+        check_field_mapping(mapping, "[fields] in secrets.toml")
+    except FieldMappingError as exc:
+        raise ConfigError(str(exc)) from None
+    return mapping
 
 
 def _campaign_list(value) -> tuple[str, ...]:
@@ -228,6 +262,16 @@ def load_settings(
         raise ConfigError("CLOUDAGENT_USERNAME is required when CLOUDAGENT_API_KEY is set")
     if not api_url.startswith(("http://", "https://")):
         raise ConfigError(f"CLOUDAGENT_API_URL must be an http(s) URL, got {api_url!r}")
+    encoding = _choice(
+        _pick(env, agent_table, "CLOUDAGENT_REQUEST_ENCODING", "request_encoding", "json"),
+        "CLOUDAGENT_REQUEST_ENCODING (request_encoding)",
+        REQUEST_ENCODINGS,
+    )
+    auth_style = _choice(
+        _pick(env, agent_table, "CLOUDAGENT_AUTH_STYLE", "auth_style", "apikey"),
+        "CLOUDAGENT_AUTH_STYLE (auth_style)",
+        AUTH_STYLES,
+    )
 
     public_url = _pick(env, table, "DIALSTATUS_PUBLIC_URL", "public_url")
     if public_url is not None:
@@ -266,7 +310,13 @@ def load_settings(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Settings(
-        cloudagent=CloudAgentConfig(api_url=api_url, username=username, api_key=api_key),
+        cloudagent=CloudAgentConfig(
+            api_url=api_url,
+            username=username,
+            api_key=api_key,
+            request_encoding=encoding,
+            auth_style=auth_style,
+        ),
         public_url=public_url,
         campaigns=campaigns,
         db_path=db_path,
@@ -291,4 +341,10 @@ def load_settings(
             "DIALSTATUS_SYNC_ENABLED",
         ),
         auth=auth,
+        fields=_field_mapping(stored.get("fields", {})),
+        date_order=_choice(
+            _pick(env, table, "DIALSTATUS_DATE_ORDER", "date_order", "DMY"),
+            "DIALSTATUS_DATE_ORDER (date_order)",
+            DATE_ORDERS,
+        ),
     )

@@ -56,6 +56,38 @@ def column_for(name: str) -> str | None:
     return _COLUMN_BY_KEY.get(name_key(name))
 
 
+# What an operator may map a delivered field to (`[fields]` in secrets.toml, the Settings page):
+# the LeadField columns above (names kept stable: operators' settings refer to them), or
+# EXTRA_TARGET to keep a field out of every column (it stays in `extra`).
+EXTRA_TARGET = "extra"
+MAPPING_TARGETS: tuple[str, ...] = (*(f.column for f in LEAD_FIELDS), EXTRA_TARGET)
+
+
+class FieldMappingError(ValueError):
+    """A field mapping that cannot be used; the message names the fields and columns at fault."""
+
+
+def check_field_mapping(mapping: dict[str, str], where: str = "the field mapping") -> None:
+    """Raises FieldMappingError for a target that is no column, or two fields sent to one."""
+    claimed: dict[str, str] = {}
+    for field_name, target in mapping.items():
+        if not str(field_name).strip():
+            raise FieldMappingError(f"{where}: a delivered field name is empty")
+        if target not in MAPPING_TARGETS:
+            raise FieldMappingError(
+                f"{where}: {field_name!r} is mapped to {target!r}, which is not a dashboard "
+                f"column (one of {', '.join(MAPPING_TARGETS)})"
+            )
+        if target == EXTRA_TARGET:
+            continue
+        if target in claimed:
+            raise FieldMappingError(
+                f"{where}: {claimed[target]!r} and {field_name!r} are both mapped to {target!r}; "
+                "map one of them elsewhere"
+            )
+        claimed[target] = field_name
+
+
 # Dial-status buckets, as the API's `dialstatus` filter groups them, plus never-dialled leads.
 DIAL_BUCKETS: tuple[str, ...] = ("answered", "NoAnswer", "user_disconnected", "Fail", "Not dialled")
 LEAD_STATUSES: tuple[str, ...] = ("Success", "Fail", "Pending")

@@ -159,7 +159,12 @@ async def callback(request: Request) -> JSONResponse:
             return _error(400, "empty body")
         with _disk_full_refused():  # the fsync can be where a full disk shows
             raw = await anyio.to_thread.run_sync(
-                register_raw, services.store, settings.deliveries_dir, tmp_name, content_type
+                register_raw,
+                services.store,
+                settings.deliveries_dir,
+                tmp_name,
+                content_type,
+                request.client.host if request.client else None,
             )
     except DeliveryRejected as rejected:
         return _refused(rejected)

@@ -33,7 +33,12 @@ def get_services() -> Services:
     with _lock:
         if _services is None:
             settings = load_settings()
-            store = Store(settings.db_path, settings.timezone)
+            store = Store(
+                settings.db_path,
+                settings.timezone,
+                configured_fields=settings.fields,
+                date_order=settings.date_order,
+            )
             _services = Services(
                 settings=settings,
                 store=store,

@@ -112,6 +112,9 @@ class SandboxConfig:
     fault_delay_s: float | None = None  # None: FAULT_DELAY_DEFAULTS
     fault_retry_after_s: float = 2.0  # the Retry-After of rate_limit_429
     clock_offset_s: float = 0.0  # moves the data's clock (later lead versions become visible)
+    # How the apiKey must come: "apikey" (header), "basic" (userName:apiKey), or "token" (a
+    # bearer token from /ca_apis/CAToken/generateToken, CloudAgent's TOKEN_AUTH).
+    auth_style: str = "apikey"
 
     def fault_delay(self) -> float:
         if self.fault_delay_s is not None:
@@ -130,6 +133,8 @@ class SandboxConfig:
             raise ValueError("fault_retry_after_s must be between 0 and 3600")
         if abs(self.clock_offset_s) > 30 * 86400:
             raise ValueError("clock_offset_s must be within 30 days")
+        if self.auth_style not in ("apikey", "basic", "token"):
+            raise ValueError("auth_style must be apikey, basic or token")
         if self.rate_limit_http_status not in (200, 429):
             raise ValueError("rate_limit_http_status must be 200 or 429")
         if self.rate_limit < 1 or self.window_s <= 0:

@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,9 +135,20 @@ def _check_folder_writable(path: Path) -> None:
 class Store:
     """The process's DuckDB database: one connection, a cursor per use, one writer at a time."""
 
-    def __init__(self, path: Path | str, timezone: str = DEFAULT_TIMEZONE) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        timezone: str = DEFAULT_TIMEZONE,
+        *,
+        configured_fields: Mapping[str, str] | None = None,
+        date_order: str = "DMY",
+    ) -> None:
         self.path = Path(path)
         self.timezone = timezone
+        # How ingest reads deliveries, from the settings (`[fields]`, `date_order`); the
+        # operators' own mapping is in the database (lib/store/mappings.py).
+        self.configured_fields: dict[str, str] = dict(configured_fields or {})
+        self.date_order = date_order
         self._write_lock = _lock_for(str(self.path.resolve()))
         self._connection = self._open()
         self._migrate()

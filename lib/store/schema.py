@@ -11,7 +11,7 @@ import duckdb
 from lib.store.errors import StoreError
 from lib.store.summary import LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA_V1 = """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
@@ -151,7 +151,36 @@ ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS attempts INTEGER DEFAULT 0;
 ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS pruned_at TIMESTAMPTZ;
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# v5: meeting a real account without editing code.
+# - raw_deliveries.report: what the delivery inspector shows (shape, fields and their columns,
+#   values that did not parse, unknown status values, rows new and updated); warnings: records
+#   stored with a value that could not be read; source_addr: who posted it.
+# - field_mappings: an operator's delivered field -> column (lib/fields.py MAPPING_TARGETS),
+#   beside `[fields]` of secrets.toml. value_mappings: a delivered dial status or status value
+#   -> the bucket an operator chose for it.
+_SCHEMA_V5 = """
+ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS report JSON;
+ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS warnings BIGINT DEFAULT 0;
+ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS source_addr VARCHAR;
+CREATE TABLE IF NOT EXISTS field_mappings (
+    field       VARCHAR PRIMARY KEY,      -- as delivered
+    target      VARCHAR NOT NULL,         -- lib/fields.py MAPPING_TARGETS
+    set_by      VARCHAR,
+    set_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS value_mappings (
+    kind        VARCHAR NOT NULL,         -- dial_status | status
+    value       VARCHAR NOT NULL,         -- as delivered
+    bucket      VARCHAR NOT NULL,         -- lib/fields.py DIAL_BUCKETS | LEAD_STATUSES
+    set_by      VARCHAR,
+    set_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value)
+);
+"""
+
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5
+}  # fmt: skip
 
 
 def migrate(cursor: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -61,7 +61,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(descriptor)
 
 
-def register_raw(store, deliveries_dir, tmp_path, content_type: str | None) -> RawDelivery:
+def register_raw(
+    store, deliveries_dir, tmp_path, content_type: str | None, source_addr: str | None = None
+) -> RawDelivery:
     """Persists a received body: fsync, atomic rename to `<id>.body`, then its raw_deliveries row.
 
     Once this returns, a crash loses nothing: `ingest.ingest_pending` finishes the work (a crash
@@ -75,10 +77,12 @@ def register_raw(store, deliveries_dir, tmp_path, content_type: str | None) -> R
     deliveries_dir.mkdir(parents=True, exist_ok=True)
     sha, size = _sha256_and_fsync(Path(tmp_path))
     media = (content_type or "")[:200] or None
-    return _register_file(store, deliveries_dir, Path(tmp_path), sha, size, media)
+    return _register_file(store, deliveries_dir, Path(tmp_path), sha, size, media, source_addr)
 
 
-def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: int, media):
+def _register_file(
+    store, deliveries_dir: Path, source: Path, sha: str, size: int, media, source_addr=None
+):
     with store.writing() as cursor:
         while True:  # never overwrite a body file, even one the sequence has forgotten
             delivery_id = cursor.execute("SELECT nextval('delivery_ids')").fetchone()[0]
@@ -91,10 +95,11 @@ def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: in
             [sha, GAVE_UP_PREFIX],
         ).fetchone()
         if seen is not None:
+            same = f"same body as delivery {seen[0]}"
             cursor.execute(
                 "INSERT INTO raw_deliveries (id, sha256, content_type, size_bytes, path, state, "
-                "error) VALUES (?, ?, ?, ?, ?, 'duplicate', ?)",
-                [delivery_id, sha, media, size, str(final), f"same body as delivery {seen[0]}"],
+                "error, source_addr) VALUES (?, ?, ?, ?, ?, 'duplicate', ?, ?)",
+                [delivery_id, sha, media, size, str(final), same, source_addr],
             )
             with contextlib.suppress(FileNotFoundError):
                 source.unlink()
@@ -102,9 +107,9 @@ def _register_file(store, deliveries_dir: Path, source: Path, sha: str, size: in
         os.replace(source, final)
         _fsync_dir(deliveries_dir)
         cursor.execute(
-            "INSERT INTO raw_deliveries (id, sha256, content_type, size_bytes, path, state) "
-            "VALUES (?, ?, ?, ?, ?, 'received')",
-            [delivery_id, sha, media, size, str(final)],
+            "INSERT INTO raw_deliveries (id, sha256, content_type, size_bytes, path, state, "
+            "source_addr) VALUES (?, ?, ?, ?, ?, 'received', ?)",
+            [delivery_id, sha, media, size, str(final), source_addr],
         )
     return RawDelivery(delivery_id, final, sha, size)
 
