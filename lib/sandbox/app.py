@@ -72,9 +72,11 @@ from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox.config import (
     API_FAULTS,
     CALLBACK_FAULTS,
+    DateStyle,
     DeliveryVariant,
     ErrorStyle,
     Fault,
+    FieldStyle,
     SandboxConfig,
 )
 from lib.sandbox.data import DIAL_FILTERS, STATUS_FILTERS, CampaignData, Selection
@@ -113,6 +115,9 @@ _RUNTIME_FIELDS = {
     "fault_delay_s": float,  # or null: the fault's default
     "fault_retry_after_s": float,
     "clock_offset_s": float,
+    "auth_style": str,
+    "field_style": FieldStyle,
+    "date_style": DateStyle,
 }
 _FAULT_FIELDS = ("fault", "fault_count")  # setting either restarts the fault's count
 GARBAGE_ANSWER = b'{"status": "success", "message": "queued succ\x00\xff\xfe\x9c\x07 %$#'

@@ -25,6 +25,20 @@ class DeliveryVariant(StrEnum):
     JSON_LINK = "json_link"  # the same with a .json file holding a top-level array
 
 
+class FieldStyle(StrEnum):
+    """The field names of the delivered records (the real ones are undocumented)."""
+
+    CLOUDAGENT = "cloudagent"  # LeadID, PhoneNumber, DialStatus, UpdatedDate, ... (lib/fields.py)
+    REPORT = "report"  # report-style headers: "Customer Number", "Call Status", "Last Dialed On"
+
+
+class DateStyle(StrEnum):
+    """How the delivered records write their dates (account local time unless it says a zone)."""
+
+    STANDARD = "standard"  # 2026-12-02 21:32:39
+    DMY_AMPM = "dmy_ampm"  # 02-12-2026 09:32 PM
+
+
 class Fault(StrEnum):
     """Ways CloudAgent misbehaves, played on demand (`fault` + `fault_count` at run time).
 
@@ -115,6 +129,8 @@ class SandboxConfig:
     # How the apiKey must come: "apikey" (header), "basic" (userName:apiKey), or "token" (a
     # bearer token from /ca_apis/CAToken/generateToken, CloudAgent's TOKEN_AUTH).
     auth_style: str = "apikey"
+    field_style: FieldStyle = FieldStyle.CLOUDAGENT
+    date_style: DateStyle = DateStyle.STANDARD
 
     def fault_delay(self) -> float:
         if self.fault_delay_s is not None:
@@ -124,6 +140,8 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         self.delivery = DeliveryVariant(self.delivery)
         self.error_style = ErrorStyle(self.error_style)
+        self.field_style = FieldStyle(self.field_style)
+        self.date_style = DateStyle(self.date_style)
         self.fault = Fault(self.fault)
         if self.fault_count < 0:
             raise ValueError("fault_count must be 0 (every request) or more")
