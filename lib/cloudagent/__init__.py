@@ -1,9 +1,11 @@
 """CloudAgent's Campaign Dial Status API: the request, the client, its errors, the rate limiter.
 
-    errors.py     every error class and CloudAgent's documented messages
-    request.py    the request model, its validation and its JSON body
-    client.py     ClientOptions, CloudAgentClient and its retries
+    errors.py     every error class, CloudAgent's documented messages, its answer envelope
+    request.py    the request model, its validation and its parameters
+    client.py     ClientOptions, CloudAgentClient, its request shapes and its retries
+    token.py      TOKEN_AUTH: the bearer token per account, its cache and its hourly budget
     ratelimit.py  the sliding-window limiter shared by every caller of one account
+    probe.py      the connection check's one request, classified in plain words
 
 It imports neither `lib.store` nor `lib.view`. The client is tested against `lib.sandbox`, which
 never imports it.
@@ -11,8 +13,12 @@ never imports it.
 ASSUMPTIONS about the real API (vendor page: shared/reference/campaign-dial-status-api.txt;
 C = documented, I = inferred, S = seen in a sibling CloudAgent API). Each is used in one place:
   A1 (I) URL path `/endpoint/dailer/data/preview/download`: lib/config.py API_PATH; configurable.
-  A2 (I) auth: header `apiKey`, `userName` in the body: client.py `_send_once`.
-  A3 (I) body: a JSON object of strings: request.py `DialStatusRequest.to_body`, `_send_once`.
+  A2 (I) auth: header `apiKey`, `userName` in the body: client.py `_auth` (auth_style apikey,
+         the default; basic = `Authorization: Basic base64(userName:apiKey)`; token = TOKEN_AUTH,
+         token.py T1-T5).
+  A3 (I) body: a JSON object of strings: request.py `DialStatusRequest.to_body`, client.py
+         `_post` (request_encoding json, the default; form = x-www-form-urlencoded; query = the
+         parameters in the query string of a POST without a body).
   A4 (C) parameter names and values: request.py `LeadStatus`, `DialStatusFilter`, `SortBy`,
          `to_body`.
   A5 (C) dates `YYYY-MM-DD HH:MM:SS` in the account's local time (I: no zone, local):
@@ -28,13 +34,17 @@ C = documented, I = inferred, S = seen in a sibling CloudAgent API). Each is use
          request.py `DialStatusRequest.validate`.
 """
 
-from lib.cloudagent.client import ClientOptions, CloudAgentClient, parse_answer
+from lib.cloudagent.client import ClientOptions, CloudAgentClient
 from lib.cloudagent.errors import (
     MSG_APIKEY_INVALID,
     MSG_AUTH_FAILED,
     MSG_CALLBACK_INVALID,
     MSG_CAMPAIGN_INVALID,
     MSG_MAX_LIMIT,
+    MSG_TOKEN_CREDENTIALS,
+    MSG_TOKEN_EXPIRED,
+    MSG_TOKEN_INVALID,
+    MSG_TOKEN_USERNAME_NULL,
     MSG_USERNAME_INVALID,
     AuthenticationError,
     CloudAgentError,
@@ -46,9 +56,13 @@ from lib.cloudagent.errors import (
     InvalidUserNameError,
     RateLimitedError,
     RequestValidationError,
+    TokenLimitError,
+    TokenRejectedError,
     UnexpectedResponseError,
     error_for_message,
+    parse_answer,
 )
+from lib.cloudagent.probe import ProbeResult, StepResult, probe
 from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.cloudagent.request import (
     ALL_DISPOSITIONS,
@@ -58,6 +72,7 @@ from lib.cloudagent.request import (
     LeadStatus,
     SortBy,
 )
+from lib.cloudagent.token import TOKENS, TokenCache, token_url_for
 
 __all__ = [
     "ALL_DISPOSITIONS",
@@ -66,7 +81,12 @@ __all__ = [
     "MSG_CALLBACK_INVALID",
     "MSG_CAMPAIGN_INVALID",
     "MSG_MAX_LIMIT",
+    "MSG_TOKEN_CREDENTIALS",
+    "MSG_TOKEN_EXPIRED",
+    "MSG_TOKEN_INVALID",
+    "MSG_TOKEN_USERNAME_NULL",
     "MSG_USERNAME_INVALID",
+    "TOKENS",
     "Accepted",
     "AuthenticationError",
     "ClientOptions",
@@ -81,11 +101,18 @@ __all__ = [
     "InvalidCampaignError",
     "InvalidUserNameError",
     "LeadStatus",
+    "ProbeResult",
     "RateLimitedError",
     "RequestValidationError",
     "SlidingWindowLimiter",
     "SortBy",
+    "StepResult",
+    "TokenCache",
+    "TokenLimitError",
+    "TokenRejectedError",
     "UnexpectedResponseError",
     "error_for_message",
     "parse_answer",
+    "probe",
+    "token_url_for",
 ]

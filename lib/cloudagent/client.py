@@ -7,6 +7,7 @@ decides, not the status code (A2, A3, A6-A8 in `lib/cloudagent/__init__.py`).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -29,45 +30,43 @@ from lib.cloudagent.errors import (
     CloudAgentUnavailableError,
     RateLimitedError,
     RequestValidationError,
+    TokenRejectedError,
     UnexpectedResponseError,
     error_for_message,
+    excerpt,
+    parse_answer,
 )
 from lib.cloudagent.ratelimit import OnWait, SlidingWindowLimiter
 from lib.cloudagent.request import Accepted, DialStatusRequest, is_http_url, resolve_zone
-from lib.config import DEFAULT_TIMEZONE, ConfigError, Settings
+from lib.cloudagent.token import (
+    RENEW_BEFORE_S,
+    TOKEN_LIFETIME_S,
+    TOKENS,
+    TokenCache,
+    generate_token,
+    token_url_for,
+)
+from lib.config import AUTH_STYLES, DEFAULT_TIMEZONE, REQUEST_ENCODINGS, ConfigError, Settings
 
 logger = logging.getLogger(__name__)
 
 
-def excerpt(text: str, limit: int = 200) -> str:
-    """The start of an answer, whitespace folded: enough to recognise it in an error."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+class _HideQueryParameters(logging.Filter):
+    """httpx logs every request URL at INFO; with request_encoding "query" the URL carries the
+    parameters, callBackUrl's secret among them. Logs such URLs without their query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=b"***")
+                if isinstance(arg, httpx.URL) and b"callBackUrl=" in arg.query
+                else arg
+                for arg in record.args
+            )
+        return True
 
 
-def parse_answer(text: str) -> dict:
-    """Parses CloudAgent's answer envelope. Accepts plain JSON, JSON encoded twice, and the
-    doubled-quote form the vendor page shows (`"{""status"": ""error"", ...}"`).
-
-    Raises UnexpectedResponseError (with a short excerpt) for anything else.
-    """
-    candidates = [text.strip()]
-    stripped = candidates[0]
-    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"' and '""' in stripped:
-        candidates.append(stripped[1:-1].replace('""', '"'))
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-            if isinstance(value, str):  # JSON text inside a JSON string
-                value = json.loads(value)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return value
-    raise UnexpectedResponseError(
-        f"CloudAgent sent an answer that is not the expected JSON: {excerpt(text)!r}",
-        excerpt=excerpt(text),
-    )
+logging.getLogger("httpx").addFilter(_HideQueryParameters())
 
 
 def _default_timeout() -> httpx.Timeout:
@@ -93,6 +92,14 @@ class ClientOptions:
     transport: httpx.BaseTransport | None = None
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     user_agent: str = "dialstatus-dashboard/0.1"
+    # How a request travels (A2, A3): json | form (x-www-form-urlencoded) | query (no body);
+    # apikey (the apiKey header) | basic (userName:apiKey) | token (TOKEN_AUTH, token.py).
+    request_encoding: str = "json"
+    auth_style: str = "apikey"
+    token_url: str | None = None  # None: beside api_url (token.py `token_url_for`)
+    token_lifetime_s: float = TOKEN_LIFETIME_S
+    token_renew_before_s: float = RENEW_BEFORE_S
+    tokens: TokenCache | None = field(default=None, repr=False)  # None: the process's TOKENS
 
     def __post_init__(self) -> None:
         if not is_http_url(self.api_url):
@@ -101,6 +108,19 @@ class ClientOptions:
             )
         if self.max_retries < 0:
             raise ConfigError("max_retries must not be negative")
+        if self.request_encoding not in REQUEST_ENCODINGS:
+            raise ConfigError(
+                f"request_encoding must be one of {', '.join(REQUEST_ENCODINGS)}, "
+                f"got {self.request_encoding!r}"
+            )
+        if self.auth_style not in AUTH_STYLES:
+            raise ConfigError(
+                f"auth_style must be one of {', '.join(AUTH_STYLES)}, got {self.auth_style!r}"
+            )
+        if self.token_url is not None and not is_http_url(self.token_url):
+            raise ConfigError(f"the token URL must be an http(s) URL, got {self.token_url!r}")
+        if not 0 <= self.token_renew_before_s < self.token_lifetime_s:
+            raise ConfigError("token_renew_before_s must be at least 0 and under the lifetime")
         resolve_zone(self.timezone)  # raises for an unknown zone
 
     @classmethod
@@ -121,7 +141,11 @@ class ClientOptions:
             username=settings.cloudagent.username,
             api_key=settings.cloudagent.api_key,
             timezone=settings.timezone,
-            **overrides,
+            **{
+                "request_encoding": settings.cloudagent.request_encoding,
+                "auth_style": settings.cloudagent.auth_style,
+                **overrides,
+            },
         )
 
     def with_api_key(self, api_key: str) -> ClientOptions:
@@ -158,10 +182,12 @@ class _Retry:
 
 
 class CloudAgentClient:
-    """Sends Campaign Dial Status requests. Thread-safe: httpx.Client is, and state is read-only.
+    """Sends Campaign Dial Status requests. Thread-safe: httpx.Client is, the token cache locks,
+    and the rest is read-only.
 
     `limiter` (or `options.limiter`) is acquired with key = account before every send, retries
-    included, so every caller sharing the limiter stays within CloudAgent's limit together.
+    included, so every caller sharing the limiter stays within CloudAgent's limit together. The
+    token API is another API: its requests never take a limiter slot, only the token budget.
     """
 
     def __init__(
@@ -169,6 +195,8 @@ class CloudAgentClient:
     ) -> None:
         self.options = options
         self.limiter = limiter if limiter is not None else options.limiter
+        self.tokens = options.tokens if options.tokens is not None else TOKENS
+        self.token_url = options.token_url or token_url_for(options.api_url)
         self._http = httpx.Client(
             timeout=options.timeout,
             transport=options.transport,
@@ -193,25 +221,45 @@ class CloudAgentClient:
 
     # -- public calls ------------------------------------------------------------------------
 
-    def request_dial_status(self, request: DialStatusRequest) -> Accepted:
-        """Validates and sends one request; returns Accepted or raises a CloudAgentError."""
+    def prepare(self, request: DialStatusRequest) -> dict[str, str]:
+        """The request's parameters, validated (RequestValidationError: nothing to send)."""
         if not self.options.api_key:
             raise RequestValidationError(f"{MSG_APIKEY_INVALID}: no API key is configured")
         if not self.options.username.strip():
             raise RequestValidationError(MSG_USERNAME_INVALID)
         request.validate(self.options.timezone)
-        body = request.to_body(self.options.username, self.options.timezone)
-        return self.send(body)
+        return request.to_body(self.options.username, self.options.timezone)
+
+    def request_dial_status(self, request: DialStatusRequest) -> Accepted:
+        """Validates and sends one request; returns Accepted or raises a CloudAgentError."""
+        return self.send(self.prepare(request))
+
+    def attempt(self, body: Mapping[str, str]) -> Accepted:
+        """One send of `body`, through the limiter: no retry, no second token (the connection
+        probe). Raises the CloudAgentError of the attempt; a transport failure is its cause."""
+        outcome = self._attempt(body, note=f"{body.get('campaignName', '')} (check)")
+        if isinstance(outcome, Accepted):
+            return outcome
+        self._record_imposed_wait(self.options.username, outcome)
+        raise outcome.error
 
     def send(self, body: Mapping[str, str]) -> Accepted:
         """Sends `body` exactly as given (no validation), with retries. Low level: for probing
-        the real API and for tests that need to send what `request_dial_status` would refuse."""
+        the real API and for tests that need to send what `request_dial_status` would refuse.
+        A token the API refuses is dropped and one new token is tried (not counted a retry)."""
         key = self.options.username
         campaign = body.get("campaignName", "")
         attempt = 0
+        renewed = False
         while True:
-            with self._slot(key, note=f"{campaign} (attempt {attempt + 1})"):
-                outcome = self._send_once(body)
+            try:
+                outcome = self._attempt(body, note=f"{campaign} (attempt {attempt + 1})")
+            except TokenRejectedError:
+                if renewed or self.options.auth_style != "token":
+                    raise
+                renewed = True
+                logger.warning("CloudAgent refused the token of account %r: a new one", key)
+                continue
             if isinstance(outcome, Accepted):
                 logger.info(
                     "CloudAgent accepted the request for campaign %r (uniqueId %s)",
@@ -234,6 +282,7 @@ class CloudAgentClient:
                         retry_after=outcome.retry_after,
                         server_message=error.server_message,
                         http_status=error.http_status,
+                        answer=error.answer,
                     )
                 self._wait_rate_limited(key, outcome.retry_after, attempt)
             else:
@@ -248,6 +297,8 @@ class CloudAgentClient:
                         f"CloudAgent unavailable after {attempt + 1} attempt(s): {error.message}",
                         server_message=error.server_message,
                         http_status=error.http_status,
+                        answer=error.answer,
+                        stage=error.stage,
                     )
                 self._wait_backoff(error, outcome.retry_after, attempt)
             attempt += 1
@@ -303,56 +354,111 @@ class CloudAgentClient:
             seconds,
         )
 
-    def _send_once(self, body: Mapping[str, str]) -> Accepted | _Retry:
-        """One POST. Returns Accepted or a retryable failure; raises final errors."""
-        content = json.dumps(dict(body)).encode("utf-8")
-        headers = {"apiKey": self.options.api_key, "Content-Type": "application/json"}
+    def _attempt(self, body: Mapping[str, str], note: str) -> Accepted | _Retry:
+        """The auth (a token first, outside the limiter), then one POST in a limiter slot.
+        Returns Accepted or a retryable failure; raises final errors."""
+        stage, token = "token", None
         try:
-            response = self._http.post(self.options.api_url, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            return _Retry(
-                CloudAgentTimeoutError(f"CloudAgent did not answer in time ({type(exc).__name__})"),
-                rate_limited=False,
-            )
+            headers, token = self._auth()
+            stage = "request"
+            with self._slot(self.options.username, note):
+                response = self._post(body, headers)
         except httpx.TransportError as exc:
-            said = self._redact(str(exc), body)
-            return _Retry(
-                CloudAgentUnavailableError(
-                    f"cannot reach CloudAgent ({type(exc).__name__}: {said})"
-                ),
-                rate_limited=False,
-            )
-        return self._interpret(response, body)
+            return _Retry(self._transport_error(exc, body, stage), rate_limited=False)
+        except CloudAgentUnavailableError as error:  # the token URL answered 5xx
+            return _Retry(error, rate_limited=False)
+        try:
+            return self._interpret(response, body, token)
+        except TokenRejectedError:
+            if token is not None:
+                self.tokens.drop(self.token_url, self.options.username, token)
+            raise
 
-    def _redact(self, text: str, body: Mapping[str, str]) -> str:
-        """The apiKey and the callback secret out of a text that is kept (errors are stored and
-        shown): CloudAgent's answer, or a proxy's page, may echo what it was sent. The secret is
-        callBackUrl's last path segment (lib/config.py), at least 16 characters long."""
+    def _auth(self) -> tuple[dict[str, str], str | None]:
+        """The auth headers of the configured style (A2, T5) and the token they carry."""
+        options = self.options
+        if options.auth_style == "apikey":
+            return {"apiKey": options.api_key}, None
+        if options.auth_style == "basic":
+            return {"Authorization": f"Basic {self._basic_credentials()}"}, None
+        token = self.tokens.token(
+            self.token_url,
+            options.username,
+            options.api_key,
+            lambda: generate_token(self._http, self.token_url, options.username, options.api_key),
+            lifetime_s=options.token_lifetime_s,
+            renew_before_s=options.token_renew_before_s,
+        )
+        return {"apiKey": options.api_key, "Authorization": f"Bearer {token}"}, token
+
+    def _basic_credentials(self) -> str:
+        pair = f"{self.options.username}:{self.options.api_key}".encode()
+        return base64.b64encode(pair).decode("ascii")
+
+    def _post(self, body: Mapping[str, str], headers: dict[str, str]) -> httpx.Response:
+        """One POST with the parameters as a JSON body, a form body or the query string (A3)."""
+        fields, url = dict(body), self.options.api_url
+        if self.options.request_encoding == "form":
+            return self._http.post(url, data=fields, headers=headers)
+        if self.options.request_encoding == "query":
+            return self._http.post(url, params=fields, headers=headers)
+        content = json.dumps(fields).encode("utf-8")
+        return self._http.post(
+            url, content=content, headers={**headers, "Content-Type": "application/json"}
+        )
+
+    def _transport_error(
+        self, exc: httpx.TransportError, body: Mapping[str, str], stage: str
+    ) -> CloudAgentError:
+        """The failure in words, secrets out; `exc` stays its cause (the probe reads it)."""
+        where = " while generating the token" if stage == "token" else ""
+        if isinstance(exc, httpx.TimeoutException):
+            error = CloudAgentTimeoutError(
+                f"CloudAgent did not answer in time ({type(exc).__name__}){where}", stage=stage
+            )
+        else:
+            said = self._redact(str(exc), body)
+            error = CloudAgentUnavailableError(
+                f"cannot reach CloudAgent ({type(exc).__name__}: {said}){where}", stage=stage
+            )
+        error.__cause__ = exc
+        return error
+
+    def _redact(self, text: str, body: Mapping[str, str], token: str | None = None) -> str:
+        """The apiKey, the token and the callback secret out of a text that is kept (errors are
+        stored and shown): CloudAgent's answer, or a proxy's page, may echo what it was sent.
+        The secret is callBackUrl's last path segment (lib/config.py), 16 characters or more."""
         callback_path = urlsplit(str(body.get("callBackUrl", ""))).path.rstrip("/")
         secret = callback_path.rpartition("/")[2]
-        for hidden in (self.options.api_key, secret if len(secret) >= 16 else ""):
-            if hidden:
-                text = text.replace(hidden, "***")
+        hidden = [self.options.api_key, token, secret if len(secret) >= 16 else ""]
+        if self.options.api_key and self.options.auth_style == "basic":
+            hidden.append(self._basic_credentials())
+        for value in hidden:
+            if value:
+                text = text.replace(value, "***")
         return text
 
-    def _interpret(self, response: httpx.Response, body: Mapping[str, str]) -> Accepted | _Retry:
+    def _interpret(
+        self, response: httpx.Response, body: Mapping[str, str], token: str | None
+    ) -> Accepted | _Retry:
         status = response.status_code
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        text = self._redact(response.text, body)
+        text = self._redact(response.text, body, token)
+        details = {"http_status": status, "answer": excerpt(text)}
         if status == 429:
             message = MSG_MAX_LIMIT
             with suppress(UnexpectedResponseError):
                 message = str(parse_answer(text).get("message") or MSG_MAX_LIMIT)
             return _Retry(
-                RateLimitedError(message, server_message=message, http_status=status),
+                RateLimitedError(
+                    message, server_message=message, retry_after=retry_after, **details
+                ),
                 rate_limited=True,
                 retry_after=retry_after,
             )
         if status >= 500:
             return _Retry(
-                CloudAgentUnavailableError(
-                    f"CloudAgent answered HTTP {status}", http_status=status
-                ),
+                CloudAgentUnavailableError(f"CloudAgent answered HTTP {status}", **details),
                 rate_limited=False,
                 retry_after=retry_after,
             )
@@ -360,20 +466,25 @@ class CloudAgentClient:
             answer = parse_answer(text)
         except UnexpectedResponseError as error:
             raise UnexpectedResponseError(
-                f"HTTP {status}: {error.message}", excerpt=error.excerpt, http_status=status
+                f"HTTP {status}: {error.message}", excerpt=error.excerpt, **details
             ) from None
         state = str(answer.get("status", "")).strip().lower()
         message = str(answer.get("message") or "")
         if state == "success" and 200 <= status < 300:
             unique_id = answer.get("uniqueId")
-            return Accepted(unique_id=str(unique_id) if unique_id else None, message=message)
-        if state == "error" or (message and state != "success"):
-            error = error_for_message(message, http_status=status)
+            return Accepted(
+                unique_id=str(unique_id) if unique_id else None,
+                message=message,
+                answer=details["answer"],
+            )
+        if state in ("error", "false") or (message and state != "success"):
+            error = error_for_message(message, **details)
             if isinstance(error, RateLimitedError):
+                error.retry_after = retry_after
                 return _Retry(error, rate_limited=True, retry_after=retry_after)
             raise error
         raise UnexpectedResponseError(
             f"HTTP {status}: CloudAgent sent an answer without a known status: {excerpt(text)!r}",
             excerpt=excerpt(text),
-            http_status=status,
+            **details,
         )

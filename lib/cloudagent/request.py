@@ -155,3 +155,4 @@ class Accepted:
 
     unique_id: str | None
     message: str
+    answer: str = field(default="", compare=False)  # the answer's start, secrets removed

@@ -5,19 +5,21 @@
 
 POST <API_PATH>           the API: validation in the documented order and wording, HTTP 200
                           errors, 10 requests per 60 s per account, then an asynchronous
-                          delivery of the selected records to callBackUrl (DeliveryVariant)
+                          delivery of the selected records to callBackUrl (DeliveryVariant);
+                          parameters as a JSON body, a form body or the query string
+POST <TOKEN_PATH>         TOKEN_AUTH's token: 60 minutes, 10 per hour per account, the newest only
 GET  /files/<token>.csv|.json   files for the link variants
 GET  /_sandbox/requests   every request received (no api key; callback secret replaced by ***)
 GET  /_sandbox/deliveries what was POSTed where (uniqueId, status code, record count, variant)
+GET  /_sandbox/tokens     every token request (account, issued or not, message; no token)
 GET  /_sandbox/config     the runtime settings;  POST /_sandbox/config  changes them (JSON body)
 POST /_sandbox/reset      clears both logs and the rate-limit windows
 
 Fault mode (config.Fault): `{"fault": "http_500", "fault_count": 2}` POSTed to /_sandbox/config
-makes the next 2 API requests answer HTTP 500; callback faults (no_callback, double_callback,
-late_callback, out_of_order, link_404, link_truncated) apply to the deliveries of the next
-accepted requests. They act at three seams: `Sandbox.handle_api` (the answer), `prepare_posts`
-(the bodies) and `_deliver` (when and how often the callback is posted). Both logs name the
-fault each entry was played with; every delivery entry has `as_of`, the data's time it shows.
+makes the next 2 API requests answer HTTP 500; callback faults apply to the deliveries of the
+next accepted requests. They act at three seams: `Sandbox.handle_api` (the answer),
+`prepare_posts` (the bodies) and `_deliver` (when and how often the callback is posted). Both
+logs name each entry's fault; every delivery entry has `as_of`, the data's time it shows.
 `clock_offset_s` moves the data's clock, so later versions of leads become visible at once.
 
 What the sandbox assumes beyond the vendor page (C = documented, I = inferred, S = sibling API;
@@ -35,11 +37,19 @@ lib/cloudagent/__init__.py lists the client's side):
   S7 (I/S) delivery shapes: config.DeliveryVariant; single_record posts the bare record
          (no uniqueId); links carry uniqueId, campaignName, fileUrl: `Sandbox.prepare_posts`.
   S8 (C) Pending includes leads with no status; (I) dialstatus buckets as in data.py.
+  S9 (I) the API reads only config.auth_style's credential: apikey = the `apiKey` header, basic
+         = `Authorization: Basic` userName:apiKey, token = the `apiKey` header and the current
+         bearer token; missing: "apiKey is invalid", wrong: "Authentication failed", any other
+         token: "Token Expired": `_credentials`, `check`. The query string counts (the body wins).
+  S10 (C) the token API: JSON `{"userName"}` with the `apiKey` header; `{"token", "message": ""}`
+         or `{"status": "false", "message", "data": null}`; a new token ends the earlier ones;
+         (I) the 11th in an hour: "Max limit exceeded": `Sandbox.handle_token`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import hmac
 import itertools
@@ -67,7 +77,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from lib.config import API_PATH, presented_token, redact_callback_url
+from lib.config import API_PATH, TOKEN_PATH, presented_token, redact_callback_url
 from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox.config import (
     API_FAULTS,
@@ -95,30 +105,20 @@ CALLBACK_INVALID = (
 )
 MAX_LIMIT = "Max limit exceeded"  # sibling APIs' wording (not on the vendor page)
 QUEUED = "queued successfully"  # inferred
+TOKEN_USERNAME_NULL, TOKEN_CREDENTIALS = "UserName is null", "Invalid userName or apiKey"
+TOKEN_EXPIRED, TOKEN_LIFETIME_S, TOKENS_PER_HOUR = "Token Expired", 3600.0, 10  # its vendor page
 
-PARAM_NAMES = (
-    "fromDate", "toDate", "sortby", "status", "dialstatus", "dispositions", "campaignName",
-    "userName", "callBackUrl",
-)  # fmt: skip
+PARAM_NAMES = ("fromDate", "toDate", "sortby", "status", "dialstatus", "dispositions",
+               "campaignName", "userName", "callBackUrl")  # fmt: skip
 MAX_REQUEST_BYTES = 64 * 1024
 _RUNTIME_FIELDS = {
-    "delivery": DeliveryVariant,
-    "rate_limit_http_status": int,
-    "rate_limit": int,
-    "window_s": float,
-    "delivery_delay_s": float,
-    "error_style": ErrorStyle,
-    "single_record_cap": int,
-    "rate_limit_retry_after": bool,
-    "fault": Fault,
-    "fault_count": int,
+    "delivery": DeliveryVariant, "rate_limit_http_status": int, "rate_limit": int,
+    "window_s": float, "delivery_delay_s": float, "error_style": ErrorStyle,
+    "single_record_cap": int, "rate_limit_retry_after": bool, "fault": Fault, "fault_count": int,
     "fault_delay_s": float,  # or null: the fault's default
-    "fault_retry_after_s": float,
-    "clock_offset_s": float,
-    "auth_style": str,
-    "field_style": FieldStyle,
-    "date_style": DateStyle,
-}
+    "fault_retry_after_s": float, "clock_offset_s": float, "auth_style": str,
+    "field_style": FieldStyle, "date_style": DateStyle,
+}  # fmt: skip
 _FAULT_FIELDS = ("fault", "fault_count")  # setting either restarts the fault's count
 GARBAGE_ANSWER = b'{"status": "success", "message": "queued succ\x00\xff\xfe\x9c\x07 %$#'
 HTML_ANSWER = (
@@ -207,8 +207,11 @@ def _form_encode(data: bytes) -> bytes:
 class Sandbox:
     """State and behaviour behind the routes; reachable as `app.state.sandbox`."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, token_lifetime_s: float = TOKEN_LIFETIME_S) -> None:
         self.config = dataclasses.replace(config)  # runtime changes never touch the caller's
+        self.token_lifetime_s = token_lifetime_s  # tests shorten it
+        self._tokens: dict[str, tuple[str, float]] = {}  # account -> (newest token, expiry)
+        self._token_log: deque[dict] = deque(maxlen=config.max_log_entries)
         self.data_now = local_naive(config.clock(), config.timezone)  # the generated data's now
         self._lock = threading.Lock()
         self._data: dict[str, CampaignData] = {}
@@ -265,12 +268,10 @@ class Sandbox:
         """The configured fault if it is of `kinds` and not used up (counts one use)."""
         with self._lock:
             cfg = self.config
-            if cfg.fault not in kinds:
+            if cfg.fault not in kinds or (cfg.fault_count and self._fault_left <= 0):
                 return Fault.NONE
             if cfg.fault_count == 0:
                 return cfg.fault
-            if self._fault_left <= 0:
-                return Fault.NONE
             self._fault_left -= 1
             if cfg.fault == Fault.OUT_OF_ORDER and self._fault_left == cfg.fault_count - 1:
                 self._out_of_order_size = max(2, cfg.fault_count)
@@ -278,19 +279,16 @@ class Sandbox:
 
     def _fault_answer(self, fault: Fault) -> tuple[Response, str, str]:
         """(the answer, its log outcome, its log message) of an API fault that is not processed."""
-        cfg = self.config
-        if fault == Fault.HTTP_500:
-            answer = Response("Internal Server Error", 500, media_type="text/plain")
-            return answer, "fault", "HTTP 500"
-        if fault == Fault.GARBAGE:
-            answer = Response(GARBAGE_ANSWER, 200, media_type="application/json")
-            return answer, "fault", "garbage answer"
-        if fault == Fault.HTML:
-            return Response(HTML_ANSWER, 200, media_type="text/html"), "fault", "HTML answer"
+        broken = {Fault.HTTP_500: ("Internal Server Error", 500, "text/plain", "HTTP 500"),
+                  Fault.GARBAGE: (GARBAGE_ANSWER, 200, "application/json", "garbage answer"),
+                  Fault.HTML: (HTML_ANSWER, 200, "text/html", "HTML answer")}  # fmt: skip
+        if fault in broken:
+            content, status, media, what = broken[fault]
+            return Response(content, status, media_type=media), "fault", what
         status = 200 if fault == Fault.RATE_LIMIT_200 else 429
         headers = {}
         if fault == Fault.RATE_LIMIT_429:
-            headers["Retry-After"] = str(max(0, math.ceil(cfg.fault_retry_after_s)))
+            headers["Retry-After"] = str(max(0, math.ceil(self.config.fault_retry_after_s)))
         body = json.dumps({"status": "error", "message": MAX_LIMIT, "uniqueId": ""})
         response = Response(body, status, headers, media_type="application/json")
         return response, "rate_limited", MAX_LIMIT
@@ -298,27 +296,44 @@ class Sandbox:
     async def _hold_answer(self, request: Request) -> None:
         """A timeout: the answer waits until the client hangs up (or fault_delay_s passed)."""
         deadline = self.config.monotonic() + self.config.fault_delay()
-        while self.config.monotonic() < deadline:
-            if await request.is_disconnected():
-                return
+        while self.config.monotonic() < deadline and not await request.is_disconnected():
             await anyio.sleep(0.2)
 
     # -- the API ---------------------------------------------------------------------------
 
-    def _rate_limited(self, account: str, now: float) -> float | None:
-        """Counts one request for `account`; returns seconds to wait if over the limit."""
-        cfg = self.config
+    def _rate_limited(self, key: str, now: float, limit: int = 0, span: float = 0.0):
+        """Counts one request for `key`; seconds to wait if over the limit (config's default)."""
+        limit, span = limit or self.config.rate_limit, span or self.config.window_s
         with self._lock:
-            window = self._windows.setdefault(account, deque())
-            while window and window[0] <= now - cfg.window_s:
+            window = self._windows.setdefault(key, deque())
+            while window and window[0] <= now - span:
                 window.popleft()
-            if len(window) >= cfg.rate_limit:
-                return max(0.0, window[len(window) - cfg.rate_limit] + cfg.window_s - now)
+            if len(window) >= limit:
+                return max(0.0, window[len(window) - limit] + span - now)
             window.append(now)
             return None
 
-    def check(self, api_key: str | None, params: dict[str, str], now: float) -> Decision:
-        """Validates in the documented order; counts the request against the rate limit."""
+    def _credentials(self, headers) -> tuple[str | None, str | None]:
+        """(the apiKey, what the auth style adds: Basic's user name or the bearer token) (S9)."""
+        scheme, _, value = headers.get("authorization", "").strip().partition(" ")
+        if self.config.auth_style != "basic":
+            bearer = value.strip() if scheme.lower() == "bearer" else None
+            return headers.get("apikey"), bearer if self.config.auth_style == "token" else None
+        try:
+            user, colon, key = base64.b64decode(value, validate=True).decode().partition(":")
+        except ValueError:  # not base64, or not UTF-8
+            return None, None
+        return (key, user) if scheme.lower() == "basic" and colon else (None, None)
+
+    def _token_is_current(self, token: str | None, account: str, now: float) -> bool:
+        newest, expires = self._tokens.get(account, ("", 0.0))
+        same = bool(token and newest) and hmac.compare_digest(token.encode(), newest.encode())
+        return same and now < expires
+
+    def check(
+        self, api_key: str | None, params: dict[str, str], now: float, proof: str | None = None
+    ) -> Decision:
+        """Validates in the documented order (S2; `proof` S9); counts it against the limit."""
         cfg = self.config
         if api_key is None or not api_key.strip():
             return Decision(APIKEY_INVALID, "rejected")
@@ -327,17 +342,18 @@ class Sandbox:
         username = params.get("userName", "").strip()
         if not username:
             return Decision(USERNAME_INVALID, "rejected")
-        if username != cfg.username:
+        if username != cfg.username or (cfg.auth_style == "basic" and proof != username):
             return Decision(AUTH_FAILED, "rejected")
+        if cfg.auth_style == "token" and not self._token_is_current(proof, username, now):
+            return Decision(TOKEN_EXPIRED if proof else APIKEY_INVALID, "rejected")
         wait = self._rate_limited(username, now)
         if wait is not None:
             return Decision(MAX_LIMIT, "rate_limited", cfg.rate_limit_http_status, wait)
         campaign = params.get("campaignName", "")
         if not campaign.strip() or campaign not in cfg.campaigns:
             return Decision(CAMPAIGN_INVALID, "rejected")
-        callback = params.get("callBackUrl", "").strip()
         try:
-            parts = urlsplit(callback)
+            parts = urlsplit(params.get("callBackUrl", "").strip())
             valid_callback = parts.scheme in ("http", "https") and bool(parts.hostname)
         except ValueError:
             valid_callback = False
@@ -346,75 +362,60 @@ class Sandbox:
         return self._check_filters(params)
 
     def _check_filters(self, params: dict[str, str]) -> Decision:
-        status_text = params.get("status", "").strip().lower()
-        if status_text not in STATUS_FILTERS:
-            return Decision("status is invalid", "rejected")
-        dial_text = params.get("dialstatus", "").strip().lower()
-        if dial_text not in DIAL_FILTERS:
-            return Decision("dialstatus is invalid", "rejected")
-        dispositions = params.get("dispositions", "").strip()
-        if not dispositions:
-            return Decision("dispositions is invalid", "rejected")
-        sortby_text = params.get("sortby", "").strip() or "0"
-        if sortby_text not in ("0", "1", "2"):
-            return Decision("sortby is invalid", "rejected")
+        text = {name: params.get(name, "").strip() for name in PARAM_NAMES}
+        status, dial = text["status"].lower(), text["dialstatus"].lower()
+        sortby_text = text["sortby"] or "0"
+        for name, valid in (("status", status in STATUS_FILTERS),
+                            ("dialstatus", dial in DIAL_FILTERS),
+                            ("dispositions", bool(text["dispositions"])),
+                            ("sortby", sortby_text in ("0", "1", "2"))):  # fmt: skip
+            if not valid:
+                return Decision(f"{name} is invalid", "rejected")
         sortby = int(sortby_text)
         stamps: dict[str, int | None] = {}
         for name in ("fromDate", "toDate"):
-            text = params.get(name, "").strip()
-            if not text:
-                stamps[name] = None
-                continue
             try:
-                stamps[name] = local_seconds(datetime.strptime(text, API_TIMESTAMP_FORMAT))
+                when = datetime.strptime(text[name], API_TIMESTAMP_FORMAT) if text[name] else None
             except ValueError:
                 return Decision(f"{name} is invalid", "rejected")
+            stamps[name] = None if when is None else local_seconds(when)
         if sortby and (stamps["fromDate"] is None or stamps["toDate"] is None):
             missing = "fromDate" if stamps["fromDate"] is None else "toDate"
             return Decision(f"{missing} is invalid", "rejected")
         if None not in stamps.values() and stamps["fromDate"] > stamps["toDate"]:
             return Decision("fromDate should not be after toDate", "rejected")
-        selection = Selection(
-            status=STATUS_FILTERS[status_text],
-            dial_bucket=DIAL_FILTERS[dial_text],
-            disposition=None if dispositions.upper() == "ALL" else dispositions,
-            sortby=sortby,
-            from_s=stamps["fromDate"],
-            to_s=stamps["toDate"],
-        )
+        disposition = None if text["dispositions"].upper() == "ALL" else text["dispositions"]
+        selection = Selection(status=STATUS_FILTERS[status], dial_bucket=DIAL_FILTERS[dial],
+                              disposition=disposition, sortby=sortby, from_s=stamps["fromDate"],
+                              to_s=stamps["toDate"])  # fmt: skip
         return Decision(QUEUED, "accepted", selection=selection)
 
     def _answer(self, decision: Decision, unique_id: str = "") -> Response:
         ok = decision.outcome == "accepted"
-        body = {"status": "success" if ok else "error", "message": decision.message,
-                "uniqueId": unique_id}  # fmt: skip
+        text = json.dumps({"status": "success" if ok else "error", "message": decision.message,
+                           "uniqueId": unique_id})  # fmt: skip
         headers = {}
         limited = decision.http_status == 429 and decision.retry_after is not None
         if limited and self.config.rate_limit_retry_after:
             headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
-        text = json.dumps(body)
         if not ok and self.config.error_style == ErrorStyle.DOC_QUOTED:
             text = '"' + text.replace('"', '""') + '"'
         return Response(text, decision.http_status, headers, media_type="application/json")
 
     async def handle_api(self, request: Request) -> Response:
-        now = self.config.monotonic()
-        wall = self.config.clock()
-        try:
-            raw = await _read_body(request)
-        except BodyTooLarge:
-            return _too_large()
-        params, extra = _read_params(raw, request.headers.get("content-type", ""))
+        now, wall = self.config.monotonic(), self.config.clock()
+        params, extra, encoding = _read_params(await _read_body(request), request)
         fault = self._take_fault(API_FAULTS)
         if fault not in (Fault.NONE, Fault.SLOW, Fault.TIMEOUT):  # answered by the fault alone
             response, outcome, message = self._fault_answer(fault)
             self._log_request(now, wall, params, extra, outcome, message,
-                              response.status_code, "", fault)  # fmt: skip
+                              response.status_code, "", fault, encoding)  # fmt: skip
             return response
-        decision = self.check(request.headers.get("apikey"), params, now)
+        api_key, proof = self._credentials(request.headers)
+        decision = self.check(api_key, params, now, proof)
         unique_id = str(uuid.uuid4()) if decision.outcome == "accepted" else ""
         seq = self._log_request(now, wall, params, extra, decision.outcome, decision.message,
-                                decision.http_status, unique_id, fault)  # fmt: skip
+                                decision.http_status, unique_id, fault, encoding)  # fmt: skip
         if fault == Fault.SLOW:
             await anyio.sleep(self.config.fault_delay())
         if decision.outcome == "accepted":
@@ -424,25 +425,42 @@ class Sandbox:
             await self._hold_answer(request)
         return self._answer(decision, unique_id)
 
+    async def handle_token(self, request: Request) -> Response:
+        """The token API (S10): the newest token of an account only, TOKENS_PER_HOUR an hour."""
+        now, cfg = self.config.monotonic(), self.config
+        params = _read_params(await _read_body(request), request)[0]
+        account, key = params.get("userName", "").strip(), request.headers.get("apikey", "")
+        right = hmac.compare_digest(key.strip().encode(), cfg.api_key.encode())
+        token, message = "", TOKEN_CREDENTIALS if account else TOKEN_USERNAME_NULL
+        if account == cfg.username and right:  # only a generated token counts
+            message = f"{MAX_LIMIT}: at most {TOKENS_PER_HOUR} tokens per hour"
+            if self._rate_limited("token:" + account, now, TOKENS_PER_HOUR, 3600.0) is None:
+                token, message = uuid.uuid4().hex + uuid.uuid4().hex, ""
+        with self._lock:
+            if token:
+                self._tokens[account] = (token, now + self.token_lifetime_s)
+            self._token_log.append({"monotonic": now, "account": account or None,
+                                    "issued": bool(token), "message": message})  # fmt: skip
+        if token:
+            return JSONResponse({"token": token, "message": ""})
+        return JSONResponse({"status": "false", "message": message, "data": None})
+
+    def token_requests(self) -> list[dict]:
+        """Every token request: monotonic time, account, issued, message (never the token)."""
+        with self._lock:
+            return [dict(entry) for entry in self._token_log]
+
     def _log_request(self, now, wall, params, extra, outcome, message, http_status, unique_id,
-                     fault: Fault) -> int:  # fmt: skip
-        logged = {name: params[name] for name in PARAM_NAMES if name in params}
-        if "callBackUrl" in logged:
-            logged["callBackUrl"] = redact_callback_url(logged["callBackUrl"])
-        entry = {
-            "seq": next(self._sequence),
-            "monotonic": now,
-            "wall_time": wall.isoformat(),
-            "account": params.get("userName") or None,
-            "campaign": params.get("campaignName") or None,
-            "outcome": outcome,
-            "message": message,
-            "http_status": http_status,
-            "unique_id": unique_id or None,
-            "params": logged,
-            "extra_params": extra,
-            "fault": None if fault == Fault.NONE else fault.value,
-        }
+                     fault: Fault, encoding: str = "json") -> int:  # fmt: skip
+        logged = {name: redact_callback_url(params[name]) if name == "callBackUrl" else params[name]
+                  for name in PARAM_NAMES if name in params}  # fmt: skip
+        entry = {"seq": next(self._sequence), "monotonic": now, "wall_time": wall.isoformat(),
+                 "account": params.get("userName") or None,
+                 "campaign": params.get("campaignName") or None, "outcome": outcome,
+                 "message": message, "http_status": http_status, "unique_id": unique_id or None,
+                 "params": logged, "extra_params": extra,
+                 "fault": None if fault == Fault.NONE else fault.value,
+                 "encoding": encoding}  # fmt: skip
         with self._lock:
             self._requests.append(entry)
         return entry["seq"]
@@ -674,53 +692,43 @@ class Sandbox:
 
     def runtime_config(self) -> dict:
         cfg = self.config
-        return {
-            **{name: _plain(getattr(cfg, name)) for name in _RUNTIME_FIELDS},
-            "fault_left": None if cfg.fault_count == 0 else self._fault_left,
-            "username": cfg.username,
-            "campaigns": dict(cfg.campaigns),
-            "seed": cfg.seed,
-            "timezone": cfg.timezone,
-            "data_now": self.data_now.strftime(API_TIMESTAMP_FORMAT),
-            "public_base_url": cfg.public_base_url,
-        }
+        return {**{name: _plain(getattr(cfg, name)) for name in _RUNTIME_FIELDS},
+                "fault_left": None if cfg.fault_count == 0 else self._fault_left,
+                "username": cfg.username, "campaigns": dict(cfg.campaigns), "seed": cfg.seed,
+                "timezone": cfg.timezone, "data_now": self.data_now.strftime(API_TIMESTAMP_FORMAT),
+                "public_base_url": cfg.public_base_url}  # fmt: skip
 
     def update_config(self, changes: dict) -> dict:
         """Applies runtime changes (validated); raises ValueError naming the bad field."""
-        unknown = set(changes) - set(_RUNTIME_FIELDS)
-        if unknown:
+        if unknown := set(changes) - set(_RUNTIME_FIELDS):
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values = {}
         for name, value in changes.items():
             kind = _RUNTIME_FIELDS[name]
-            if name == "fault_delay_s" and value is None:
-                values[name] = None
-                continue
             if kind is bool and not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
             try:
-                values[name] = kind(value)
+                null_delay = name == "fault_delay_s" and value is None
+                values[name] = None if null_delay else kind(value)
             except (TypeError, ValueError):
                 raise ValueError(f"{name}: invalid value {value!r}") from None
         if not 0 <= values.get("delivery_delay_s", 0) <= 60:
             raise ValueError("delivery_delay_s must be between 0 and 60")
         if values.get("single_record_cap", 1) < 1:
             raise ValueError("single_record_cap must be at least 1")
-        try:
-            updated = dataclasses.replace(self.config, **values)  # __post_init__ validates
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        updated = dataclasses.replace(self.config, **values)  # __post_init__ validates
         with self._lock:
             self.config = updated
             if any(name in changes for name in _FAULT_FIELDS):
                 self._fault_left = updated.fault_count
         return self.runtime_config()
 
-    def reset(self) -> None:
+    def reset(self) -> dict:
+        """Clears the logs and the rate windows (the tokens' too); issued tokens stay valid."""
         with self._lock:
-            self._requests.clear()
-            self._deliveries.clear()
-            self._windows.clear()
+            for log in (self._requests, self._deliveries, self._windows, self._token_log):
+                log.clear()
+        return {"status": "ok"}
 
 
 def _truncate(content: bytes) -> bytes:
@@ -737,7 +745,7 @@ def _plain(value):
 
 
 class BodyTooLarge(Exception):
-    """A request body over MAX_REQUEST_BYTES: answered 413, never read whole."""
+    """A request body over MAX_REQUEST_BYTES: answered 413 (`_too_large`), never read whole."""
 
 
 async def _read_body(request: Request) -> bytes:
@@ -754,38 +762,34 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large() -> Response:
+def _too_large(request: Request, exc: Exception) -> Response:
     message = f"the body is over the {MAX_REQUEST_BYTES} byte limit"
     return JSONResponse({"status": "error", "message": message}, 413)
 
 
-def _read_params(raw: bytes, content_type: str) -> tuple[dict[str, str], list[str]]:
-    """The request's parameters from a JSON or form body; unknown names listed separately."""
-    values: dict = {}
-    if "form" in content_type.lower():
-        # A malformed form is an empty request, as a JSON parse error is.
+def _read_params(raw: bytes, request: Request) -> tuple[dict[str, str], list[str], str]:
+    """The request's parameters from the query string and a JSON or form body (the body wins),
+    unknown names listed separately, and how they came: json, form or query."""
+    encoding = "form" if "form" in request.headers.get("content-type", "").lower() else "json"
+    if encoding == "form":  # a malformed form is an empty request, as a JSON parse error is
         values = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     else:
         try:
-            parsed = json.loads(raw) if raw.strip() else {}
+            values = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            parsed = {}
-        values = parsed if isinstance(parsed, dict) else {}
-    params = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        params[str(name)] = value if isinstance(value, str) else json.dumps(value).strip('"')
-    extra = sorted(name for name in params if name not in PARAM_NAMES)
-    return params, extra
+            values = {}
+        encoding = encoding if raw.strip() else "query"
+    values = {**dict(request.query_params), **(values if isinstance(values, dict) else {})}
+    params = {str(name): value if isinstance(value, str) else json.dumps(value).strip('"')
+              for name, value in values.items() if value is not None}  # fmt: skip
+    return params, sorted(name for name in params if name not in PARAM_NAMES), encoding
 
 
-def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
+def create_sandbox_app(
+    config: SandboxConfig | None = None, *, token_lifetime_s: float = TOKEN_LIFETIME_S
+) -> Starlette:
     """The sandbox as an ASGI app; `app.state.sandbox` is its Sandbox (logs, data, config)."""
-    sandbox = Sandbox(config or SandboxConfig())
-
-    async def api(request: Request) -> Response:
-        return await sandbox.handle_api(request)
+    sandbox = Sandbox(config or SandboxConfig(), token_lifetime_s)
 
     async def files(request: Request) -> Response:
         name = request.path_params["name"]
@@ -795,11 +799,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         media = "text/csv" if name.endswith(".csv") else "application/json"
         return FileResponse(path, media_type=media)
 
-    async def requests_log(request: Request) -> Response:
-        return JSONResponse(sandbox.requests())
+    def listing(read):
+        async def route(request: Request) -> Response:
+            return JSONResponse(read())
 
-    async def deliveries_log(request: Request) -> Response:
-        return JSONResponse(sandbox.deliveries())
+        return route
 
     async def config_route(request: Request) -> Response:
         if request.method == "GET":
@@ -809,21 +813,14 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
             if not isinstance(changes, dict):
                 raise ValueError("the body must be a JSON object")
             return JSONResponse(sandbox.update_config(changes))
-        except BodyTooLarge:
-            return _too_large()
         except ValueError as exc:
             return JSONResponse({"status": "error", "message": str(exc)}, 400)
-
-    async def reset(request: Request) -> Response:
-        sandbox.reset()
-        return JSONResponse({"status": "ok"})
 
     def admin(route):
         """The route behind the sandbox's admin token (see SandboxConfig.admin_token)."""
 
         async def guarded(request: Request) -> Response:
-            expected = sandbox.config.admin_token
-            given = presented_token(request.headers)
+            expected, given = sandbox.config.admin_token, presented_token(request.headers)
             if expected == "":
                 message = "the admin routes are shut: set DIALSTATUS_ADMIN_TOKEN to open them"
             elif expected is not None and not given:
@@ -838,13 +835,15 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         return guarded
 
     routes = [
-        Route(API_PATH, api, methods=["POST"]),
+        Route(API_PATH, sandbox.handle_api, methods=["POST"]),
+        Route(TOKEN_PATH, sandbox.handle_token, methods=["POST"]),
         Route("/files/{name:str}", files, methods=["GET"]),
-        Route("/_sandbox/requests", admin(requests_log), methods=["GET"]),
-        Route("/_sandbox/deliveries", admin(deliveries_log), methods=["GET"]),
+        Route("/_sandbox/requests", admin(listing(sandbox.requests)), methods=["GET"]),
+        Route("/_sandbox/deliveries", admin(listing(sandbox.deliveries)), methods=["GET"]),
+        Route("/_sandbox/tokens", admin(listing(sandbox.token_requests)), methods=["GET"]),
         Route("/_sandbox/config", admin(config_route), methods=["GET", "POST"]),
-        Route("/_sandbox/reset", admin(reset), methods=["POST"]),
+        Route("/_sandbox/reset", admin(listing(sandbox.reset)), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={BodyTooLarge: _too_large})
     app.state.sandbox = sandbox
     return app
