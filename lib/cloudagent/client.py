@@ -417,14 +417,14 @@ class CloudAgentClient:
                 f"CloudAgent did not answer in time ({type(exc).__name__}){where}", stage=stage
             )
         else:
-            said = self._redact(str(exc), body)
+            said = self.redact(str(exc), body)
             error = CloudAgentUnavailableError(
                 f"cannot reach CloudAgent ({type(exc).__name__}: {said}){where}", stage=stage
             )
         error.__cause__ = exc
         return error
 
-    def _redact(self, text: str, body: Mapping[str, str], token: str | None = None) -> str:
+    def redact(self, text: str, body: Mapping[str, str], token: str | None = None) -> str:
         """The apiKey, the token and the callback secret out of a text that is kept (errors are
         stored and shown): CloudAgent's answer, or a proxy's page, may echo what it was sent.
         The secret is callBackUrl's last path segment (lib/config.py), 16 characters or more."""
@@ -443,7 +443,7 @@ class CloudAgentClient:
     ) -> Accepted | _Retry:
         status = response.status_code
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        text = self._redact(response.text, body, token)
+        text = self.redact(response.text, body, token)
         details = {"http_status": status, "answer": excerpt(text)}
         if status == 429:
             message = MSG_MAX_LIMIT

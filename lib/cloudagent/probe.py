@@ -35,7 +35,7 @@ from lib.cloudagent.errors import (
 )
 from lib.cloudagent.request import DialStatusRequest
 from lib.cloudagent.token import wait_words
-from lib.config import REQUEST_ENCODINGS
+from lib.config import AUTH_STYLES, REQUEST_ENCODINGS
 
 REACHED, CREDENTIALS, ACCEPTED = "API reached?", "Credentials accepted?", "Request accepted?"
 FIX_API_KEY = "CLOUDAGENT_API_KEY (api_key in [cloudagent])"
@@ -45,6 +45,9 @@ FIX_AUTH_STYLE = "CLOUDAGENT_AUTH_STYLE (auth_style in [cloudagent])"
 FIX_ENCODING = "CLOUDAGENT_REQUEST_ENCODING (request_encoding in [cloudagent])"
 FIX_CAMPAIGN = "the campaign name (exactly as CloudAgent spells it)"
 FIX_CALLBACK = "DIALSTATUS_PUBLIC_URL (public_url in [dialstatus]), the callback's address"
+# What a message may be about: the apiKey and the request's parameters (request.py `to_body`).
+_PARAMETERS = ("apiKey", "userName", "campaignName", "callBackUrl", "status", "dialstatus",
+               "dispositions", "sortby", "fromDate", "toDate")  # fmt: skip
 # A message saying a parameter did not arrive ("campaignName is required", "... cannot be empty").
 _MISSING = re.compile(
     r"missing|required|empty|\bnull\b|mandatory|not (?:be )?(?:passed|given|provided|found)"
@@ -53,7 +56,7 @@ _MISSING = re.compile(
 
 @dataclass(frozen=True)
 class StepResult:
-    ok: bool | None  # None: not reached (an earlier step failed) or not known
+    ok: bool | None  # None: not tried (an earlier step failed, nothing sent) or not known
     title: str
     detail: str  # plain words
     fix: str = ""  # what to change
@@ -124,9 +127,7 @@ def _named_parameter(message: str, names) -> str | None:
 
 def _not_sent(error: RequestValidationError) -> ProbeResult:
     """Refused on our side: the step the parameter belongs to fails, nothing was sent."""
-    name = _named_parameter(error.message, ("apiKey", "userName", "campaignName", "callBackUrl",
-                                            "status", "dialstatus", "dispositions", "sortby",
-                                            "fromDate", "toDate"))  # fmt: skip
+    name = _named_parameter(error.message, _PARAMETERS)
     detail = f"Not sent: {error.message}"
     if name in ("apiKey", "userName"):
         return ProbeResult(
@@ -169,10 +170,10 @@ class _Reading:
                 failed = StepResult(False, CREDENTIALS, *self._not_cloudagent())
                 return self._steps(self._reached(), failed)
             return self._steps(StepResult(False, REACHED, *self._not_cloudagent()))
-        about = _named_parameter(error.server_message or "", ("apiKey", "userName"))
+        about = _named_parameter(error.server_message or "", _PARAMETERS)
         if (
             error.stage == "token"
-            or about
+            or about in ("apiKey", "userName")
             or isinstance(error, AuthenticationError | InvalidApiKeyError | InvalidUserNameError)
         ):
             return self._steps(self._reached(), StepResult(False, CREDENTIALS, *self._refused()))
@@ -217,17 +218,19 @@ class _Reading:
             words in text for words in ("name or service not known", "nodename nor servname",
                                         "getaddrinfo failed", "name resolution")
         ):  # fmt: skip
-            return f"DNS: the host {host} cannot be resolved{token}", f"{FIX_API_URL} (the host)"
+            return f"DNS: the host {host} cannot be resolved{token}", f"{FIX_API_URL}: the host"
         tls = next((item for item in chain if isinstance(item, ssl.SSLError)), None)
         if tls is not None or "ssl" in text or "certificate" in text:
-            return f"TLS: {_tls_words(tls, text)}{token}", f"{FIX_API_URL} (http or https, port)"
+            return f"TLS: {_tls_words(tls, text)}{token}", f"{FIX_API_URL}: http or https, the port"
         if any(isinstance(item, ConnectionRefusedError) for item in chain) or "refused" in text:
             return (
                 f"Connection refused by {host}:{port}: nothing accepts connections there{token}",
-                f"{FIX_API_URL} (the host and port)",
+                f"{FIX_API_URL}: the host and the port",
             )
-        said = self.client._redact(str(exc), self.body)
-        return f"Cannot connect to {host}:{port}: {type(exc).__name__}: {said}{token}", FIX_API_URL
+        said = self.client.redact(str(exc), self.body)
+        return f"The connection to {host}:{port} failed: {type(exc).__name__}: {said}{token}", (
+            FIX_API_URL
+        )
 
     def _not_cloudagent(self) -> tuple[str, str]:
         """(detail, fix) of an answer that is not CloudAgent's JSON, or an HTTP error status."""
@@ -276,23 +279,24 @@ class _Reading:
         api = "the token API" if error.stage == "token" else "CloudAgent"
         detail = f"{api} answered {self.said or error.message}"
         if isinstance(error, TokenRejectedError):
-            left = 10 - self.client.tokens.generated(self.client.token_url, options.username)
+            tokens = self.client.tokens
+            left = tokens.per_hour - tokens.generated(self.client.token_url, options.username)
             return (
                 f"{detail}: it keeps only the newest token of an account (another program may "
                 "have generated one since); this one is dropped",
-                f"run the check again: a new token is generated ({max(left, 0)} of 10 left "
-                "this hour)",
+                f"run the check again: a new token is generated ({max(left, 0)} of "
+                f"{tokens.per_hour} left this hour)",
             )
         if isinstance(error, InvalidApiKeyError):
+            others = " or ".join(s for s in AUTH_STYLES if s != options.auth_style)
+            fix = f"{FIX_AUTH_STYLE}: try {others} (this request sent {options.auth_style})"
             if options.auth_style == "apikey":
-                fix = f"{FIX_API_KEY}; if it is right, {FIX_AUTH_STYLE}: try basic or token"
-            else:
-                fix = f"{FIX_AUTH_STYLE}: try apikey (this request sent {options.auth_style})"
+                fix = f"{FIX_API_KEY}; if it is right, {fix}"
             return f"{detail}: it found no apiKey it could read", fix
         if isinstance(error, AuthenticationError):
             wrong = f"{detail}: the apiKey or the userName is wrong"
             return wrong, f"{FIX_API_KEY} or {FIX_USERNAME}"
-        name = _named_parameter(error.server_message or error.message, self.body)
+        name = _named_parameter(error.server_message or error.message, _PARAMETERS)
         if isinstance(error, InvalidUserNameError):
             name = "userName"
         elif isinstance(error, InvalidCampaignError):
@@ -319,9 +323,7 @@ def _tls_words(error: ssl.SSLError | None, text: str) -> str:
     """An SSL failure in plain words: "certificate verify failed (self-signed certificate)"."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"certificate verify failed ({error.verify_message})"
-    reason = (getattr(error, "reason", None) or "").upper()
-    if reason == "WRONG_VERSION_NUMBER" or "wrong version number" in text:
+    if "wrong version number" in text:
         return "wrong version number: the server does not speak TLS on this port (http://?)"
-    if "certificate verify failed" in text:
-        return "certificate verify failed"
-    return reason.replace("_", " ").lower() or "the secure connection failed"
+    reason = getattr(error, "reason", None)
+    return reason.replace("_", " ").lower() if reason else "the secure connection failed"

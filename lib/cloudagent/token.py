@@ -63,12 +63,13 @@ def token_url_for(api_url: str) -> str:
 
 
 def wait_words(seconds: float) -> str:
-    """A wait in plain words: "45 s", "12 min", "1 h 5 min"."""
+    """A wait in plain words: "45 s", "12 min", "1 h", "1 h 5 min" (minutes rounded up)."""
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     minutes = -(-seconds // 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{minutes} min" if not hours else f"{hours} h" + (f" {rest} min" if rest else "")
 
 
 def generate_token(http: httpx.Client, url: str, username: str, api_key: str) -> str:
@@ -108,6 +109,7 @@ def generate_token(http: httpx.Client, url: str, username: str, api_key: str) ->
         raise TokenLimitError(
             f"CloudAgent generates no more tokens for account {username} this hour "
             f"(it answered “{message}”; at most {TOKENS_PER_HOUR} per hour)",
+            server_message=message,
             **details,
         )
     raise error_for_message(message, **details)
