@@ -590,7 +590,7 @@ class Sandbox:
 
     def prepare_posts(self, job: DeliveryJob) -> list[tuple[bytes, str]]:
         """Selects the records and builds the POST bodies (CPU work: runs in a worker thread)."""
-        table = self.campaign_data(job.campaign).select(job.selection, job.now_s)
+        table = self.campaign_data(job.campaign).delivered(job.selection, job.now_s, self.config)
         job.entry["records"] = table.num_rows
         header = {"status": "success", "uniqueId": job.unique_id, "campaignName": job.campaign}
         variant = job.variant
