@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from lib.config import DEFAULT_TIMEZONE, DEMO_CAMPAIGNS, DEMO_USERNAME
 
@@ -30,13 +31,16 @@ class FieldStyle(StrEnum):
 
     CLOUDAGENT = "cloudagent"  # LeadID, PhoneNumber, DialStatus, UpdatedDate, ... (lib/fields.py)
     REPORT = "report"  # report-style headers: "Customer Number", "Call Status", "Last Dialed On"
+    # (the whole table: lib/sandbox/styles.py REPORT_FIELD_NAMES)
 
 
 class DateStyle(StrEnum):
     """How the delivered records write their dates (account local time unless it says a zone)."""
 
     STANDARD = "standard"  # 2026-12-02 21:32:39
-    DMY_AMPM = "dmy_ampm"  # 02-12-2026 09:32 PM
+    DMY_AMPM = "dmy_ampm"  # 02-12-2026 09:32 PM (12-hour clock, no seconds)
+    ISO_T = "iso_t"  # 2026-12-02T21:32:39+05:30 (the account's zone offset at that time)
+    EPOCH_MS = "epoch_ms"  # 1796227359000: milliseconds since 1970 UTC, a JSON number
 
 
 class Fault(StrEnum):
@@ -82,12 +86,24 @@ class ErrorStyle(StrEnum):
     DOC_QUOTED = "doc_quoted"  # "{""status"": ""error"", ...}" as printed on the vendor page
 
 
+_Style = TypeVar("_Style", FieldStyle, DateStyle)
+
+
 # A few thousand leads per demo campaign; sizes differ so the charts differ.
 DEMO_CAMPAIGN_SIZES = (4000, 2500, 3200, 1500)
 
 
 def default_campaigns() -> dict[str, int]:
     return dict(zip(DEMO_CAMPAIGNS, DEMO_CAMPAIGN_SIZES, strict=True))
+
+
+def _member(kind: type[_Style], value: object, name: str) -> _Style:
+    """`value` as a member of `kind`, or a ValueError listing the values it may have."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValueError(f"{name} must be one of {allowed}, not {value!r}") from None
 
 
 def utc_now() -> datetime:
@@ -140,8 +156,8 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         self.delivery = DeliveryVariant(self.delivery)
         self.error_style = ErrorStyle(self.error_style)
-        self.field_style = FieldStyle(self.field_style)
-        self.date_style = DateStyle(self.date_style)
+        self.field_style = _member(FieldStyle, self.field_style, "field_style")
+        self.date_style = _member(DateStyle, self.date_style, "date_style")
         self.fault = Fault(self.fault)
         if self.fault_count < 0:
             raise ValueError("fault_count must be 0 (every request) or more")

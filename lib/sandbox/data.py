@@ -1,4 +1,5 @@
-"""The sandbox's view of one campaign: which lead versions are visible now, and the API filters.
+"""The sandbox's view of one campaign: which lead versions are visible now, and the API filters
+(`select`); `delivered` writes the selection in the configured styles (styles.py).
 
 Implemented with numpy over arrays prepared once per campaign, on purpose independent of the
 dashboard's SQL (lib/fields.py), so tests can check one against the other.
@@ -13,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.sandbox.config import SandboxConfig
+from lib.sandbox.styles import styled
 
 # Lead status filter values -> raw Status values they select (lower-cased, trimmed).
 # Pending also covers leads with no status yet (and anything unrecognised).
@@ -131,3 +134,9 @@ class CampaignData:
             matches = pc.fill_null(pc.equal(values, selection.disposition), False)
             rows = rows[matches.to_numpy(zero_copy_only=False)]
         return self.table.take(pa.array(rows, pa.int64()))
+
+    def delivered(self, selection: Selection, now_s: int, config: SandboxConfig) -> pa.Table:
+        """`select`'s records written with config's field names and dates (the filters always
+        work on the data, whatever the style)."""
+        table = self.select(selection, now_s)
+        return styled(table, config.field_style, config.date_style, config.timezone)
