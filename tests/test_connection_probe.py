@@ -30,7 +30,7 @@ from lib.cloudagent import (
     TokenCache,
     probe,
 )
-from lib.config import API_PATH
+from lib.config import API_PATH, TOKEN_PATH
 from lib.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from tests.support.asgi import run_asgi, serve_sandbox
 from tests.support.server import free_port
@@ -42,6 +42,7 @@ CAMPAIGN = "Credit Card Upsell"
 SECRET = "cb-probe-secret-0123456789abcdef"
 # For servers that never get as far as delivering.
 ANY_REQUEST = DialStatusRequest(CAMPAIGN, f"https://dash.example/cb/{SECRET}")
+ECHOED_TOKEN = "tok-echoed-4b8f0e1c9a7d-never-print"
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,8 @@ def test_an_accepted_request_passes_every_step(sandbox, receiver, style):
                        dial_request(receiver))  # fmt: skip
     finally:
         sandbox.update_config({"auth_style": "apikey"})
-    assert oks(result) == (True, True, True)
-    assert [result.reached.title, result.credentials.title, result.accepted.title] == [
+    assert oks(result) == (True, True, True) and result.failure is None
+    assert [step.title for step in result.steps] == [
         "API reached?", "Credentials accepted?", "Request accepted?",
     ]  # fmt: skip
     assert result.unique_id == sandbox.requests()[-1]["unique_id"]
@@ -114,7 +115,7 @@ def test_wrong_credentials_fail_the_credentials_step(sandbox, receiver, override
                        dial_request(receiver))  # fmt: skip
     finally:
         sandbox.update_config({"auth_style": "apikey"})
-    assert oks(result) == (True, False, None)
+    assert oks(result) == (True, False, None) and result.failure is result.credentials
     expected = "Invalid userName or apiKey" if style == "token" else "Authentication failed"
     assert expected in result.credentials.detail
     assert ("token API" in result.credentials.detail) == (style == "token")
@@ -126,7 +127,7 @@ def test_wrong_credentials_fail_the_credentials_step(sandbox, receiver, override
 
 def test_an_unknown_campaign_fails_the_last_step(sandbox, receiver):
     result = probe(make_client(sandbox.base_url + API_PATH), dial_request(receiver, "No Such"))
-    assert oks(result) == (True, True, False)
+    assert oks(result) == (True, True, False) and result.failure is result.accepted
     assert "campaignName is invalid" in result.accepted.detail
     assert result.accepted.fix == "the campaign name (exactly as CloudAgent spells it)"
     assert result.unique_id is None
@@ -161,7 +162,8 @@ def test_nothing_is_sent_for_a_request_that_fails_validation(sandbox, receiver):
 def test_one_request_through_the_limiter_and_the_rate_limit_in_plain_words(receiver):
     clock = FakeClock()
     config = SandboxConfig(api_key=API_KEY, username=USER, campaigns={CAMPAIGN: 10},
-                           rate_limit=1, monotonic=clock, delivery_delay_s=0.0)  # fmt: skip
+                           rate_limit=1, window_s=30, rate_limit_http_status=429,
+                           monotonic=clock, delivery_delay_s=0.0)  # fmt: skip
     app = create_sandbox_app(config)
     limiter = SlidingWindowLimiter(max_requests=1, window_s=60, clock=clock, sleep=clock.sleep,
                                    margin_s=0.0)  # fmt: skip
@@ -184,7 +186,7 @@ def test_one_request_through_the_limiter_and_the_rate_limit_in_plain_words(recei
     app.state.sandbox.close()
     assert oks(result) == (True, None, False)
     assert result.accepted.detail.startswith("Rate limited: CloudAgent answered “Max limit")
-    assert result.accepted.fix == "wait 1 min before the next request"  # no Retry-After: 60 s
+    assert result.accepted.fix == "wait 30 s before the next request"  # its Retry-After
     assert oks(failing) == (False, None, None)
     assert failing.reached.detail == f"HTTP 500 from {base_url}{API_PATH}"
     assert oks(html) == (False, None, None)
@@ -282,8 +284,12 @@ class Stub:
             return HTMLResponse("<html><body><h1>404 Not Found</h1></body></html>", 404)
         if self.mode == "hang":
             await asyncio.sleep(3)
+        if self.mode == "echo" and request.url.path == TOKEN_PATH:
+            return JSONResponse({"token": ECHOED_TOKEN, "message": ""})
         if self.mode == "echo":
-            said = f"no such thing: {request.headers.get('apikey')} {raw.decode()}"
+            headers = request.headers
+            said = f"no such thing: {headers.get('authorization')} {headers.get('apikey')}"
+            said += " " + raw.decode()
             return JSONResponse({"status": "error", "message": said, "uniqueId": ""})
         try:
             body = json.loads(raw)
@@ -330,10 +336,12 @@ def test_a_parameter_missing_although_sent_suggests_the_other_encodings(encoding
     )
 
 
-def test_the_answer_excerpt_and_details_hide_what_an_answer_echoes():
+@pytest.mark.parametrize("style", ["apikey", "basic", "token"])
+def test_the_answer_excerpt_and_details_hide_what_an_answer_echoes(style):
     stub = Stub("echo")
     with run_asgi(stub.app) as base_url:
-        result = probe(make_client(base_url + API_PATH), ANY_REQUEST)
+        result = probe(make_client(base_url + API_PATH, auth_style=style), ANY_REQUEST)
     assert oks(result) == (True, True, False)
-    assert "no such thing: ***" in result.answer_excerpt
-    assert_no_secret(result)
+    echoed = {"apikey": "None ***", "basic": "Basic *** None", "token": "Bearer *** ***"}[style]
+    assert f'"message":"no such thing: {echoed} {{' in result.answer_excerpt
+    assert_no_secret(result, ECHOED_TOKEN)

@@ -272,6 +272,7 @@ def test_the_token_is_renewed_before_it_expires(receiver):
         assert issued(sandbox) == 1
         clock.sleep(15)  # 15 s left, inside the 20 s margin: a new token before the old expires
         client.send(body)
+        assert issued(sandbox) == 2
         clock.sleep(90)  # the first token has expired at the sandbox; the second is still good
         client.send(body)
         outcomes = [entry["message"] for entry in sandbox.requests()]

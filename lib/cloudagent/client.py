@@ -1,4 +1,6 @@
-"""The Campaign Dial Status client: options, one POST per attempt, and the retries.
+"""The Campaign Dial Status client: options, one POST per attempt in the configured shape
+(a JSON body, a form body or the query string; the apiKey header, HTTP Basic or a TOKEN_AUTH
+bearer token), and the retries.
 
 Shaped like notion-sdk-py: an options dataclass, a typed request, typed errors, bounded retries
 that honour Retry-After. CloudAgent answers errors with HTTP 200 and a JSON body, so the body

@@ -70,6 +70,15 @@ class ProbeResult:
     unique_id: str | None
     answer_excerpt: str  # redacted (no apiKey, no callback secret, no token)
 
+    @property
+    def steps(self) -> tuple[StepResult, StepResult, StepResult]:
+        return self.reached, self.credentials, self.accepted
+
+    @property
+    def failure(self) -> StepResult | None:
+        """The step that failed (its detail and fix say why), None if none did."""
+        return next((step for step in self.steps if step.ok is False), None)
+
 
 def probe(client: CloudAgentClient, request: DialStatusRequest) -> ProbeResult:
     """Sends `request` once and says which step failed and what to change."""
