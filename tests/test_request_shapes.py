@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from lib.cloudagent import (
     AuthenticationError,
@@ -34,7 +36,7 @@ from lib.cloudagent import (
     token_url_for,
 )
 from lib.cloudagent.token import generate_token
-from lib.config import API_PATH, TOKEN_PATH, ConfigError, load_settings
+from lib.config import API_PATH, SANDBOX_PREFIX, TOKEN_PATH, ConfigError, load_settings
 from lib.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from tests.support.asgi import run_asgi, serve_sandbox
 from tests.test_cloudagent_client import FakeClock
@@ -229,6 +231,19 @@ def test_the_token_url_is_beside_the_api_url():
     options = ClientOptions(api_url="https://h.example" + API_PATH, username=USER,
                             api_key=API_KEY, token_url="https://t.example/tok")  # fmt: skip
     assert CloudAgentClient(options).token_url == "https://t.example/tok"
+
+
+def test_a_sandbox_mounted_under_a_prefix_serves_the_token_beside_its_api(receiver):
+    """As the product server mounts the demo sandbox at /api/sandbox: the client finds the
+    token URL under the same prefix, so the server needs no route of its own for it."""
+    app = create_sandbox_app(sandbox_config(auth_style="token"))
+    with run_asgi(Starlette(routes=[Mount(SANDBOX_PREFIX, app=app)])) as base_url:
+        app.state.sandbox.base_url = base_url + SANDBOX_PREFIX
+        client = make_client(app.state.sandbox, "json", "token")
+        assert client.token_url == base_url + SANDBOX_PREFIX + TOKEN_PATH
+        assert client.request_dial_status(dial_request(receiver)).unique_id
+        assert issued(app.state.sandbox) == 1
+    app.state.sandbox.close()
 
 
 # -- the token: cached, renewed, refused ------------------------------------------------------
