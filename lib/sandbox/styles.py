@@ -69,11 +69,22 @@ def styled(
 
 
 def _write_dates(column: pa.ChunkedArray, style: DateStyle, zone: ZoneInfo) -> pa.Array:
-    """Standard date texts (never empty in the sandbox's data) -> `style`."""
-    seconds = pc.strptime(column, format=API_TIMESTAMP_FORMAT, unit="s").cast(pa.int64())
-    seconds = seconds.to_numpy()
-    if len(seconds) == 0:
-        return pa.array([], pa.int64() if style == DateStyle.EPOCH_MS else pa.string())
+    """Standard date texts -> `style`; an empty date stays empty (null for epoch_ms, a number)."""
+    kind = pa.int64() if style == DateStyle.EPOCH_MS else pa.string()
+    blank = pa.scalar(None if style == DateStyle.EPOCH_MS else "", kind)
+    empty = pc.equal(column, "").combine_chunks()
+    parsed = pc.strptime(pc.if_else(empty, None, column), format=API_TIMESTAMP_FORMAT, unit="s")
+    parsed = parsed.cast(pa.int64())
+    earliest = pc.min(parsed)
+    if not earliest.is_valid:  # no rows, or only empty dates
+        return pa.repeat(blank, len(column))
+    # Empty rows borrow a real date, so the per-day and per-hour tables span only real dates.
+    written = _from_seconds(parsed.fill_null(earliest).to_numpy(), style, zone)
+    return pc.if_else(empty, blank, written) if empty.true_count else written
+
+
+def _from_seconds(seconds: np.ndarray, style: DateStyle, zone: ZoneInfo) -> pa.Array:
+    """Local epoch seconds -> `style`'s dates."""
     days = seconds // DAY_S
     of_day = seconds - days * DAY_S
     if style == DateStyle.DMY_AMPM:
