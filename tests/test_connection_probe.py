@@ -273,8 +273,8 @@ def test_a_server_that_hangs_up_is_named_with_what_happened():
 class Stub:
     """What the sandbox never is: an HTML 404, a JSON-only API, an echo of the secrets, a hang."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode, self.calls = mode, 0
+    def __init__(self, mode: str, missing: str = "campaignName is required") -> None:
+        self.mode, self.calls, self.missing = mode, 0, missing
         self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
 
     async def handle(self, request: Request) -> Response:
@@ -296,7 +296,7 @@ class Stub:
         except ValueError:
             body = {}
         if not body.get("campaignName"):  # reads JSON bodies only
-            return JSONResponse({"status": "error", "message": "campaignName is required"})
+            return JSONResponse({"status": "error", "message": self.missing})
         return JSONResponse({"status": "success", "message": "ok", "uniqueId": "job-7"})
 
 
@@ -330,9 +330,24 @@ def test_a_parameter_missing_although_sent_suggests_the_other_encodings(encoding
         result = probe(make_client(base_url + API_PATH, request_encoding=encoding), ANY_REQUEST)
     assert oks(result) == (True, True, False)
     assert "“campaignName is required”" in result.accepted.detail
-    assert result.accepted.fix.startswith(
-        f"CLOUDAGENT_REQUEST_ENCODING (request_encoding in [cloudagent]): try {others}; "
-        f"campaignName was sent ({encoding})"
+    assert result.accepted.fix == (
+        f"CLOUDAGENT_REQUEST_ENCODING (request_encoding in [cloudagent]): try {others} "
+        f"(campaignName was sent as {encoding} but CloudAgent did not read it); "
+        "else the campaign name (exactly as CloudAgent spells it)"
+    )
+
+
+def test_user_name_invalid_although_sent_names_the_user_name_then_the_encodings():
+    """CloudAgent's "userName is invalid" is its answer to a missing userName and to a wrong one
+    alike: the user name first, then the encodings."""
+    stub = Stub("json_only", missing="userName is invalid")
+    with run_asgi(stub.app) as base_url:
+        result = probe(make_client(base_url + API_PATH, request_encoding="query"), ANY_REQUEST)
+    assert oks(result) == (True, False, None)
+    assert result.credentials.fix == (
+        "CLOUDAGENT_USERNAME (username in [cloudagent]); if it is right, "
+        "CLOUDAGENT_REQUEST_ENCODING (request_encoding in [cloudagent]): try json or form "
+        "(userName was sent as query but CloudAgent did not read it)"
     )
 
 

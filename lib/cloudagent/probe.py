@@ -321,9 +321,14 @@ class _Reading:
         )
         if sent and unread and error.stage != "token":
             others = " or ".join(e for e in REQUEST_ENCODINGS if e != options.request_encoding)
+            encodings = (
+                f"{FIX_ENCODING}: try {others} ({name} was sent as {options.request_encoding} "
+                "but CloudAgent did not read it)"
+            )
+            # A documented message is also the one for a wrong value: that fix comes first.
+            documented = isinstance(error, InvalidUserNameError | InvalidCallbackUrlError)
             fix = (
-                f"{FIX_ENCODING}: try {others}; {name} was sent ({options.request_encoding}) "
-                f"but CloudAgent did not read it (else {fix})"
+                f"{fix}; if it is right, {encodings}" if documented else f"{encodings}; else {fix}"
             )
         return detail, fix
 
