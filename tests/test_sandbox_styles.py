@@ -1,5 +1,6 @@
 """The sandbox's field and date styles over real HTTP: a report x dmy_ampm delivery is the
-cloudagent x standard delivery of the same seed, clock and request, renamed and re-dated.
+cloudagent x standard delivery of the same seed, clock and request, renamed and re-dated; every
+other field style x date style holds the same leads and the same instants under its own names.
 
 The expected dates are written here with f-strings, not with the sandbox's tables, so a wrong
 hour, AM/PM or day order in lib/sandbox/styles.py cannot hide behind the same mistake.
@@ -7,6 +8,7 @@ hour, AM/PM or day order in lib/sandbox/styles.py cannot hide behind the same mi
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -62,13 +64,14 @@ def configure(sandbox, **changes) -> httpx.Response:
     return httpx.post(sandbox.base_url + "/_sandbox/config", json=changes)
 
 
-def deliver(sandbox, receiver, variant: DeliveryVariant, **styles) -> list[dict]:
-    """Sets the variant and styles at run time, requests WINDOW's leads, returns the records."""
+def deliver(sandbox, receiver, variant: DeliveryVariant, filters=WINDOW, **styles) -> list[dict]:
+    """Sets the variant and styles at run time, requests the leads `filters` select (WINDOW's
+    unless told), returns the records."""
     assert configure(sandbox, delivery=variant.value, **styles).status_code == 200
     receiver.clear()
     body = {"campaignName": CAMPAIGN, "userName": USER, "status": "All", "dialstatus": "All",
             "dispositions": "ALL", "callBackUrl": f"{receiver.base_url}/callback/{SECRET}",
-            **WINDOW}  # fmt: skip
+            **filters}  # fmt: skip
     answer = httpx.post(sandbox.base_url + API_PATH, json=body, headers={"apiKey": API_KEY})
     assert answer.status_code == 200 and answer.json()["status"] == "success"
     unique_id = answer.json()["uniqueId"]
@@ -135,6 +138,99 @@ def test_report_dmy_delivery_is_the_standard_delivery_renamed_and_redated(
             assert written == original.replace(second=0)
     updated = [datetime.strptime(r["UpdatedDate"], API_TIMESTAMP_FORMAT) for r in standard]
     assert any(when.hour >= 12 for when in updated) and any(when.hour < 12 for when in updated)
+
+
+# The other date styles as datetime.strptime reads them, and the exact shape of their text.
+ISO_T = ("%Y-%m-%dT%H:%M:%S%z", re.compile(r"\d{4}-\d\d-\d\dT[0-2]\d:[0-5]\d:[0-5]\d\+05:30"))
+EPOCH_MS = re.compile(r"\d{13}")
+OTHER_STYLES = [
+    (field_style, date_style)
+    for field_style in ("cloudagent", "report")
+    for date_style in ("standard", "dmy_ampm", "iso_t", "epoch_ms")
+    if (field_style, date_style) not in {("cloudagent", "standard"), ("report", "dmy_ampm")}
+]  # the first is the reference, the second has its own test above
+
+
+def local_time(value, date_style: str, from_csv: bool) -> datetime:
+    """A delivered date as the account's naive wall-clock time, parsed with the standard
+    library only (a CSV cell is text; a JSON epoch_ms must be a number)."""
+    if date_style == "epoch_ms":
+        if from_csv:
+            assert EPOCH_MS.fullmatch(value), value
+            value = int(value)
+        assert type(value) is int and value % 1000 == 0, value
+        return datetime.fromtimestamp(value / 1000, IST).replace(tzinfo=None)
+    if date_style == "iso_t":
+        assert ISO_T[1].fullmatch(value), value
+        parsed = datetime.strptime(value, ISO_T[0])
+        assert parsed.isoformat() == value  # nothing more, nothing less
+        return parsed.astimezone(IST).replace(tzinfo=None)
+    if date_style == "dmy_ampm":
+        assert DMY.fullmatch(value), value
+        return datetime.strptime(value, "%d-%m-%Y %I:%M %p")
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+
+
+def assert_restyled(standard, records, field_style, date_style, from_csv=False) -> None:
+    """`records` are `standard` (the cloudagent x standard delivery) under the style's names,
+    every value the same, every date the same time (to the minute for dmy_ampm)."""
+    names = REPORT_FIELD_NAMES if field_style == "report" else {n: n for n in WIRE_FIELDS}
+    assert all(list(record) == [names[name] for name in WIRE_FIELDS] for record in records)
+    assert len(records) == len(standard)
+    for old, new in zip(standard, records, strict=True):
+        for name in WIRE_FIELDS:
+            value = new[names[name]]
+            if name in ("CreatedDate", "UpdatedDate"):
+                when = datetime.strptime(old[name], API_TIMESTAMP_FORMAT)
+                if date_style == "dmy_ampm":
+                    when = when.replace(second=0)
+                assert local_time(value, date_style, from_csv) == when, (old["LeadID"], name)
+            else:
+                assert value == old[name], (old["LeadID"], name, value)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(("field_style", "date_style"), OTHER_STYLES)
+def test_every_other_style_holds_the_same_leads_and_times(
+    sandbox, receiver, restore, field_style, date_style, variant
+):
+    standard = deliver(sandbox, receiver, variant, field_style="cloudagent", date_style="standard")
+    assert 20 < len(standard) <= sandbox.config.single_record_cap
+    records = deliver(sandbox, receiver, variant, field_style=field_style, date_style=date_style)
+    assert_restyled(standard, records, field_style, date_style, variant == DeliveryVariant.CSV_LINK)
+
+
+FILTERS = {
+    "not answered, created in two weeks": {
+        "dialstatus": "NoAnswer", "sortby": "1", "toDate": LOCAL_NOW.strftime("%F %T"),
+        "fromDate": (LOCAL_NOW - timedelta(days=14)).strftime("%F %T"),
+    },
+    "Success, updated in a week": {
+        "status": "Success", "sortby": "2", "toDate": LOCAL_NOW.strftime("%F %T"),
+        "fromDate": (LOCAL_NOW - timedelta(days=7)).strftime("%F %T"),
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(FILTERS))
+def test_the_api_filters_select_the_same_leads_whatever_the_style(sandbox, receiver, restore, case):
+    """Created and updated dates, status and dialstatus filter the data, not the written text."""
+    plain = deliver(sandbox, receiver, DeliveryVariant.JSON_DATA, FILTERS[case],
+                    field_style="cloudagent", date_style="standard")  # fmt: skip
+    assert plain, f"{case}: nothing selected; the case proves nothing"
+    records = deliver(sandbox, receiver, DeliveryVariant.JSON_DATA, FILTERS[case],
+                      field_style="report", date_style="epoch_ms")  # fmt: skip
+    assert_restyled(plain, records, "report", "epoch_ms")
+
+
+def test_an_empty_delivery_keeps_the_style(sandbox, receiver, restore):
+    nothing = {**WINDOW, "fromDate": "2020-01-01 00:00:00", "toDate": "2020-01-02 00:00:00"}
+    styles = {"field_style": "report", "date_style": "epoch_ms"}
+    assert deliver(sandbox, receiver, DeliveryVariant.JSON_DATA, nothing, **styles) == []
+    assert deliver(sandbox, receiver, DeliveryVariant.CSV_LINK, nothing, **styles) == []
+    (post,) = receiver.posts
+    header = httpx.get(json.loads(post.body)["fileUrl"]).text
+    assert header.rstrip("\n") == ",".join(f'"{REPORT_FIELD_NAMES[n]}"' for n in WIRE_FIELDS)
 
 
 def test_styles_change_at_run_time_and_independently(sandbox, receiver, restore):
