@@ -101,13 +101,17 @@ _NOT_DIALLED_KEYS = ("", "notdialed", "notdialled", "new", "none", "null")
 _ANSWERED_KEYS = ("answered", "answer", "connected")
 
 
+_FAIL_KEYS = ("busy", "congestion", "invalidnumber", "exception", "failed", "fail")
+_STATUS_KEYS = ("", "success", "successful", "fail", "failed", "failure", "pending")
+
+
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
 def dial_bucket_sql(raw: str) -> str:
     """SQL expression that maps a raw CloudAgent dial status column to its bucket."""
-    key = f"regexp_replace(lower(coalesce({raw}, '')), '[^a-z]', '', 'g')"
+    key = _dial_key(raw)
     return (
         f"CASE WHEN {key} IN ({_sql_list(_NOT_DIALLED_KEYS)}) THEN 'Not dialled' "
         f"WHEN {key} IN ({_sql_list(_ANSWERED_KEYS)}) THEN 'answered' "
@@ -119,8 +123,28 @@ def dial_bucket_sql(raw: str) -> str:
 
 def lead_status_sql(raw: str) -> str:
     """SQL expression for the lead status: Success, Fail, or Pending (empty and unknown values)."""
-    key = f"lower(trim(coalesce({raw}, '')))"
+    key = _status_key(raw)
     return (
         f"CASE WHEN {key} IN ('success', 'successful') THEN 'Success' "
         f"WHEN {key} IN ('fail', 'failed', 'failure') THEN 'Fail' ELSE 'Pending' END"
     )
+
+
+def _dial_key(raw: str) -> str:
+    return f"regexp_replace(lower(coalesce({raw}, '')), '[^a-z]', '', 'g')"
+
+
+def _status_key(raw: str) -> str:
+    return f"lower(trim(coalesce({raw}, '')))"
+
+
+def dial_status_known_sql(raw: str) -> str:
+    """SQL: true when a dial status is in the vocabulary (any other value counts as Fail)."""
+    known = (*_NOT_DIALLED_KEYS, *_ANSWERED_KEYS, *_NO_ANSWER_KEYS, *_DISCONNECTED_KEYS,
+             *_FAIL_KEYS)  # fmt: skip
+    return f"({_dial_key(raw)} IN ({_sql_list(known)}))"
+
+
+def lead_status_known_sql(raw: str) -> str:
+    """SQL: true when a status is in the vocabulary (any other value counts as Pending)."""
+    return f"({_status_key(raw)} IN ({_sql_list(_STATUS_KEYS)}))"

@@ -13,6 +13,7 @@ retries, duplicates), its attempts and how each ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ import duckdb
 
 from lib.store.ingest.flights import FLIGHTS
 from lib.store.ingest.phases import Phases
+from lib.store.ingest.report import failure_report
 from lib.store.ingest.transaction import (
     IngestResult,
     ingest_parsed,
@@ -188,6 +190,67 @@ def settle_duplicate(store, raw: RawDelivery, **ingest_options) -> IngestResult:
     return IngestResult(raw.id, rows, original.unique_id, campaign, True, (), match[0])
 
 
+class BodyPruned(DeliveryRejected):
+    """A kept delivery whose body is gone (deleted by retention): a re-ingest skips it."""
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(410, f"the body of delivery {delivery_id} was deleted by retention",
+                         transient=False)  # fmt: skip
+
+
+def reingest_delivery(store, delivery_id: int, **ingest_options) -> IngestResult:
+    """Parses a kept delivery again and writes it with the current mapping, whatever it ended
+    as ('ingested' or 'failed'), in one transaction like an ingest; the sync state moves as it
+    would, the request it answered stays as it was. Attempts are not counted (they guard against
+    bodies that crash the process at start). Raises BodyPruned when the body is gone, and
+    DeliveryRejected when it still cannot be used (the row says why, its leads untouched);
+    ValueError for a duplicate or a delivery still to be ingested."""
+    options = {k: v for k, v in ingest_options.items() if k != "fetch_file"}
+    fetch = _guarded_fetcher(
+        ingest_options.get("fetch_file"),
+        tuple(options.get("allowed_hosts", ())),
+        options.get("max_bytes", DEFAULT_MAX_BYTES),
+        options.get("download_timeout_s", DEFAULT_DOWNLOAD_TIMEOUT_S),
+    )
+    max_bytes = options.get("max_bytes", DEFAULT_MAX_BYTES)
+    with FLIGHTS.flying(store, delivery_id):
+        row = _raw_row(store, delivery_id)
+        if row is None:
+            raise DeliveryRejected(404, f"unknown delivery {delivery_id}")
+        if row.state not in ("ingested", "failed"):
+            raise ValueError(f"delivery {delivery_id} is {row.state}: it is not re-ingested")
+        if _pruned(store, delivery_id) or not Path(row.path).exists():
+            raise BodyPruned(delivery_id)
+        parsed: list[ParsedDelivery] = []
+        try:
+            parsed.append(
+                parse_delivery(row.path, row.content_type, fetch_file=fetch, max_bytes=max_bytes)
+            )
+            with store.writing() as cursor:
+                return ingest_parsed(
+                    store, cursor, row.id, parsed, Phases(), row.request_id, replay=True
+                )
+        except DeliveryRejected as rejected:
+            _mark_failed(store, row.id, _whose(rejected, parsed), parsed, replay=True)
+            raise
+        except Exception:
+            logger.exception("re-ingest of delivery %s failed", row.id)
+            rejected = DeliveryRejected(500, "internal error while ingesting", transient=False)
+            _mark_failed(store, row.id, rejected, parsed, replay=True)
+            raise rejected from None
+        finally:
+            for item in parsed:
+                item.cleanup()
+
+
+def _pruned(store, delivery_id: int) -> bool:
+    with store.cursor() as cursor:
+        row = cursor.execute(
+            "SELECT pruned_at IS NOT NULL FROM raw_deliveries WHERE id = ?", [delivery_id]
+        ).fetchone()
+    return bool(row and row[0])
+
+
 # -- attempts ------------------------------------------------------------------------------
 
 
@@ -222,14 +285,14 @@ def _attempt(store, row: _RawRow, fetch: Fetcher, max_bytes: int) -> IngestResul
         FLIGHTS.forget(store, row.id)
         return result
     except DeliveryRejected as rejected:
-        raise _failed(store, row, attempt, _whose(rejected, parsed)) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
     except FileNotFoundError:
         rejected = DeliveryRejected(500, "the delivery body file is missing", transient=False)
-        raise _failed(store, row, attempt, _whose(rejected, parsed)) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
     except Exception:
         logger.exception("ingest of delivery %s failed", row.id)
         rejected = DeliveryRejected(500, "internal error while ingesting")
-        raise _failed(store, row, attempt, _whose(rejected, parsed)) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
     finally:
         for item in parsed:
             item.cleanup()
@@ -253,17 +316,19 @@ def _interrupted_reason(row: _RawRow) -> str:
     )
 
 
-def _failed(store, row: _RawRow, attempt: int, rejected: DeliveryRejected) -> DeliveryRejected:
+def _failed(
+    store, row: _RawRow, attempt: int, rejected: DeliveryRejected, parsed=()
+) -> DeliveryRejected:
     """Records a failed attempt: kept for a retry when transient and attempts are left (the
     message says so), else the delivery is failed. Returns the rejection to raise."""
     if rejected.transient and attempt < MAX_ATTEMPTS:
         rejected.message = f"{rejected.message}; it is kept and tried again later"
-        _note_error(store, row.id, rejected)
+        _note_error(store, row.id, rejected, parsed)
         FLIGHTS.retry_later(store, row.id, RETRY_DELAY_S * attempt)
         return rejected
     if rejected.transient:
         rejected.message = f"{rejected.message} (tried {attempt} times; it is kept but skipped)"
-    _mark_failed(store, row.id, rejected)
+    _mark_failed(store, row.id, rejected, parsed)
     FLIGHTS.forget(store, row.id)
     return rejected
 
@@ -359,24 +424,40 @@ def _whose(rejected: DeliveryRejected, parsed: list[ParsedDelivery]) -> Delivery
     return rejected
 
 
-def _note_error(store, delivery_id: int, rejected: DeliveryRejected) -> None:
+def _note_error(store, delivery_id: int, rejected: DeliveryRejected, parsed=()) -> None:
     """A transient failure: the delivery stays 'received' (to be retried), with why."""
-    _update_failed_row(store, delivery_id, rejected, "received")
+    _update_failed_row(store, delivery_id, rejected, "received", parsed)
 
 
-def _mark_failed(store, delivery_id: int, rejected: DeliveryRejected) -> None:
-    _update_failed_row(store, delivery_id, rejected, "failed")
+def _mark_failed(
+    store, delivery_id: int, rejected: DeliveryRejected, parsed=(), *, replay: bool = False
+) -> None:
+    _update_failed_row(store, delivery_id, rejected, "failed", parsed, replay)
 
 
-def _update_failed_row(store, delivery_id: int, rejected: DeliveryRejected, state: str) -> None:
+def _update_failed_row(
+    store, delivery_id: int, rejected: DeliveryRejected, state: str, parsed=(), replay=False
+) -> None:
+    """The failure and its report (the shape, when parsing got that far). A re-ingest that
+    fails marks a delivery failed even if it was ingested before: its leads stay as they were
+    stored, and the row says the current mapping cannot read it."""
     message, unique_id, campaign = rejected.message, rejected.unique_id, rejected.campaign_name
+    report = failure_report(parsed[-1].variant if parsed else None, message[:500])
     try:
         with store.writing() as cursor:
             cursor.execute(
-                "UPDATE raw_deliveries SET state = ?, error = ?, "
+                "UPDATE raw_deliveries SET state = ?, error = ?, report = ?, "
                 "unique_id = coalesce(?, unique_id), campaign_name = coalesce(?, campaign_name) "
-                "WHERE id = ? AND state NOT IN ('ingested', 'duplicate')",
-                [state, message[:500], unique_id, campaign, delivery_id],
+                "WHERE id = ? AND state NOT IN ('duplicate', ?)",
+                [
+                    state,
+                    message[:500],
+                    json.dumps(report),
+                    unique_id,
+                    campaign,
+                    delivery_id,
+                    "duplicate" if replay else "ingested",
+                ],
             )
     except duckdb.Error:
         logger.exception("could not record the failure of delivery %s", delivery_id)

@@ -17,16 +17,16 @@ A CSV file is staged into TEMP TABLE _raw first (its columns come from DuckDB's 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lib.fields import (
     API_TIMESTAMP_FORMAT,
     LEAD_FIELDS,
-    column_for,
     dial_bucket_sql,
     lead_status_sql,
     name_key,
 )
+from lib.store.ingest.formats import ValueFormat, detect_formats, duration_sql, timestamp_sql
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import (
     SAMPLE_RECORDS,
@@ -37,6 +37,7 @@ from lib.store.ingest.records import (
     sql_literal,
     usable_keys,
 )
+from lib.store.mappings import DETECTED, IngestMapping, load_mapping
 from lib.store.receive import RecordsFile
 
 LEADS_COLUMNS = (
@@ -44,6 +45,12 @@ LEADS_COLUMNS = (
     "dial_status", "dial_bucket", "disposition", "comments", "agent_id", "agent_name", "attempts",
     "priority", "ucid", "call_duration_s", "created_at", "updated_at", "extra", "delivery_id",
 )  # fmt: skip
+_FORMAT_COLUMNS = ("created_at", "updated_at", "call_duration")
+# The parsed `leads` columns and the field (lib/fields.py column) each is read from.
+PARSED_FIELDS = {
+    "attempts": "attempts", "priority": "priority", "call_duration_s": "call_duration",
+    "created_at": "created_at", "updated_at": "updated_at",
+}  # fmt: skip
 _KEY_COLUMNS = ("lead_id", "phone_number", "campaign_name")  # trimmed; other text kept as is
 _TEXT_COLUMNS = ("lead_id", "phone_number", "name", "disposition", "comments", "agent_name",
                  "extra::VARCHAR")  # fmt: skip
@@ -70,6 +77,14 @@ class Source:
     relation: str
     lookups: dict[str, list[tuple[str | None, str]]]
     scan: KeyScan | None = None
+    mapping: IngestMapping = field(default_factory=IngestMapping)
+    formats: dict[str, ValueFormat] = field(default_factory=dict)
+    first: tuple[str, ...] = ()  # the first record's fields, in the order delivered
+
+    def delivered_keys(self) -> list[str]:
+        """The fields read, in delivery order: the first record's, then the others by name."""
+        ordered = [k for k in dict.fromkeys(self.first) if k in set(self.keys)]
+        return ordered + [k for k in self.keys if k not in set(ordered)]
 
     def complete_keys(self) -> list[str]:
         """Every field name of the file (waits for the key scan, when one runs)."""
@@ -78,7 +93,9 @@ class Source:
         return usable_keys(self.scan.result())
 
     def with_keys(self, keys: list[str]) -> Source:
-        return Source(self.records, keys, records_reader(self.records, keys), self.lookups)
+        relation = records_reader(self.records, keys)
+        return Source(self.records, keys, relation, self.lookups, None, self.mapping, self.formats,
+                      self.first)  # fmt: skip
 
     def stop(self) -> None:
         if self.scan is not None:
@@ -87,15 +104,21 @@ class Source:
 
 def discover_source(store, cursor, records: RecordsFile, phases: Phases) -> Source:
     """The field names from a sample of the records (the key scan checks them against every
-    record meanwhile, on its own cursor: the write waits for it before committing)."""
+    record meanwhile, on its own cursor: the write waits for it before committing), the
+    mapping in force, and the format of each date column (from the sample's values)."""
+    mapping = load_mapping(store, cursor)
     cursor.execute("DROP TABLE IF EXISTS _raw")
     if records.format == "csv":
         cursor.execute(f"CREATE TEMP TABLE _raw AS SELECT * FROM {records_reader(records, [])}")
-        keys = usable_keys(r[0] for r in cursor.execute("DESCRIBE _raw").fetchall())
+        header = [r[0] for r in cursor.execute("DESCRIBE _raw").fetchall()]
+        keys = usable_keys(header)
         phases.mark("stage")
-        return Source(records, keys, "_raw", sample_lookups(cursor, keys, "_raw"))
-    sampled, sample = cursor.execute(
-        f"SELECT count(*), list_distinct(flatten(list(json_keys(json)))) FROM "
+        lookups = sample_lookups(cursor, keys, "_raw", mapping)
+        formats = _formats(cursor, keys, "_raw", mapping)
+        return Source(records, keys, "_raw", lookups, None, mapping, formats, tuple(header))
+    sampled, sample, first = cursor.execute(
+        f"SELECT count(*), list_distinct(flatten(list(json_keys(json)))), "
+        f"json_keys(first(json)) FROM "
         f"(SELECT json FROM {records_objects(records)} LIMIT {SAMPLE_RECORDS})"
     ).fetchone()
     keys = usable_keys(sample or [])
@@ -107,20 +130,29 @@ def discover_source(store, cursor, records: RecordsFile, phases: Phases) -> Sour
             keys, scan = usable_keys(scan.result()), None
     if not keys:
         refuse_keyless(cursor, records)
-        return Source(records, [], "", {})
+        return Source(records, [], "", {}, None, mapping)
     relation = records_reader(records, keys)
     try:
-        lookups = sample_lookups(cursor, keys, relation)
+        lookups = sample_lookups(cursor, keys, relation, mapping)
+        formats = _formats(cursor, keys, relation, mapping)
     except BaseException:
         if scan is not None:
             scan.join()
         raise
     phases.mark(f"sample keys ({len(records.files)} files)")
-    return Source(records, keys, relation, lookups, scan)
+    return Source(records, keys, relation, lookups, scan, mapping, formats, tuple(first or ()))
 
 
-def has_key_field(keys: Iterable[str]) -> bool:
-    return any(column_for(k) in ("lead_id", "phone_number") for k in keys)
+def _formats(cursor, keys: list[str], relation: str, mapping: IngestMapping) -> dict:
+    """The format of each date and duration column, from the first records' values."""
+    by_column, _ = _columns(keys, mapping)
+    texts = {c: _column_text(by_column, c) for c in _FORMAT_COLUMNS if c in by_column}
+    return detect_formats(cursor, relation, texts, mapping.date_order)
+
+
+def has_key_field(keys: Iterable[str], mapping: IngestMapping | None = None) -> bool:
+    mapping = mapping or IngestMapping()
+    return any(mapping.target(k)[0] in ("lead_id", "phone_number") for k in keys)
 
 
 def _ident(name: str) -> str:
@@ -136,25 +168,53 @@ def _text(columns: list[str], *, trim: bool) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
-def _columns(keys: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """The delivered field names per `leads` column (the API's own spelling first when two
-    spellings come), and the fields no column takes (they go to `extra`)."""
+def _columns(keys: list[str], mapping: IngestMapping) -> tuple[dict[str, list[str]], list[str]]:
+    """The delivered field names per `leads` column (an explicit mapping first, then the API's
+    own spelling when two spellings come), and the fields no column takes (they go to `extra`)."""
     by_column: dict[str, list[str]] = {}
     extras: list[str] = []
+    explicit: set[str] = set()
     preferred = {f.column: name_key(f.api_name) for f in LEAD_FIELDS}
     for key in keys:
-        column = column_for(key)
+        column, how = mapping.target(key)
         if column is None:
             extras.append(key)
         else:
             by_column.setdefault(column, []).append(key)
+            if how != DETECTED:
+                explicit.add(key)
     for column, spellings in by_column.items():
-        spellings.sort(key=lambda k, c=column: (name_key(k) != preferred[c], k))
+        spellings.sort(key=lambda k, c=column: (k not in explicit, name_key(k) != preferred[c], k))
     return by_column, extras
 
 
+def field_report(keys: list[str], mapping: IngestMapping) -> list[dict]:
+    """Every delivered field with the column it went to (None: kept in `extra`) and why."""
+    rows = []
+    by_column, _ = _columns(keys, mapping)
+    used = {spellings[0] for spellings in by_column.values()}
+    for key in keys:
+        column, how = mapping.target(key)
+        row = {"field": key, "column": column, "how": how}
+        if column is not None and key not in used:
+            row["note"] = "a second spelling: read where the first is empty"
+        rows.append(row)
+    return rows
+
+
+def parsed_fields(source: Source) -> list[tuple[str, str]]:
+    """(parsed `leads` column, the delivered field it is read from) for each one delivered."""
+    by_column, _ = _columns(source.keys, source.mapping)
+    return [
+        (column, by_column[read_from][0])
+        for column, read_from in PARSED_FIELDS.items()
+        if read_from in by_column
+    ]
+
+
 def _column_text(by_column: dict[str, list[str]], column: str) -> str:
-    return _text(by_column.get(column, []), trim=column in _KEY_COLUMNS)
+    trim = column in _KEY_COLUMNS or column in PARSED_FIELDS.values()
+    return _text(by_column.get(column, []), trim=trim)
 
 
 # Status and dial status hold a handful of distinct values: their mapping (a regular expression
@@ -165,10 +225,23 @@ _DERIVED = {"status": lead_status_sql, "dial_status": dial_bucket_sql}
 _MAX_LOOKUP_VALUES = 64
 
 
-def sample_lookups(cursor, keys: list[str], relation: str) -> dict:
+def _bucket_sql(column: str, mapping: IngestMapping) -> str:
+    """The bucket of a status or dial status value: an operator's value mapping first."""
+    full = _DERIVED[column](column)
+    overrides = mapping.values.get(column) or {}
+    if not overrides:
+        return full
+    whens = " ".join(
+        f"WHEN {sql_literal(value)} THEN {sql_literal(bucket)}"
+        for value, bucket in sorted(overrides.items())
+    )
+    return f"CASE {column} {whens} ELSE {full} END"
+
+
+def sample_lookups(cursor, keys: list[str], relation: str, mapping: IngestMapping) -> dict:
     """The mapped lead_status and dial_bucket of each status and dial status value in the
     sample (left out for a column with too many or too odd values: it takes the full mapping)."""
-    by_column, _ = _columns(keys)
+    by_column, _ = _columns(keys, mapping)
     values = {c: _column_text(by_column, c) for c in _DERIVED}
     rows = cursor.execute(
         f"""
@@ -176,16 +249,19 @@ def sample_lookups(cursor, keys: list[str], relation: str) -> dict:
             SELECT {values["status"]} AS status, {values["dial_status"]} AS dial_status
             FROM (SELECT * FROM {relation} LIMIT {SAMPLE_RECORDS})
         )
-        SELECT 'status', status, {lead_status_sql("status")}
+        SELECT 'status', encode(status), {_bucket_sql("status", mapping)}
         FROM (SELECT DISTINCT status FROM sample)
         UNION ALL
-        SELECT 'dial_status', dial_status, {dial_bucket_sql("dial_status")}
+        SELECT 'dial_status', encode(dial_status), {_bucket_sql("dial_status", mapping)}
         FROM (SELECT DISTINCT dial_status FROM sample)
         """
     ).fetchall()
     lookups: dict[str, list[tuple[str | None, str]]] = {c: [] for c in _DERIVED}
     for column, value, mapped in rows:
-        lookups[column].append((value, mapped))
+        try:
+            lookups[column].append((None if value is None else value.decode(), mapped))
+        except UnicodeDecodeError:  # not valid UTF-8 (a lone surrogate's escape): no literal
+            continue  # can say it; that value takes the full mapping
     return {
         column: pairs
         for column, pairs in lookups.items()
@@ -194,8 +270,8 @@ def sample_lookups(cursor, keys: list[str], relation: str) -> dict:
     }
 
 
-def _derived(column: str, lookups: dict) -> str:
-    full = _DERIVED[column](column)
+def _derived(column: str, lookups: dict, mapping: IngestMapping) -> str:
+    full = _bucket_sql(column, mapping)
     pairs = lookups.get(column)
     if not pairs:
         return full
@@ -214,10 +290,21 @@ def mapped_select(source: Source, delivery_id: int, campaign: str | None) -> tup
 
     Its one parameter is the delivery's campaignName (for records that carry none).
     """
-    by_column, extras = _columns(source.keys)
+    by_column, extras = _columns(source.keys, source.mapping)
 
     def text(column: str) -> str:
         return _column_text(by_column, column)
+
+    # A value that does not parse is stored NULL and kept, as delivered, in `extra` under its
+    # field's name: counted in the delivery's report, readable on the lead, never lost.
+    parsed = {
+        "attempts": f"TRY_CAST({text('attempts')} AS INTEGER)",
+        "priority": f"TRY_CAST({text('priority')} AS INTEGER)",
+        "call_duration_s": duration_sql(text("call_duration")),
+        "created_at": timestamp_sql(text("created_at"), source.formats.get("created_at")),
+        "updated_at": timestamp_sql(text("updated_at"), source.formats.get("updated_at")),
+    }
+    checked = parsed_fields(source)
 
     if extras:
         entries = ", ".join(f"struct_pack(k := {sql_literal(k)}, v := {_ident(k)})" for k in extras)
@@ -227,19 +314,34 @@ def mapped_select(source: Source, delivery_id: int, campaign: str | None) -> tup
         )
     else:
         extra = "NULL::JSON"
+    if checked:
+        kept = ", ".join(
+            f"struct_pack(k := {sql_literal(name)}, v := CASE WHEN {column} IS NULL "
+            f"THEN _text_{column} END)"
+            for column, name in checked
+        )
+        failed = " OR ".join(f"({c} IS NULL AND _text_{c} IS NOT NULL)" for c, _ in checked)
+        with_failed = (
+            "json_merge_patch(coalesce(extra, '{}'::JSON), to_json(map_from_entries("
+            f"list_filter([{kept}], lambda e: e.v IS NOT NULL))))"
+        )
+        extra_out = f"CASE WHEN {failed} THEN {with_failed} ELSE extra END"
+        texts = "".join(f", {text(PARSED_FIELDS[c])} AS _text_{c}" for c, _ in checked)
+    else:
+        extra_out, texts = "extra", ""
     return (
         f"""
         SELECT campaign_name,
                coalesce(lead_id, phone_number || '|' ||
                         coalesce(strftime(created_at, '{API_TIMESTAMP_FORMAT}'), '')) AS lead_key,
                lead_id, phone_number, name, status,
-               {_derived("status", source.lookups)} AS lead_status,
+               {_derived("status", source.lookups, source.mapping)} AS lead_status,
                dial_status,
-               {_derived("dial_status", source.lookups)} AS dial_bucket,
+               {_derived("dial_status", source.lookups, source.mapping)} AS dial_bucket,
                disposition, comments, agent_id, agent_name, attempts, priority, ucid,
                call_duration_s, created_at, updated_at,
-               CASE WHEN {_TOO_LONG} THEN error({sql_literal(LONG_FIELD_MARK)}) ELSE extra END
-                   AS extra,
+               CASE WHEN {_TOO_LONG} THEN error({sql_literal(LONG_FIELD_MARK)})
+                    ELSE {extra_out} END AS extra,
                {int(delivery_id)}::BIGINT AS delivery_id
         FROM (
             SELECT coalesce({text("campaign_name")}, ?) AS campaign_name,
@@ -252,14 +354,13 @@ def mapped_select(source: Source, delivery_id: int, campaign: str | None) -> tup
                    {text("comments")} AS comments,
                    {text("agent_id")} AS agent_id,
                    {text("agent_name")} AS agent_name,
-                   TRY_CAST({text("attempts")} AS INTEGER) AS attempts,
-                   TRY_CAST({text("priority")} AS INTEGER) AS priority,
+                   {parsed["attempts"]} AS attempts,
+                   {parsed["priority"]} AS priority,
                    {text("ucid")} AS ucid,
-                   TRY_CAST(epoch(TRY_CAST({text("call_duration")} AS INTERVAL)) AS INTEGER)
-                       AS call_duration_s,
-                   TRY_CAST({text("created_at")} AS TIMESTAMPTZ) AS created_at,
-                   TRY_CAST({text("updated_at")} AS TIMESTAMPTZ) AS updated_at,
-                   {extra} AS extra
+                   {parsed["call_duration_s"]} AS call_duration_s,
+                   {parsed["created_at"]} AS created_at,
+                   {parsed["updated_at"]} AS updated_at,
+                   {extra} AS extra{texts}
             FROM {source.relation}
         )
         """,

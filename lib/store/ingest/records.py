@@ -105,7 +105,7 @@ def refuse_keyless(cursor, records: RecordsFile) -> None:
 def describe_data_error(exc: BaseException) -> str:
     """A short message for a DuckDB error about the data: no paths, no record contents."""
     text = str(exc)
-    if "UTF-8" in text or "unicode" in text.lower():
+    if isinstance(exc, UnicodeDecodeError) or "UTF-8" in text or "unicode" in text.lower():
         return "the records are not valid UTF-8"
     if "Malformed JSON" in text:
         found = re.search(r"at byte (\d+)", text)

@@ -6,6 +6,7 @@ change together, all or nothing (the entry points around it are in `lifecycle.py
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +21,10 @@ from lib.store.ingest.mapping import (
 )
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import describe_data_error
+from lib.store.ingest.report import build_report
 from lib.store.ingest.write import Loaded, restart_transaction, write_leads
 from lib.store.receive import DeliveryRejected, ParsedDelivery
-from lib.store.summary import summary_is_current, update_summary
+from lib.store.summary import rebuild_summary, summary_is_current, update_summary
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ _DATA_ERRORS = (
     duckdb.ConstraintException,
     duckdb.OutOfRangeException,
     duckdb.NotImplementedException,
+    # DuckDB's message quoting a value that is not valid UTF-8 (a lone surrogate's escape)
+    # cannot be decoded by Python: the query failed because of the data all the same.
+    UnicodeDecodeError,
 )
 
 
@@ -54,8 +59,17 @@ class IngestResult:
 
 
 def ingest_parsed(
-    store, cursor, delivery_id: int, parsed: list[ParsedDelivery], phases: Phases, known_request
+    store,
+    cursor,
+    delivery_id: int,
+    parsed: list[ParsedDelivery],
+    phases: Phases,
+    known_request,
+    *,
+    replay: bool = False,
 ) -> IngestResult:
+    """Writes a parsed delivery in its one transaction (the fast path first, then its
+    fallbacks); `replay` for a re-ingest (lib/store/reingest.py): the request row stays."""
     delivery = parsed[-1]
     source: Source | None = None
     try:
@@ -63,7 +77,7 @@ def ingest_parsed(
             try:
                 source = discover_source(store, cursor, delivery.records_source, phases)
                 result = _transaction(
-                    store, cursor, source, delivery, delivery_id, phases, known_request
+                    store, cursor, source, delivery, delivery_id, phases, known_request, replay
                 )
                 break
             except _DATA_ERRORS as exc:
@@ -98,6 +112,7 @@ def _transaction(
     delivery_id: int,
     phases: Phases,
     known_request: int | None,
+    replay: bool,
 ) -> IngestResult:
     """The delivery's one transaction: leads, summary, bookkeeping; all or nothing."""
     cursor.execute("BEGIN")
@@ -113,7 +128,9 @@ def _transaction(
             restart_transaction(cursor)
             source = source.with_keys(complete)
             loaded = write_leads(cursor, source, delivery, delivery_id, phases, incremental)
-        result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request)
+        report = build_report(cursor, source, delivery.variant, delivery_id, loaded)
+        phases.mark("report")
+        result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request, report, replay)
         store.bump_data_version(cursor)
         update_summary(cursor, delivery_id, incremental)
         phases.mark("summary")
@@ -126,31 +143,49 @@ def _transaction(
     return result
 
 
-def _bookkeeping(cursor, delivery: ParsedDelivery, delivery_id: int, loaded: Loaded, known_request):
+def _bookkeeping(
+    cursor,
+    delivery: ParsedDelivery,
+    delivery_id: int,
+    loaded: Loaded,
+    known_request,
+    report: dict,
+    replay: bool = False,
+):
     rows, per_campaign = loaded.rows, loaded.per_campaign
     campaigns = tuple(name for name, _ in per_campaign)
     campaign = delivery.campaign_name or (campaigns[0] if len(campaigns) == 1 else None)
-    match = match_request(cursor, delivery.unique_id, campaign, known_request)
+    if replay:  # only the request it answered the first time (never one open now)
+        match = match_request(cursor, None, None, known_request)
+    else:
+        match = match_request(cursor, delivery.unique_id, campaign, known_request)
     if campaign is not None and campaign not in campaigns:
         per_campaign = [*per_campaign, (campaign, None)]  # an empty answer is a success too
-    record_answer(cursor, match, delivery.unique_id, campaign, per_campaign, rows)
+    record_answer(cursor, match, delivery.unique_id, campaign, per_campaign, rows,
+                  replay=replay)  # fmt: skip
     request_id = match[0]
     cursor.execute(
         "UPDATE raw_deliveries SET state = 'ingested', rows = ?, ingested_at = now(), "
-        "error = NULL, unique_id = ?, campaign_name = ?, request_id = ? WHERE id = ?",
-        [rows, delivery.unique_id, campaign, request_id, delivery_id],
-    )
+        "error = NULL, unique_id = ?, campaign_name = ?, request_id = ?, report = ?, "
+        "warnings = ? WHERE id = ?",
+        [rows, delivery.unique_id, campaign, request_id, json.dumps(report),
+         report["warnings"], delivery_id],
+    )  # fmt: skip
     return IngestResult(
         delivery_id, rows, delivery.unique_id, campaign, False, campaigns, request_id
     )
 
 
-def record_answer(cursor, match, unique_id, campaign, per_campaign, rows: int) -> None:
+def record_answer(
+    cursor, match, unique_id, campaign, per_campaign, rows: int, *, replay: bool = False
+) -> None:
     """The matched request is delivered and each campaign's sync state moves, for an ingest and
     for a duplicate (whose `newest` is None: its rows are stored already, the watermark stays).
+    A re-ingest (`replay`) moves the sync state the same way but leaves the request's row alone
+    (it was answered when the delivery first came).
     """
     request_id, kind, asked_at = match
-    if request_id is not None:
+    if request_id is not None and not replay:
         cursor.execute(
             "UPDATE sync_requests SET state = 'delivered', delivered_at = now(), rows = ?, "
             "unique_id = coalesce(unique_id, ?), error = NULL WHERE id = ?",
@@ -223,3 +258,21 @@ def match_request(cursor, unique_id: str | None, campaign: str | None, known=Non
         if found:
             return found
     return None, None, None
+
+
+def clear_leads(store, campaign: str | None) -> int:
+    """Deletes the leads of one campaign (or all) before a re-ingest rebuilds them, with the
+    lead summary and the data version in the same transaction. Returns the rows deleted."""
+    where, params = ("campaign_name = ?", [campaign]) if campaign else ("TRUE", [])
+    with store.writing() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            removed = cursor.execute(f"DELETE FROM leads WHERE {where}", params).fetchone()[0]
+            store.bump_data_version(cursor)
+            rebuild_summary(cursor)
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+            raise
+    return int(removed)

@@ -31,6 +31,13 @@ _UPDATE_COLUMNS = tuple(c for c in LEADS_COLUMNS if c not in ("campaign_name", "
 class Loaded:
     rows: int
     per_campaign: list[tuple[str, object]]  # (campaign, newest updated_at) among stored rows
+    new: int = 0  # leads not stored before
+    updated: int = 0  # stored leads this delivery was as new as or newer than
+
+    @property
+    def unchanged(self) -> int:
+        """Leads of the delivery not written: an older copy than the one stored."""
+        return max(0, self.rows - self.new - self.updated)
 
 
 def restart_transaction(cursor) -> None:
@@ -51,7 +58,7 @@ def write_leads(
     `summary`, the general write records what the rows it overwrites counted in the summary."""
     if not source.keys:
         return Loaded(0, [])
-    if not has_key_field(source.keys):
+    if not has_key_field(source.keys, source.mapping):
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
     select = mapped_select(source, delivery_id, delivery.campaign_name)
     if _first_load(cursor, delivery.campaign_name):
@@ -83,7 +90,7 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None
         "WHERE delivery_id = ? GROUP BY campaign_name ORDER BY 1",
         [delivery_id],
     ).fetchall()
-    return Loaded(rows, per_campaign)
+    return Loaded(rows, per_campaign, new=rows)
 
 
 def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) -> Loaded:
@@ -99,17 +106,17 @@ def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) ->
     )
     if summary:  # what the rows about to be overwritten counted in the summary
         begin_summary_delta(cursor, f"(SELECT leads.* FROM leads, _batch AS b WHERE {newer})")
-    cursor.execute(f"UPDATE leads SET {sets} FROM _batch AS b WHERE {newer}")
-    cursor.execute(
+    updated = cursor.execute(f"UPDATE leads SET {sets} FROM _batch AS b WHERE {newer}").fetchone()
+    new = cursor.execute(
         f"INSERT INTO leads ({columns}) SELECT {columns} FROM _batch AS b WHERE NOT EXISTS "
         "(SELECT 1 FROM leads AS l "
         "WHERE l.campaign_name = b.campaign_name AND l.lead_key = b.lead_key)"
-    )
+    ).fetchone()
     phases.mark("update+insert")
     per_campaign = cursor.execute(
         "SELECT campaign_name, max(updated_at) FROM _batch GROUP BY campaign_name ORDER BY 1"
     ).fetchall()
-    return Loaded(rows, per_campaign)
+    return Loaded(rows, per_campaign, new=new[0], updated=updated[0])
 
 
 def _check_batch(cursor, phases: Phases) -> int:
