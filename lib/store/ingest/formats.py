@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.store.ingest.records import SAMPLE_RECORDS, sql_literal
+from lib.store.ingest.records import sql_literal
 
 _CANDIDATE_VALUES = 1_000  # the sample's non-ISO values the strptime candidates are tried on
 _ISO_PREFIX = "____-%"  # what DuckDB's own cast may read (checked first: cheap)
@@ -110,15 +110,10 @@ def _duration_sql(column: str) -> str:
     }} FROM _sample)"""
 
 
-def detect_formats(
-    cursor, relation: str, texts: dict[str, str], date_order: str
-) -> dict[str, ValueFormat]:
-    """The format of each column in `texts` (column -> SQL of its text; `call_duration` is a
-    duration, the others timestamps), from the first records of `relation`: one query."""
-    if not texts:
-        return {}
-    columns = list(texts)
-    selected = ", ".join(f"{texts[c]} AS {c}" for c in columns)
+def detection_sql(columns: list[str]) -> tuple[str, str]:
+    """For `columns` of CTE `_sample` (their text; `call_duration` a duration, the others
+    timestamps): the CTE `_others` (the rows some candidate must look at) and one struct of
+    counts per column, to read with `chosen_formats`."""
     dates = [c for c in columns if c != "call_duration"]
     others = " OR ".join(
         f"({c} IS NOT NULL AND NOT ({c} LIKE '{_ISO_PREFIX}' AND "
@@ -128,17 +123,15 @@ def detect_formats(
     parts = [
         f"'{c}': {_duration_sql(c) if c == 'call_duration' else _timestamp_sql(c)}" for c in columns
     ]
-    (found,) = cursor.execute(
-        f"""
-        WITH _sample AS MATERIALIZED (
-            SELECT {selected} FROM (SELECT * FROM {relation} LIMIT {SAMPLE_RECORDS})
-        ), _others AS MATERIALIZED (SELECT * FROM _sample WHERE {others or "FALSE"})
-        SELECT {{{", ".join(parts)}}}
-        """
-    ).fetchone()
+    cte = f"_others AS MATERIALIZED (SELECT * FROM _sample WHERE {others or 'FALSE'})"
+    return cte, "{" + ", ".join(parts) + "}"
+
+
+def chosen_formats(found: dict, date_order: str) -> dict[str, ValueFormat]:
+    """The format of each column from its counts (`detection_sql`): none for a column
+    without values."""
     chosen = {}
-    for column in columns:
-        counts = found[column]
+    for column, counts in found.items():
         if column == "call_duration":
             chosen[column] = _duration_format(counts)
         elif counts["values"]:

@@ -222,21 +222,22 @@ def reingest_delivery(store, delivery_id: int, **ingest_options) -> IngestResult
         if _pruned(store, delivery_id) or not Path(row.path).exists():
             raise BodyPruned(delivery_id)
         parsed: list[ParsedDelivery] = []
+        known: dict = {}
         try:
             parsed.append(
                 parse_delivery(row.path, row.content_type, fetch_file=fetch, max_bytes=max_bytes)
             )
             with store.writing() as cursor:
                 return ingest_parsed(
-                    store, cursor, row.id, parsed, Phases(), row.request_id, replay=True
+                    store, cursor, row.id, parsed, Phases(), row.request_id, known, replay=True
                 )
         except DeliveryRejected as rejected:
-            _mark_failed(store, row.id, _whose(rejected, parsed), parsed, replay=True)
+            _mark_failed(store, row.id, _whose(rejected, parsed), (parsed, known), replay=True)
             raise
         except Exception:
             logger.exception("re-ingest of delivery %s failed", row.id)
             rejected = DeliveryRejected(500, "internal error while ingesting", transient=False)
-            _mark_failed(store, row.id, rejected, parsed, replay=True)
+            _mark_failed(store, row.id, rejected, (parsed, known), replay=True)
             raise rejected from None
         finally:
             for item in parsed:
@@ -274,6 +275,7 @@ def _attempt(store, row: _RawRow, fetch: Fetcher, max_bytes: int) -> IngestResul
         raise _give_up(store, row)
     attempt = _count_attempt(store, row.id)
     parsed: list[ParsedDelivery] = []
+    known: dict = {}
     phases = Phases()
     try:
         parsed.append(
@@ -281,18 +283,18 @@ def _attempt(store, row: _RawRow, fetch: Fetcher, max_bytes: int) -> IngestResul
         )
         phases.mark("parse")
         with store.writing() as cursor:
-            result = ingest_parsed(store, cursor, row.id, parsed, phases, row.request_id)
+            result = ingest_parsed(store, cursor, row.id, parsed, phases, row.request_id, known)
         FLIGHTS.forget(store, row.id)
         return result
     except DeliveryRejected as rejected:
-        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), (parsed, known)) from None
     except FileNotFoundError:
         rejected = DeliveryRejected(500, "the delivery body file is missing", transient=False)
-        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), (parsed, known)) from None
     except Exception:
         logger.exception("ingest of delivery %s failed", row.id)
         rejected = DeliveryRejected(500, "internal error while ingesting")
-        raise _failed(store, row, attempt, _whose(rejected, parsed), parsed) from None
+        raise _failed(store, row, attempt, _whose(rejected, parsed), (parsed, known)) from None
     finally:
         for item in parsed:
             item.cleanup()
@@ -317,18 +319,18 @@ def _interrupted_reason(row: _RawRow) -> str:
 
 
 def _failed(
-    store, row: _RawRow, attempt: int, rejected: DeliveryRejected, parsed=()
+    store, row: _RawRow, attempt: int, rejected: DeliveryRejected, seen: tuple
 ) -> DeliveryRejected:
     """Records a failed attempt: kept for a retry when transient and attempts are left (the
     message says so), else the delivery is failed. Returns the rejection to raise."""
     if rejected.transient and attempt < MAX_ATTEMPTS:
         rejected.message = f"{rejected.message}; it is kept and tried again later"
-        _note_error(store, row.id, rejected, parsed)
+        _note_error(store, row.id, rejected, seen)
         FLIGHTS.retry_later(store, row.id, RETRY_DELAY_S * attempt)
         return rejected
     if rejected.transient:
         rejected.message = f"{rejected.message} (tried {attempt} times; it is kept but skipped)"
-    _mark_failed(store, row.id, rejected, parsed)
+    _mark_failed(store, row.id, rejected, seen)
     FLIGHTS.forget(store, row.id)
     return rejected
 
@@ -424,25 +426,26 @@ def _whose(rejected: DeliveryRejected, parsed: list[ParsedDelivery]) -> Delivery
     return rejected
 
 
-def _note_error(store, delivery_id: int, rejected: DeliveryRejected, parsed=()) -> None:
+def _note_error(store, delivery_id: int, rejected: DeliveryRejected, seen) -> None:
     """A transient failure: the delivery stays 'received' (to be retried), with why."""
-    _update_failed_row(store, delivery_id, rejected, "received", parsed)
+    _update_failed_row(store, delivery_id, rejected, "received", seen)
 
 
 def _mark_failed(
-    store, delivery_id: int, rejected: DeliveryRejected, parsed=(), *, replay: bool = False
+    store, delivery_id: int, rejected: DeliveryRejected, seen=((), {}), *, replay: bool = False
 ) -> None:
-    _update_failed_row(store, delivery_id, rejected, "failed", parsed, replay)
+    _update_failed_row(store, delivery_id, rejected, "failed", seen, replay)
 
 
 def _update_failed_row(
-    store, delivery_id: int, rejected: DeliveryRejected, state: str, parsed=(), replay=False
+    store, delivery_id: int, rejected: DeliveryRejected, state: str, seen, replay=False
 ) -> None:
     """The failure and its report (the shape, when parsing got that far). A re-ingest that
     fails marks a delivery failed even if it was ingested before: its leads stay as they were
     stored, and the row says the current mapping cannot read it."""
     message, unique_id, campaign = rejected.message, rejected.unique_id, rejected.campaign_name
-    report = failure_report(parsed[-1].variant if parsed else None, message[:500])
+    parsed, known = seen  # the parse results and what ingest learnt of the records
+    report = failure_report(parsed[-1].variant if parsed else None, message[:500], known)
     try:
         with store.writing() as cursor:
             cursor.execute(

@@ -16,6 +16,7 @@ A CSV file is staged into TEMP TABLE _raw first (its columns come from DuckDB's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,7 +27,13 @@ from lib.fields import (
     lead_status_sql,
     name_key,
 )
-from lib.store.ingest.formats import ValueFormat, detect_formats, duration_sql, timestamp_sql
+from lib.store.ingest.formats import (
+    ValueFormat,
+    chosen_formats,
+    detection_sql,
+    duration_sql,
+    timestamp_sql,
+)
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import (
     SAMPLE_RECORDS,
@@ -113,8 +120,7 @@ def discover_source(store, cursor, records: RecordsFile, phases: Phases) -> Sour
         header = [r[0] for r in cursor.execute("DESCRIBE _raw").fetchall()]
         keys = usable_keys(header)
         phases.mark("stage")
-        lookups = sample_lookups(cursor, keys, "_raw", mapping)
-        formats = _formats(cursor, keys, "_raw", mapping)
+        lookups, formats = sample_facts(cursor, keys, "_raw", mapping)
         return Source(records, keys, "_raw", lookups, None, mapping, formats, tuple(header))
     sampled, sample, first = cursor.execute(
         f"SELECT count(*), list_distinct(flatten(list(json_keys(json)))), "
@@ -133,21 +139,13 @@ def discover_source(store, cursor, records: RecordsFile, phases: Phases) -> Sour
         return Source(records, [], "", {}, None, mapping)
     relation = records_reader(records, keys)
     try:
-        lookups = sample_lookups(cursor, keys, relation, mapping)
-        formats = _formats(cursor, keys, relation, mapping)
+        lookups, formats = sample_facts(cursor, keys, relation, mapping)
     except BaseException:
         if scan is not None:
             scan.join()
         raise
     phases.mark(f"sample keys ({len(records.files)} files)")
     return Source(records, keys, relation, lookups, scan, mapping, formats, tuple(first or ()))
-
-
-def _formats(cursor, keys: list[str], relation: str, mapping: IngestMapping) -> dict:
-    """The format of each date and duration column, from the first records' values."""
-    by_column, _ = _columns(keys, mapping)
-    texts = {c: _column_text(by_column, c) for c in _FORMAT_COLUMNS if c in by_column}
-    return detect_formats(cursor, relation, texts, mapping.date_order)
 
 
 def has_key_field(keys: Iterable[str], mapping: IngestMapping | None = None) -> bool:
@@ -238,36 +236,55 @@ def _bucket_sql(column: str, mapping: IngestMapping) -> str:
     return f"CASE {column} {whens} ELSE {full} END"
 
 
-def sample_lookups(cursor, keys: list[str], relation: str, mapping: IngestMapping) -> dict:
-    """The mapped lead_status and dial_bucket of each status and dial status value in the
-    sample (left out for a column with too many or too odd values: it takes the full mapping)."""
+def sample_lookups(cursor, keys: list[str], relation: str, mapping=None) -> dict:
+    """The lookups of `sample_facts` alone (bench/ builds databases with them)."""
+    return sample_facts(cursor, keys, relation, mapping or IngestMapping())[0]
+
+
+def sample_facts(
+    cursor, keys: list[str], relation: str, mapping: IngestMapping
+) -> tuple[dict, dict[str, ValueFormat]]:
+    """What the first records tell, in one query over them: the mapped lead_status and
+    dial_bucket of each status and dial status value (left out for a column with too many or
+    too odd values: it takes the full mapping), and the format of each date and duration
+    column (`formats.py`)."""
     by_column, _ = _columns(keys, mapping)
-    values = {c: _column_text(by_column, c) for c in _DERIVED}
+    texts = {c: _column_text(by_column, c) for c in _DERIVED}
+    formatted = [c for c in _FORMAT_COLUMNS if c in by_column]
+    texts |= {c: _column_text(by_column, c) for c in formatted}
+    others, counts = detection_sql(formatted)
     rows = cursor.execute(
         f"""
-        WITH sample AS MATERIALIZED (
-            SELECT {values["status"]} AS status, {values["dial_status"]} AS dial_status
+        WITH _sample AS MATERIALIZED (
+            SELECT {", ".join(f"{text} AS {c}" for c, text in texts.items())}
             FROM (SELECT * FROM {relation} LIMIT {SAMPLE_RECORDS})
-        )
+        ), {others}
         SELECT 'status', encode(status), {_bucket_sql("status", mapping)}
-        FROM (SELECT DISTINCT status FROM sample)
+        FROM (SELECT DISTINCT status FROM _sample)
         UNION ALL
         SELECT 'dial_status', encode(dial_status), {_bucket_sql("dial_status", mapping)}
-        FROM (SELECT DISTINCT dial_status FROM sample)
+        FROM (SELECT DISTINCT dial_status FROM _sample)
+        UNION ALL
+        SELECT 'formats', encode(to_json({counts})::VARCHAR), NULL
         """
     ).fetchall()
     lookups: dict[str, list[tuple[str | None, str]]] = {c: [] for c in _DERIVED}
+    formats: dict[str, ValueFormat] = {}
     for column, value, mapped in rows:
+        if column == "formats":
+            formats = chosen_formats(json.loads(value), mapping.date_order)
+            continue
         try:
             lookups[column].append((None if value is None else value.decode(), mapped))
         except UnicodeDecodeError:  # not valid UTF-8 (a lone surrogate's escape): no literal
             continue  # can say it; that value takes the full mapping
-    return {
+    usable = {
         column: pairs
         for column, pairs in lookups.items()
         if len(pairs) <= _MAX_LOOKUP_VALUES
         and all(v is None or (len(v) <= 200 and "\x00" not in v) for v, _ in pairs)
     }
+    return usable, formats
 
 
 def _derived(column: str, lookups: dict, mapping: IngestMapping) -> str:

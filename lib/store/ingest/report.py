@@ -3,8 +3,9 @@ the connection check show. The shape in words, every field and the column it wen
 formats read, the values that did not parse (counted, with masked examples), dial status and
 status values outside the known vocabulary, and the rows new, updated and unchanged.
 
-Everything is read from the delivery's own stored rows in one query each (a value that did not
-parse is kept in `extra` under its field's name, lib/store/ingest/mapping.py), never per record.
+Everything is read from the delivery's mapped rows (every record, stored or not), one query
+for the values that did not parse (each is kept in `extra` under its field's name,
+lib/store/ingest/mapping.py) and one for the status values, never per record.
 """
 
 from __future__ import annotations
@@ -48,17 +49,16 @@ def shape_words(variant: str | None) -> str:
     return " ".join(words) or variant
 
 
-def build_report(cursor, source: Source, variant: str, delivery_id: int, loaded) -> dict:
+def build_report(cursor, source: Source, variant: str, loaded) -> dict:
+    """The report of a delivery written (`loaded`: its rows, and the relation holding them)."""
     checked = parsed_fields(source)
-    failures, warnings = _failures(cursor, delivery_id, checked)
-    formats = {column: found.report() for column, found in source.formats.items()}
+    failures, warnings = _failures(cursor, loaded.relation, checked)
     return {
         "variant": variant,
         "shape": shape_words(variant),
-        "fields": field_report(source.delivered_keys(), source.mapping),
-        "formats": formats,
+        **source_report(source),
         "failures": failures,
-        "unknown_values": _unknown_values(cursor, delivery_id, source),
+        "unknown_values": _unknown_values(cursor, loaded.relation, source),
         "rows": loaded.rows,
         "new": loaded.new,
         "updated": loaded.updated,
@@ -68,12 +68,37 @@ def build_report(cursor, source: Source, variant: str, delivery_id: int, loaded)
     }
 
 
-def failure_report(variant: str | None, error: str) -> dict:
-    """What is known of a delivery that could not be used."""
-    return {"variant": variant, "shape": shape_words(variant), "fields": [], "error": error}
+def source_report(source: Source) -> dict:
+    """What the records' first reading tells: every field and its column, the formats."""
+    return {
+        "fields": field_report(source.delivered_keys(), source.mapping),
+        "formats": {column: found.report() for column, found in source.formats.items()},
+    }
 
 
-def _failures(cursor, delivery_id: int, checked: list[tuple[str, str]]) -> tuple[dict, int]:
+def failure_report(variant: str | None, error: str, known: dict) -> dict:
+    """What is known of a delivery that could not be used (`known`: `source_report`'s, when
+    its records could be read); nothing of it was stored."""
+    return {
+        "variant": variant,
+        "shape": shape_words(variant),
+        "fields": [],
+        "formats": {},
+        **known,
+        "failures": {},
+        "unknown_values": {},
+        "rows": 0,
+        "new": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "warnings": 0,
+        "error": error,
+    }
+
+
+def _failures(cursor, relation: str, checked: list[tuple[str, str]]) -> tuple[dict, int]:
+    """Per parsed column, the values that did not parse (kept in `extra`): how many, up to
+    EXAMPLES masked examples; and the records with at least one."""
     if not checked:
         return {}, 0
     parts, anyone = [], []
@@ -85,10 +110,10 @@ def _failures(cursor, delivery_id: int, checked: list[tuple[str, str]]) -> tuple
             f"count(*) FILTER (WHERE {failed}), "
             f"list(DISTINCT encode({_MASK.format(v=kept)})) FILTER (WHERE {failed})"
         )
+    nulls = " OR ".join(f"{column} IS NULL" for column, _ in checked)  # only such rows can fail
     row = cursor.execute(
         f"SELECT {', '.join(parts)}, count(*) FILTER (WHERE {' OR '.join(anyone)}) "
-        "FROM leads WHERE delivery_id = ?",
-        [int(delivery_id)],
+        f"FROM {relation} WHERE extra IS NOT NULL AND ({nulls})"
     ).fetchone()
     failures = {}
     for index, (column, _) in enumerate(checked):
@@ -111,7 +136,7 @@ def json_path(name: str) -> str:
     return "$." + json.dumps(name)
 
 
-def _unknown_values(cursor, delivery_id: int, source: Source) -> dict:
+def _unknown_values(cursor, relation: str, source: Source) -> dict:
     """Dial status and status values outside the known vocabulary (or mapped in settings),
     the bucket each fell into and how many of the delivery's leads have it: one query."""
     overrides = source.mapping.values
@@ -123,8 +148,8 @@ def _unknown_values(cursor, delivery_id: int, source: Source) -> dict:
         mapped = ", ".join(sql_literal(v) for v in overrides.get(column) or {}) or "NULL"
         parts.append(
             f"SELECT '{column}' AS kind, v, b, n FROM (SELECT {column} AS v, {bucket} AS b, "
-            f"count(*) AS n FROM leads WHERE delivery_id = {int(delivery_id)} "
-            f"AND {column} IS NOT NULL GROUP BY ALL) WHERE NOT {known} OR v IN ({mapped})"
+            f"count(*) AS n FROM {relation} WHERE {column} IS NOT NULL GROUP BY ALL) "
+            f"WHERE NOT {known} OR v IN ({mapped})"
         )
     rows = cursor.execute(
         f"SELECT kind, encode(v), b, n FROM ({' UNION ALL '.join(parts)}) "

@@ -21,7 +21,7 @@ from lib.store.ingest.mapping import (
 )
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.records import describe_data_error
-from lib.store.ingest.report import build_report
+from lib.store.ingest.report import build_report, source_report
 from lib.store.ingest.write import Loaded, restart_transaction, write_leads
 from lib.store.receive import DeliveryRejected, ParsedDelivery
 from lib.store.summary import rebuild_summary, summary_is_current, update_summary
@@ -65,17 +65,22 @@ def ingest_parsed(
     parsed: list[ParsedDelivery],
     phases: Phases,
     known_request,
+    known: dict | None = None,
     *,
     replay: bool = False,
 ) -> IngestResult:
     """Writes a parsed delivery in its one transaction (the fast path first, then its
-    fallbacks); `replay` for a re-ingest (lib/store/reingest.py): the request row stays."""
+    fallbacks); `replay` for a re-ingest (lib/store/reingest.py): the request row stays.
+    `known` receives the report's fields and formats as soon as the records are read, so a
+    delivery that fails after that still reports them."""
     delivery = parsed[-1]
     source: Source | None = None
     try:
         while True:  # the fast path's pieces, then its one slice, then the generic parse
             try:
                 source = discover_source(store, cursor, delivery.records_source, phases)
+                if known is not None:
+                    known.update(source_report(source))
                 result = _transaction(
                     store, cursor, source, delivery, delivery_id, phases, known_request, replay
                 )
@@ -128,7 +133,7 @@ def _transaction(
             restart_transaction(cursor)
             source = source.with_keys(complete)
             loaded = write_leads(cursor, source, delivery, delivery_id, phases, incremental)
-        report = build_report(cursor, source, delivery.variant, delivery_id, loaded)
+        report = build_report(cursor, source, delivery.variant, loaded)
         phases.mark("report")
         result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request, report, replay)
         store.bump_data_version(cursor)

@@ -25,6 +25,11 @@ from lib.store.receive import DeliveryRejected, ParsedDelivery
 from lib.store.summary import begin_summary_delta
 
 _UPDATE_COLUMNS = tuple(c for c in LEADS_COLUMNS if c not in ("campaign_name", "lead_key"))
+# An identical copy of a stored lead (a resent refresh) is not written again: it counts as
+# unchanged, and the lead keeps the delivery that brought its state.
+_CHANGED = " OR ".join(
+    f"b.{c} IS DISTINCT FROM leads.{c}" for c in _UPDATE_COLUMNS if c != "delivery_id"
+)
 
 
 @dataclass
@@ -32,11 +37,12 @@ class Loaded:
     rows: int
     per_campaign: list[tuple[str, object]]  # (campaign, newest updated_at) among stored rows
     new: int = 0  # leads not stored before
-    updated: int = 0  # stored leads this delivery was as new as or newer than
+    updated: int = 0  # stored leads this delivery changed (as new or newer, not identical)
+    relation: str = "_batch"  # the delivery's mapped rows, for its report
 
     @property
     def unchanged(self) -> int:
-        """Leads of the delivery not written: an older copy than the one stored."""
+        """Leads of the delivery not written: older than, or identical to, the one stored."""
         return max(0, self.rows - self.new - self.updated)
 
 
@@ -57,7 +63,7 @@ def write_leads(
     """Writes the delivery's rows (the direct write when it may, else the general one); with
     `summary`, the general write records what the rows it overwrites counted in the summary."""
     if not source.keys:
-        return Loaded(0, [])
+        return Loaded(0, [], relation="(SELECT * FROM leads WHERE FALSE)")
     if not has_key_field(source.keys, source.mapping):
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
     select = mapped_select(source, delivery_id, delivery.campaign_name)
@@ -90,7 +96,8 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None
         "WHERE delivery_id = ? GROUP BY campaign_name ORDER BY 1",
         [delivery_id],
     ).fetchall()
-    return Loaded(rows, per_campaign, new=rows)
+    written = f"(SELECT * FROM leads WHERE delivery_id = {int(delivery_id)})"
+    return Loaded(rows, per_campaign, new=rows, relation=written)
 
 
 def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) -> Loaded:
@@ -102,7 +109,8 @@ def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) ->
     columns = ", ".join(LEADS_COLUMNS)
     newer = (
         "leads.campaign_name = b.campaign_name AND leads.lead_key = b.lead_key "
-        "AND (b.updated_at >= leads.updated_at OR leads.updated_at IS NULL)"
+        "AND (b.updated_at >= leads.updated_at OR leads.updated_at IS NULL) "
+        f"AND ({_CHANGED})"
     )
     if summary:  # what the rows about to be overwritten counted in the summary
         begin_summary_delta(cursor, f"(SELECT leads.* FROM leads, _batch AS b WHERE {newer})")
