@@ -154,3 +154,233 @@ else:
         on_click=_reset_categories,
         args=(list(mapping["disposition"]),),
     )
+
+st.subheader("Connection check", anchor=False)
+st.caption(
+    "Sends one documented request (the chosen campaign, sortby 2, the last 10 minutes) and "
+    "reports each step: whether CloudAgent is reached, accepts the credentials and the "
+    "request, calls back, and whether its delivery could be read. It counts against the same "
+    "rate limit as every request."
+)
+_STEP_ICONS = {
+    "ok": ":material/check_circle:",
+    "warning": ":material/warning:",
+    "failed": ":material/cancel:",
+    "running": ":material/progress_activity:",
+    "waiting": ":material/radio_button_unchecked:",
+    "skipped": ":material/remove_circle_outline:",
+}
+
+
+def _start_check() -> None:
+    if not access.operator_only("run the connection check"):
+        return
+    try:
+        operations.start_connection_check(st.session_state.get("settings_check_campaign") or "")
+    except ValueError as exc:
+        st.session_state["_settings_check_error"] = str(exc)
+
+
+@st.fragment(run_every="1s")
+def connection_check_result() -> None:
+    """The checklist fills in live while the check runs; the last result stays until the next."""
+    result = operations.latest_connection_check()
+    if result is None:
+        st.caption("No check run since the server started.")
+        return
+    st.markdown(
+        f"**{ui.md_escape(result.campaign)}**, started {result.started_at:%H:%M:%S}"
+        + ("" if result.running else f", finished {result.finished_at:%H:%M:%S}")
+    )
+    for number, step in enumerate(result.steps, start=1):
+        line = f"{_STEP_ICONS.get(step.state, '')} **{number}. {step.title}** {step.state}"
+        if step.detail:
+            line += f": {ui.md_escape(step.detail)}"
+        st.markdown(line)
+        if step.fix:
+            st.caption(f"What to change: {ui.md_escape(step.fix)}")
+    if result.unique_id:
+        st.caption(f"uniqueId {ui.md_escape(result.unique_id)}")
+
+
+if operator:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        campaigns = operations.enabled_campaigns()
+        st.selectbox(
+            "Campaign to check",
+            campaigns,
+            index=0 if campaigns else None,
+            accept_new_options=True,
+            key="settings_check_campaign",
+        )
+        st.button(
+            "Run connection check",
+            key="settings_run_check",
+            on_click=_start_check,
+            icon=":material/network_check:",
+        )
+    problem = st.session_state.pop("_settings_check_error", None)
+    if problem:
+        st.error(ui.md_escape(problem))
+    connection_check_result()
+else:
+    access.operator_notice("run the connection check")
+
+st.subheader("Field mapping", anchor=False)
+st.caption(
+    "Which dashboard column each delivered field fills. Pre-filled from what recent deliveries "
+    "brought and how their names were recognised; choose another column, or `extra` to keep a "
+    "field out of every column. Rows set in secrets.toml (`[fields]`) are shown but changed "
+    "there. A fix applies to new deliveries; re-ingest (below) applies it to the past."
+)
+field_table = operations.field_mapping_table()
+
+
+def _save_fields(shown: pd.DataFrame) -> None:
+    if not access.operator_only("change the field mapping"):
+        return
+    state = st.session_state.get("settings_fields") or {}
+    frame = shown.copy()
+    for row, change in (state.get("edited_rows") or {}).items():
+        if "column" in change and 0 <= int(row) < len(frame):
+            frame.iat[int(row), frame.columns.get_loc("column")] = change["column"]
+            frame.iat[int(row), frame.columns.get_loc("set in")] = "settings"
+    for added in state.get("added_rows") or []:
+        if added.get("field") and added.get("column"):
+            frame.loc[len(frame)] = [added["field"], added["column"], "settings"]
+    chosen = frame[frame["set in"] == "settings"]
+    try:
+        operations.save_field_mapping(dict(zip(chosen["field"], chosen["column"], strict=True)))
+    except ValueError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state.pop("settings_fields", None)
+    st.session_state["_settings_message"] = (
+        "success",
+        f"Saved the mapping of {len(chosen)} fields. Re-ingest to apply it to earlier deliveries.",
+    )
+
+
+if field_table.empty and not operator:
+    st.info("No delivery read yet: its fields appear here after the first sync.")
+elif not operator:
+    st.dataframe(field_table, hide_index=True, key="settings_fields_table")
+    access.operator_notice("change the field mapping")
+else:
+    st.data_editor(
+        field_table,
+        key="settings_fields",
+        hide_index=True,
+        num_rows="add",
+        disabled=["set in"],
+        column_config={
+            "field": st.column_config.TextColumn("delivered field", required=True),
+            "column": st.column_config.SelectboxColumn(
+                "dashboard column", options=list(operations.MAPPING_TARGETS), required=True
+            ),
+            "set in": st.column_config.TextColumn(
+                "set in", help="detected: recognised by its name; settings: chosen here"
+            ),
+        },
+    )
+    st.button(
+        "Save field mapping",
+        key="settings_save_fields",
+        type="primary",
+        on_click=_save_fields,
+        args=(field_table,),
+    )
+
+st.subheader("Dial status and status values", anchor=False)
+st.caption(
+    "Values CloudAgent sent that are outside the known vocabulary, and the bucket each was "
+    "counted in. Choose another bucket to count them there (dial status: answered, NoAnswer, "
+    "user_disconnected, Fail, Not dialled; status: Success, Fail, Pending)."
+)
+value_table = operations.value_mapping_table()
+
+
+def _save_values(shown: pd.DataFrame) -> None:
+    if not access.operator_only("change the value mapping"):
+        return
+    edits = (st.session_state.get("settings_values") or {}).get("edited_rows") or {}
+    changed: dict[str, dict[str, str]] = {}
+    for row, change in edits.items():
+        if "counted as" in change and 0 <= int(row) < len(shown):
+            kind, value = shown.iloc[int(row)][["field", "value"]]
+            changed.setdefault(kind, {})[value] = change["counted as"]
+    try:
+        for kind, mapping in changed.items():
+            operations.save_value_mapping(kind, mapping)
+    except ValueError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state.pop("settings_values", None)
+    count = sum(len(m) for m in changed.values())
+    st.session_state["_settings_message"] = ("success", f"Saved {count} value mappings.")
+
+
+if value_table.empty:
+    st.caption("Every value delivered so far is in the known vocabulary.")
+elif not operator:
+    st.dataframe(value_table, hide_index=True, key="settings_values_table")
+else:
+    st.data_editor(
+        value_table,
+        key="settings_values",
+        hide_index=True,
+        disabled=["field", "value", "set in"],
+        column_config={
+            "counted as": st.column_config.SelectboxColumn(
+                "counted as",
+                options=list(dict.fromkeys([*operations.DIAL_BUCKETS, *operations.LEAD_STATUSES])),
+                required=True,
+            )
+        },
+    )
+    st.button(
+        "Save value mapping", key="settings_save_values", on_click=_save_values, args=(value_table,)
+    )
+
+st.subheader("Re-ingest kept deliveries", anchor=False)
+st.caption(
+    "Parses every kept delivery again, in the order received, with the current mapping: "
+    "without a date, the campaign's leads are rebuilt from scratch (what a fresh database would "
+    "hold had the mapping been right from the start); with a date, the deliveries received "
+    "since then are read again on top of what is stored. Pages keep serving meanwhile; "
+    "progress is on the Sync page. Bodies deleted by retention are skipped."
+)
+
+
+def _start_reingest() -> None:
+    if not access.operator_only("re-ingest deliveries"):
+        return
+    try:
+        progress = operations.start_reingest(
+            st.session_state.get("settings_reingest_campaign"),
+            st.session_state.get("settings_reingest_since"),
+        )
+    except ValueError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state["_settings_message"] = (
+        "success",
+        f"Re-ingest started: {progress.total} deliveries to read again (see the Sync page).",
+    )
+
+
+if operator:
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox(
+            "Campaign",
+            operations.enabled_campaigns(),
+            index=None,
+            placeholder="All campaigns",
+            key="settings_reingest_campaign",
+        )
+        st.date_input("Received since (optional)", value=None, key="settings_reingest_since")
+        st.button(
+            "Re-ingest", key="settings_reingest", on_click=_start_reingest, icon=":material/replay:"
+        )
+else:
+    access.operator_notice("re-ingest deliveries")

@@ -1,5 +1,6 @@
-"""Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the rate limit,
-"Sync now", and one hand-made Campaign Dial Status request with every API parameter."""
+"""Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the delivery
+inspector and re-ingest progress, the rate limit, "Sync now", and one hand-made Campaign Dial
+Status request with every API parameter."""
 
 from datetime import datetime, time
 
@@ -141,6 +142,103 @@ else:
         "again by itself, 3 attempts in all; failed: given up. Bodies are kept on disk beside "
         "the database (file) for inspection."
     )
+
+st.subheader("Delivery inspector", anchor=False)
+st.caption(
+    "What arrived at the callback and what the dashboard made of it: the shape, every field "
+    "and the column it went to, values that could not be read, and rows stored. Phone numbers "
+    "in examples are masked."
+)
+
+
+@st.fragment(run_every="2s")
+def reingest_progress() -> None:
+    """A re-ingest's progress while it runs (started on the Settings page or POST /api/reingest)."""
+    run = operations.reingest_progress()
+    if run is None:
+        return
+    read = run.done + run.skipped + run.failed
+    scope = run.campaign or "every campaign"
+    if run.running:
+        st.progress(
+            read / run.total if run.total else 0.0,
+            text=f"Re-ingest of {ui.md_escape(scope)}: {read:,} of {run.total:,} deliveries read",
+        )
+    else:
+        outcome = f"stopped ({run.error})" if run.error else "finished"
+        st.caption(
+            f"Last re-ingest ({ui.md_escape(scope)}, {run.started_at:%Y-%m-%d %H:%M}): {outcome}; "
+            f"{run.done:,} read again, {run.skipped:,} skipped (body pruned), {run.failed:,} "
+            "still not readable."
+        )
+
+
+reingest_progress()
+deliveries = ui.read(metrics.recent_deliveries)
+warned = deliveries[deliveries["warnings"] > 0]
+if not warned.empty:
+    st.warning(
+        f"{len(warned):,} of the newest deliveries were ingested with warnings: "
+        f"{int(warned['warnings'].sum()):,} records had values that could not be read (their "
+        "dates or numbers are left empty). Inspect one below; fix the mapping on the Settings "
+        "page, then re-ingest.",
+        icon=":material/warning:",
+    )
+if deliveries.empty:
+    st.caption("No delivery received yet.")
+else:
+    labels = {
+        int(row.id): f"#{row.id} · {row.received_at:%Y-%m-%d %H:%M:%S} · "
+        f"{row.campaign or 'campaign unknown'} · {row.state}"
+        for row in deliveries.itertuples()
+    }
+    chosen = st.selectbox(
+        "Delivery", list(labels), format_func=labels.get, key="sync_inspect_delivery"
+    )
+    detail = ui.read(metrics.delivery_detail, chosen) if chosen is not None else None
+    if detail is not None:
+        report = detail.report
+        a, b, c, d = st.columns(4)
+        a.metric("Received", f"{detail.received_at:%H:%M:%S}", help=str(detail.received_at))
+        b.metric("Size", f"{detail.size_bytes:,} bytes")
+        c.metric("Rows stored", f"{report.get('rows', detail.rows or 0):,}")
+        d.metric("With warnings", f"{detail.warnings:,}", help="Records with a value not read.")
+        st.markdown(
+            f"**Shape:** {ui.md_escape(report.get('shape') or report.get('variant') or 'unknown')}"
+            f" · **content type:** {ui.md_escape(detail.content_type or 'none')}"
+            f" · **from:** {ui.md_escape(detail.source_addr or 'unknown')}"
+            f" · **state:** {ui.md_escape(detail.state)}"
+            + (f" · **new:** {report['new']:,}" if "new" in report else "")
+            + (f" · **updated:** {report['updated']:,}" if "updated" in report else "")
+            + (f" · **unchanged:** {report['unchanged']:,}" if "unchanged" in report else "")
+        )
+        if detail.error:
+            st.error(ui.md_escape(detail.error), icon=":material/error:")
+        st.dataframe(detail.fields(), hide_index=True, key="sync_inspect_fields")
+        formats = detail.formats()
+        if not formats.empty:
+            st.dataframe(formats, hide_index=True, key="sync_inspect_formats")
+        failures = detail.failures()
+        if failures.empty:
+            st.caption("Every date, duration and number was read.")
+        else:
+            st.dataframe(failures, hide_index=True, key="sync_inspect_failures")
+        unknown = detail.unknown_values()
+        if not unknown.empty:
+            st.dataframe(unknown, hide_index=True, key="sync_inspect_values")
+        if operator and not detail.pruned and detail.size_bytes <= metrics.MAX_DOWNLOAD_BYTES:
+            body = operations.delivery_body_for_download(detail.id)
+            if body is not None:
+                st.download_button(
+                    "Download raw body",
+                    body,
+                    file_name=f"delivery-{detail.id}.body",
+                    mime="application/octet-stream",
+                    key="sync_inspect_download",
+                    help="As received, with the apiKey and the callback secret removed.",
+                )
+        elif detail.pruned:
+            st.caption("Its body was deleted by retention; the report above stays.")
 
 if operator:
     st.subheader("Send one request by hand", anchor=False)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import errno
 import hmac
-import json
 import logging
 import math
 import os
 import re
-import secrets
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -29,11 +27,20 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib.auth import BackoffByClient
-from lib.config import API_PATH, SANDBOX_PREFIX, ConfigError, Settings, presented_token
+from lib.config import SANDBOX_PREFIX, Settings, presented_token
+from lib.engine_setup import sandbox_mount, start_engine
 from lib.services import Services, get_services
 from lib.store import StoreError, catalog
 from lib.store.ingest import ingest_delivery, ingest_pending, retry_pending, settle_duplicate
 from lib.store.receive import DeliveryRejected, check_content_type, register_raw
+from lib.store.reingest import (
+    ReplayRunning,
+    latest_run,
+    parse_since,
+    replaying,
+    resume_interrupted,
+    start_replay,
+)
 from lib.store.retention import disk_space
 
 logger = logging.getLogger(__name__)
@@ -57,23 +64,6 @@ class _RedactCallbackSecret(logging.Filter):
 
 
 logging.getLogger("uvicorn.access").addFilter(_RedactCallbackSecret())
-
-
-class _LateMount:
-    """An ASGI app filled in by the lifespan, once the server's own address is known."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.app is None:
-            response = JSONResponse({"status": "error", "message": "sandbox not running"}, 404)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-_sandbox_mount = _LateMount()
 
 
 class SecurityHeaders:
@@ -171,7 +161,11 @@ async def callback(request: Request) -> JSONResponse:
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp_name)
-    options = _ingest_options(settings)
+    options = ingest_options(settings)
+    if not raw.duplicate and replaying(services.store):  # kept; ingested after the replay
+        return JSONResponse(
+            {"status": "queued", "deliveryId": raw.id, "message": REPLAY_QUEUED}, status_code=202
+        )
     try:
         if raw.duplicate:  # no lead is written again; it waits for the first copy, then answers
             result = await anyio.to_thread.run_sync(
@@ -189,7 +183,10 @@ async def callback(request: Request) -> JSONResponse:
     return JSONResponse({**answer, "duplicate": True} if raw.duplicate else answer)
 
 
-def _ingest_options(settings: Settings) -> dict:
+REPLAY_QUEUED = "kept; it is ingested once the re-ingest running now is finished"
+
+
+def ingest_options(settings: Settings) -> dict:
     """How every ingest of this server fetches file links and how large a delivery may be."""
     return {"allowed_hosts": _allowed_file_hosts(settings), "max_bytes": settings.max_body_bytes}
 
@@ -323,6 +320,11 @@ def _health_payload(services: Services) -> dict:
             """
         ).fetchall()
     engine = services.sync
+    with services.store.cursor() as cursor:
+        warned, warning_records = cursor.execute(
+            "SELECT count(*), coalesce(sum(warnings), 0) FROM raw_deliveries WHERE warnings > 0"
+        ).fetchone()
+    replay = latest_run(services.store)
     return {
         "status": "ok",
         "mode": "demo" if settings.demo else "live",
@@ -339,7 +341,53 @@ def _health_payload(services: Services) -> dict:
             for name, success, watermark, error, error_at, count in rows
         ],
         "sync": engine.status() if engine else {"running": False},
+        # Deliveries stored with values that could not be read (their dates left empty).
+        "deliveries_with_warnings": warned,
+        "records_with_warnings": int(warning_records),
+        "reingest": None
+        if replay is None
+        else {
+            "running": replay.running,
+            "total": replay.total,
+            "done": replay.done,
+            "skipped": replay.skipped,
+            "failed": replay.failed,
+            "error": replay.error,
+        },
     }
+
+
+async def reingest(request: Request) -> JSONResponse:
+    """POST /api/reingest[?campaign=..&since=..]: every kept body parsed again with the current
+    mapping, in the background (lib/store/reingest.py); 409 while one runs."""
+    try:
+        services = await _services()
+    except StoreError as exc:
+        return _store_unavailable(exc)
+    refusal = _token_refusal(request, services.settings)
+    if refusal is not None:
+        return refusal
+    campaign = request.query_params.get("campaign") or None
+    try:
+        since = parse_since(request.query_params.get("since"), services.settings.zone)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    try:
+        progress = await anyio.to_thread.run_sync(
+            lambda: start_replay(
+                services.store,
+                campaign=campaign,
+                since=since,
+                requested_by="api",
+                **ingest_options(services.settings),
+            )
+        )
+    except ReplayRunning as exc:
+        return _error(409, str(exc))
+    return JSONResponse(
+        {"status": "started", "run": progress.run_id, "deliveries": progress.total},
+        status_code=202,
+    )
 
 
 async def sync_now(request: Request) -> JSONResponse:
@@ -376,74 +424,9 @@ def routes() -> list:
         Route(CALLBACK_PREFIX + "{secret}", callback, methods=["POST"]),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/sync", sync_now, methods=["POST"]),
-        Mount(SANDBOX_PREFIX, app=_sandbox_mount),
+        Route("/api/reingest", reingest, methods=["POST"]),
+        Mount(SANDBOX_PREFIX, app=sandbox_mount),
     ]
-
-
-def _start_engine(services: Services, callback_base: str, local_base: str) -> None:
-    """Builds the client and engine; in demo mode the client talks to the mounted sandbox."""
-    from lib.cloudagent import ClientOptions, CloudAgentClient
-    from lib.cloudagent.ratelimit import SlidingWindowLimiter
-    from lib.store.api_calls import ApiCallJournal
-    from lib.sync import SyncEngine, WaitNotes
-
-    settings = services.settings
-    api_url = settings.cloudagent.api_url
-    api_key = settings.cloudagent.api_key
-    if settings.demo:
-        from lib.sandbox import SandboxConfig, create_sandbox_app, default_campaigns
-
-        api_key = secrets.token_urlsafe(24)
-        api_url = local_base + SANDBOX_PREFIX + API_PATH
-        sizes = default_campaigns()
-        _sandbox_mount.app = create_sandbox_app(
-            SandboxConfig(
-                api_key=api_key,
-                username=settings.cloudagent.username,
-                campaigns={name: sizes.get(name, 2000) for name in settings.campaigns},
-                public_base_url=local_base + SANDBOX_PREFIX,
-                timezone=settings.timezone,
-                admin_token=settings.admin_token or "",  # "": shut without DIALSTATUS_ADMIN_TOKEN
-            )
-        )
-        _apply_sandbox_settings(_sandbox_mount.app.state.sandbox)
-    limiter = SlidingWindowLimiter(journal=ApiCallJournal(services.store))
-    waits = WaitNotes()
-    options = ClientOptions.from_settings(settings, api_url_override=api_url, on_wait=waits.note)
-    if settings.demo:
-        options = options.with_api_key(api_key)
-    client = CloudAgentClient(options, limiter=limiter)
-    services.sync = SyncEngine(
-        services.store,
-        client,
-        limiter,
-        account=settings.cloudagent.username,
-        callback_url=callback_base + CALLBACK_PREFIX + settings.callback_secret,
-        timezone=settings.timezone,
-        interval_s=settings.sync_interval_s,
-        callback_timeout_s=settings.callback_timeout_s,
-        wait_notes=waits,
-    )
-
-
-SANDBOX_SETTINGS_ENV = "DIALSTATUS_SANDBOX_CONFIG"
-
-
-def _apply_sandbox_settings(sandbox) -> None:
-    """Demo mode only: DIALSTATUS_SANDBOX_CONFIG, a JSON object of the sandbox's runtime settings
-    (the body of POST /api/sandbox/_sandbox/config), applied before the first request; e.g.
-    '{"fault": "no_callback"}' to rehearse what a failure looks like on the Sync page."""
-    text = os.environ.get(SANDBOX_SETTINGS_ENV, "").strip()
-    if not text:
-        return
-    try:
-        changes = json.loads(text)
-        if not isinstance(changes, dict):
-            raise ValueError("it must be a JSON object")
-        sandbox.update_config(changes)
-    except ValueError as exc:
-        raise ConfigError(f"{SANDBOX_SETTINGS_ENV}: {exc}") from None
-    logger.warning("demo sandbox settings from %s: %s", SANDBOX_SETTINGS_ENV, changes)
 
 
 async def _wait_until_serving(base_url: str) -> None:
@@ -494,7 +477,8 @@ async def lifespan(app):
     )
     local_url = _local_url()
     if settings.sync_enabled:
-        _start_engine(services, local_url if settings.demo else public_url(settings), local_url)
+        base = local_url if settings.demo else public_url(settings)
+        start_engine(services, base + CALLBACK_PREFIX + settings.callback_secret, local_url)
     else:
         logger.info("background sync is off (DIALSTATUS_SYNC_ENABLED=false)")
     stopping = threading.Event()
@@ -502,13 +486,18 @@ async def lifespan(app):
     async def recover_then_sync() -> None:
         # Pages first: a delivery that kills the process must not keep it from ever serving.
         await _wait_until_serving(local_url)
-        await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, ingest_pending)
+        resumed = await anyio.to_thread.run_sync(
+            lambda: resume_interrupted(services.store, **ingest_options(settings))
+        )
+        if resumed is None:  # else the replay ingests what is left, after its own deliveries
+            await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, ingest_pending)
         if services.sync is not None:  # after recovery: its deliveries answer the old requests
             services.sync.start()
             logger.info("sync engine started (%s mode)", "demo" if settings.demo else "live")
         while not stopping.is_set():
             await anyio.sleep(RETRY_INTERVAL_S)
-            await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, retry_pending)
+            if not replaying(services.store):
+                await anyio.to_thread.run_sync(_ingest_left_over, services, stopping, retry_pending)
 
     try:
         async with anyio.create_task_group() as tasks:
@@ -534,7 +523,7 @@ def _ingest_left_over(services: Services, stopping: threading.Event, run) -> Non
                 services, delivery_id, rejected
             ),
             stopping=stopping,
-            **_ingest_options(services.settings),
+            **ingest_options(services.settings),
         )
     except Exception:  # the server goes on serving; the deliveries stay for the next pass
         logger.exception("could not ingest the deliveries left to do")

@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 # watermark on every incremental refresh (the upsert makes the overlap harmless).
 WATERMARK_OVERLAP = timedelta(minutes=15)
 
+CHECK_WINDOW = timedelta(minutes=10)  # the connection check asks for this much recent data
+
 KEPT = "The data shown is from the last successful sync; the next sync tries again."
 
 
@@ -216,6 +218,38 @@ class SyncEngine:
             self._condition.notify_all()
         return request_id
 
+    def send_check(self, campaign: str, probe: Callable) -> tuple[int, object]:
+        """The connection check's one request (Settings): the campaign's last 10 minutes by
+        update time, sent at once (not queued) through this engine's client and limiter, logged
+        as kind 'check' so its callback is matched to it and moves no watermark. `probe(client,
+        request)` sends it and returns its result (lib.cloudagent.probe); returns (request id,
+        that result)."""
+        now_local = datetime.now(tz=self._zone()).replace(tzinfo=None, microsecond=0)
+        request = DialStatusRequest(
+            campaign_name=campaign,
+            callback_url=self._callback_url,
+            from_date=now_local - CHECK_WINDOW,
+            to_date=now_local,
+            sortby=SortBy.UPDATED,
+            status=LeadStatus.ALL,
+        )
+        request_id = self._log_request(request, kind="check", state="sent")
+        self._mark(request_id, "sent", sent_at=True)
+        result = probe(self._client, request)
+        if result.unique_id is not None or result.accepted.ok:
+            self._mark(request_id, "accepted", accepted_at=True, unique_id=result.unique_id)
+        else:
+            with self._store.writing() as cursor:
+                cursor.execute(
+                    "UPDATE sync_requests SET state = 'error', error = ? WHERE id = ?",
+                    [result.failure.detail if result.failure else "refused", request_id],
+                )
+        return request_id, result
+
+    @property
+    def callback_url(self) -> str:
+        return self._callback_url
+
     def status(self) -> dict:
         with self._condition:
             queue = [job.campaign for job in self._queue]
@@ -267,7 +301,7 @@ class SyncEngine:
         with self._store.cursor() as cursor:
             row = cursor.execute(
                 "SELECT count(*) FROM sync_requests WHERE campaign_name = ? "
-                "AND kind <> 'manual' AND state IN ('sent', 'accepted')",
+                "AND kind IN ('full', 'incremental') AND state IN ('sent', 'accepted')",
                 [campaign],
             ).fetchone()
         return row[0] > 0
@@ -406,10 +440,12 @@ class SyncEngine:
                 "error = 'No callback arrived within ' || ? || ' s' "
                 "WHERE state IN ('sent', 'accepted') "
                 "AND coalesce(accepted_at, sent_at) < now() - to_seconds(?) "
-                "RETURNING campaign_name",
+                "RETURNING campaign_name, kind",
                 [int(self._callback_timeout_s), self._callback_timeout_s],
             ).fetchall()
-            for (campaign,) in overdue:
+            for campaign, kind in overdue:
+                if kind == "check":  # the check reports it itself; the campaign's sync is fine
+                    continue
                 _set_campaign_error(cursor, campaign, no_callback_message(self._callback_timeout_s))
 
 

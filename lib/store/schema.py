@@ -158,7 +158,25 @@ ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS pruned_at TIMESTAMPTZ;
 # - field_mappings: an operator's delivered field -> column (lib/fields.py MAPPING_TARGETS),
 #   beside `[fields]` of secrets.toml. value_mappings: a delivered dial status or status value
 #   -> the bucket an operator chose for it.
+# - reingest_runs: each replay of the kept bodies (lib/store/reingest.py), so one a restart
+#   interrupted resumes after the last delivery it finished instead of leaving leads cleared.
 _SCHEMA_V5 = """
+CREATE SEQUENCE IF NOT EXISTS reingest_ids;
+CREATE TABLE IF NOT EXISTS reingest_runs (
+    id            BIGINT PRIMARY KEY DEFAULT nextval('reingest_ids'),
+    campaign_name VARCHAR,                -- NULL: every campaign
+    since         TIMESTAMPTZ,            -- NULL: every kept delivery (leads cleared first)
+    requested_by  VARCHAR,
+    started_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at   TIMESTAMPTZ,
+    cleared       BOOLEAN NOT NULL DEFAULT FALSE,
+    last_delivery BIGINT,                 -- the last delivery replayed (resume point)
+    total         BIGINT NOT NULL DEFAULT 0,
+    done          BIGINT NOT NULL DEFAULT 0,
+    skipped       BIGINT NOT NULL DEFAULT 0,
+    failed        BIGINT NOT NULL DEFAULT 0,
+    error         VARCHAR
+);
 ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS report JSON;
 ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS warnings BIGINT DEFAULT 0;
 ALTER TABLE raw_deliveries ADD COLUMN IF NOT EXISTS source_addr VARCHAR;

@@ -127,3 +127,10 @@ def manual_request_allowed(limit: int) -> bool:
             icon=":material/hourglass_top:",
         )
     return wait == 0
+
+
+def signed_in_as() -> str:
+    """Who made a change, as settings record it: the account's address with OIDC, else the
+    role (the shared password and no sign-in name nobody)."""
+    email = st.user.get("email") if st.user.get("is_logged_in") else None
+    return str(email) if email else str(st.session_state.get(ROLE_KEY) or "unknown")

@@ -1,5 +1,6 @@
 """What operators change from the pages, on this process's store and sync engine: the campaigns
-to sync, the disposition categories, and the hand-made API request. Pages call these instead of
+to sync, the disposition categories, the hand-made API request, the field and value mappings,
+re-ingest and the connection check. Pages call these instead of
 reaching `lib.store` or `lib.cloudagent` themselves (the import rule,
 docs/ARCHITECTURE.md)."""
 
@@ -9,6 +10,7 @@ from datetime import date, datetime, time
 
 import pandas as pd
 
+from lib import connection_check, fields
 from lib.cloudagent import (
     ALL_DISPOSITIONS,
     CloudAgentError,
@@ -17,8 +19,10 @@ from lib.cloudagent import (
     LeadStatus,
     SortBy,
 )
+from lib.server import ingest_options
 from lib.services import get_services
-from lib.store import catalog
+from lib.store import catalog, mappings, reingest
+from lib.view import access, metrics
 
 CATEGORIES = catalog.CATEGORIES
 MAX_CAMPAIGN_NAME = catalog.MAX_CAMPAIGN_NAME
@@ -110,3 +114,102 @@ def send_manual_request(
         return services.sync.send_manual(request)
     except CloudAgentError as exc:
         raise ValueError(str(exc)) from None
+
+
+# -- meeting a real account: field mapping, value mapping, re-ingest, connection check ------------
+
+MAPPING_TARGETS = fields.MAPPING_TARGETS
+DIAL_BUCKETS = fields.DIAL_BUCKETS
+LEAD_STATUSES = fields.LEAD_STATUSES
+
+
+def field_mapping_table() -> pd.DataFrame:
+    """Every delivered field seen in recent deliveries or mapped by hand, with its column: the
+    Settings table (pre-filled from detection; secrets.toml's rows cannot be edited here)."""
+    store = get_services().store
+    rows = {row["field"]: row for row in mappings.field_mapping_rows(store)}
+    with store.cursor() as cursor:
+        seen = metrics.seen_fields(cursor)
+    table = []
+    for name in dict.fromkeys([*seen, *rows]):
+        row = rows.get(name)
+        if row is not None:
+            table.append({"field": name, "column": row["target"], "set in": row["source"]})
+        else:
+            detected = mappings.suggested_field_mapping([name]).get(name)
+            table.append({"field": name, "column": detected or fields.EXTRA_TARGET,
+                          "set in": "detected"})  # fmt: skip
+    return pd.DataFrame(table, columns=["field", "column", "set in"])
+
+
+def save_field_mapping(mapping: dict[str, str | None]) -> None:
+    """Stores the operators' field mapping (None removes a row); ValueError naming the fields
+    or column at fault, nothing stored."""
+    mappings.save_field_mapping(get_services().store, mapping, by=access.signed_in_as())
+
+
+def value_mapping_table() -> pd.DataFrame:
+    """Delivered dial status and status values outside the known vocabulary (from recent
+    deliveries' reports) and those mapped by hand, with the bucket each counts in."""
+    store = get_services().store
+    saved = {(r["kind"], r["value"]): r for r in mappings.value_mapping_rows(store)}
+    with store.cursor() as cursor:
+        seen = metrics.seen_unknown_values(cursor)
+    table = []
+    for key in dict.fromkeys([*seen, *saved]):
+        row = saved.get(key)
+        table.append({
+            "field": key[0],
+            "value": key[1],
+            "counted as": row["bucket"] if row else seen[key],
+            "set in": "settings" if row else "default",
+        })  # fmt: skip
+    return pd.DataFrame(table, columns=["field", "value", "counted as", "set in"])
+
+
+def save_value_mapping(kind: str, mapping: dict[str, str | None]) -> None:
+    mappings.save_value_mapping(get_services().store, kind, mapping, by=access.signed_in_as())
+
+
+def start_reingest(campaign: str | None, since_day: date | None) -> reingest.ReplayProgress:
+    """Starts re-parsing the kept deliveries (received since the start of `since_day` in the
+    account's zone, or all) with the current mapping, in the background; ValueError while one
+    runs."""
+    services = get_services()
+    zone = services.settings.zone
+    since = datetime.combine(since_day, time(0, 0), tzinfo=zone) if since_day else None
+    try:
+        return reingest.start_replay(
+            services.store,
+            campaign=campaign or None,
+            since=since,
+            requested_by=access.signed_in_as(),
+            **ingest_options(services.settings),
+        )
+    except reingest.ReplayRunning as exc:
+        raise ValueError(str(exc)) from None
+
+
+def reingest_progress() -> reingest.ReplayProgress | None:
+    return reingest.latest_run(get_services().store)
+
+
+def start_connection_check(campaign: str) -> connection_check.CheckResult:
+    """ValueError when a check runs already or cannot run (no engine, no campaign)."""
+    try:
+        return connection_check.start_check(get_services(), campaign)
+    except connection_check.CheckRunning as exc:
+        raise ValueError(str(exc)) from None
+
+
+def latest_connection_check() -> connection_check.CheckResult | None:
+    return connection_check.latest_check()
+
+
+def delivery_body_for_download(delivery_id: int) -> bytes | None:
+    """The raw body with the apiKey and the callback secret removed (operators only)."""
+    services = get_services()
+    settings = services.settings
+    hidden = (settings.cloudagent.api_key, settings.callback_secret)
+    with services.store.cursor() as cursor:
+        return metrics.redacted_body(cursor, delivery_id, hidden)

@@ -5,6 +5,7 @@
 - `leads`: lead rows, one lead's record, the exports;
 - `options`: what the filters offer;
 - `sync_status`: freshness and the sync log;
+- `deliveries`: the delivery inspector (each delivery's report, its redacted raw body);
 - `storage`: retention and the disk (raw bodies, log rows, free space and its floor).
 
 Each query function takes a DuckDB cursor, the validated `Filters`, the account time zone and
@@ -26,6 +27,15 @@ from lib.view.metrics.breakdowns import (
     hour_weekday,
     status_bucket_matrix,
     sunburst_paths,
+)
+from lib.view.metrics.deliveries import (
+    MAX_DOWNLOAD_BYTES,
+    DeliveryDetail,
+    delivery_detail,
+    recent_deliveries,
+    redacted_body,
+    seen_fields,
+    seen_unknown_values,
 )
 from lib.view.metrics.kpis import (
     COUNT_SQL,
@@ -81,6 +91,7 @@ __all__ = [
     "KPIS",
     "KPI_NAMES",
     "LEAD_SORTS",
+    "MAX_DOWNLOAD_BYTES",
     "NO_DISPOSITION",
     "OPTION_TOP",
     "OTHER",
@@ -88,6 +99,7 @@ __all__ = [
     "SMALL_SAMPLE",
     "SMALL_SAMPLE_HELP",
     "WEEKDAYS",
+    "DeliveryDetail",
     "Kpi",
     "KpiValue",
     "Storage",
@@ -100,6 +112,7 @@ __all__ = [
     "comparison_table",
     "daily_trend",
     "data_as_of",
+    "delivery_detail",
     "dial_buckets_by_campaign",
     "disposition_options",
     "disposition_pareto",
@@ -119,6 +132,10 @@ __all__ = [
     "lead_record",
     "mask_phone",
     "rate",
+    "recent_deliveries",
+    "redacted_body",
+    "seen_fields",
+    "seen_unknown_values",
     "status_bucket_matrix",
     "storage",
     "sunburst_paths",
