@@ -12,9 +12,9 @@ Zone-less values are the account's local time (the connection's TimeZone is the 
 zone, and a naive timestamp cast to TIMESTAMPTZ is read in it); a value with a zone, or an
 epoch, keeps its instant.
 
-Cost: the default delivery's values all pass DuckDB's cast, so the candidates (whose failed
-parses are what is expensive) only ever see the sample's other values, at most
-`_CANDIDATE_VALUES` of them.
+Cost: the sample's values are sorted by shape with LIKE (a cast or a regular expression per
+value would double the sample's cost); the candidates (whose failed parses are what is
+expensive) only see the values not shaped `YYYY-...`, at most `_CANDIDATE_VALUES` of them.
 
 Durations: `HH:MM:SS`, `MM:SS` (two parts are minutes and seconds) or plain seconds, each
 value by its own shape; the sample only names the form for the report.
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 from lib.store.ingest.records import sql_literal
 
+FORMAT_SAMPLE_RECORDS = 2_048  # the first records, whose values decide the formats
 _CANDIDATE_VALUES = 1_000  # the sample's non-ISO values the strptime candidates are tried on
-_ISO_PREFIX = "____-%"  # what DuckDB's own cast may read (checked first: cheap)
+_ISO_PREFIX = "____-%"  # the shape of what DuckDB's own cast reads (a LIKE: cheap)
 
 _TIMES = (  # (strptime suffix, label suffix)
     (" %H:%M:%S", " HH:MM:SS"),
@@ -42,7 +43,13 @@ _DATES = {  # family -> (strptime date, label date)
     "MDY-": ("%m-%d-%Y", "MM-DD-YYYY"),
     "MDY/": ("%m/%d/%Y", "MM/DD/YYYY"),
 }
-_ZONED = r"(Z|[+-]\d\d:?\d\d)$"
+
+
+def _zoned(v: str) -> str:
+    """An ISO value ending in a zone (`Z`, `+05:30`, `-0400`); LIKE, not a regular expression:
+    this runs on every sampled value of the default delivery."""
+    ends = ("%Z", "%+__:__", "%-__:__", "%+____", "%-____")
+    return " OR ".join(f"{v} LIKE '{e}'" for e in ends)
 
 
 @dataclass(frozen=True)
@@ -64,78 +71,77 @@ class ValueFormat:
         return entry
 
 
-def _family_sql(column: str, family: str) -> str:
-    date = _DATES[family][0]
-    separator = family[-1]
-    counts = ", ".join(
-        f"'{i}': count(*) FILTER (WHERE try_strptime(v, {sql_literal(date + t)}) IS NOT NULL)"
-        for i, (t, _) in enumerate(_TIMES)
-    )
-    return (
-        f"(SELECT {{{counts}}} FROM (SELECT v FROM (SELECT {column} AS v FROM _others) "
-        f"WHERE v LIKE '%{separator}%' LIMIT {_CANDIDATE_VALUES}))"
-    )
+def shape_sql(columns: list[str]) -> str:
+    """One aggregate over CTE `_sample` (the columns' text; `call_duration` a duration, the
+    others timestamps): how many values of each shape, LIKE only. Read by `chosen_formats`;
+    `needs_candidates` says when the candidates must be counted too."""
+    parts = []
+    for c in columns:
+        if c == "call_duration":
+            counts = {
+                "hms": f"{c} LIKE '%:%:%'",
+                "ms": f"{c} LIKE '%:%' AND {c} NOT LIKE '%:%:%'",
+                "seconds": f"{c} NOT LIKE '%:%'",
+            }
+        else:
+            iso = f"{c} LIKE '{_ISO_PREFIX}'"
+            counts = {
+                "values": f"{c} IS NOT NULL",
+                "iso": iso,
+                "t": f"{iso} AND {c}[11] = 'T'",
+                "zoned": f"{iso} AND {c}[11] = 'T' AND ({_zoned(c)})",
+                "date_only": f"{iso} AND length({c}) = 10",
+            }
+        fields = ", ".join(f"'{k}': count(*) FILTER (WHERE {w})" for k, w in counts.items())
+        parts.append(f"'{c}': {{{fields}}}")
+    return "{" + ", ".join(parts) + "}"
 
 
-def _timestamp_sql(column: str) -> str:
-    """One struct of counts over the sample for a timestamp column."""
-
-    def field(n: int) -> str:
-        pattern = r"^\s*(\d{1,2})[-/](\d{1,2})[-/]"
-        return f"TRY_CAST(regexp_extract({column}, '{pattern}', {n}) AS INT)"
-
-    families = ", ".join(f"'{f}': {_family_sql(column, f)}" for f in _DATES)
-    return f"""{{
-        'values': (SELECT count({column}) FROM _sample),
-        'iso': (SELECT {{'n': count(*), 't': count(*) FILTER (WHERE v[11] = 'T'),
-                         'zoned': count(*) FILTER (WHERE regexp_matches(v, '{_ZONED}')),
-                         'date_only': count(*) FILTER (WHERE length(v) = 10)}}
-                FROM (SELECT {column} AS v FROM _sample WHERE {column} LIKE '{_ISO_PREFIX}'
-                      AND TRY_CAST({column} AS TIMESTAMPTZ) IS NOT NULL)),
-        'epoch': (SELECT {{'s': count(*) FILTER (WHERE length(v) = 10),
-                           'ms': count(*) FILTER (WHERE length(v) = 13)}}
-                  FROM (SELECT {column} AS v FROM _others
-                        WHERE regexp_full_match({column}, '\\d{{10}}(\\d{{3}})?'))),
-        'day_over_12': (SELECT {{'first': max({field(1)}) > 12,
-                                 'second': max({field(2)}) > 12}} FROM _others),
-        {families}
-    }}"""
+def needs_candidates(shapes: dict) -> list[str]:
+    """The timestamp columns with values DuckDB's own cast does not read."""
+    return [c for c, n in shapes.items() if c != "call_duration" and n["values"] > n["iso"]]
 
 
-def _duration_sql(column: str) -> str:
-    return f"""(SELECT {{
-        'hms': count(*) FILTER (WHERE {column} LIKE '%:%:%'),
-        'ms': count(*) FILTER (WHERE {column} LIKE '%:%' AND {column} NOT LIKE '%:%:%'),
-        'seconds': count(*) FILTER (WHERE {column} NOT LIKE '%:%')
-    }} FROM _sample)"""
+def candidates_sql(columns: list[str]) -> str:
+    """A SELECT over CTE `_sample` counting, per timestamp column, the values each strptime
+    candidate and the epoch forms read (among at most `_CANDIDATE_VALUES` values not shaped
+    like ISO), and whether a day field is over 12 (among all of them)."""
+    parts = []
+    for c in columns:
+        others = f"(SELECT {c} AS v FROM _sample WHERE {c} NOT LIKE '{_ISO_PREFIX}')"
+        first = f"(SELECT v FROM {others} LIMIT {_CANDIDATE_VALUES})"
+        number = r"^\s*(\d{1,2})[-/](\d{1,2})[-/]"
+        tried = {"s": "regexp_full_match(v, '\\d{10}')",
+                 "ms": "regexp_full_match(v, '\\d{13}')"}  # fmt: skip
+        for family, (date, _) in _DATES.items():
+            for i, (time, _) in enumerate(_TIMES):
+                tried[f"{family}{i}"] = (
+                    f"v LIKE '%{family[-1]}%' AND "
+                    f"try_strptime(v, {sql_literal(date + time)}) IS NOT NULL"
+                )
+        counts = ", ".join(f"'{k}': count(*) FILTER (WHERE {w})" for k, w in tried.items())
+        over = ", ".join(
+            f"'{name}': max(TRY_CAST(regexp_extract(v, '{number}', {n}) AS INT)) > 12"
+            for n, name in ((1, "first"), (2, "second"))
+        )
+        parts.append(
+            f"'{c}': {{'tried': (SELECT {{{counts}}} FROM {first}), "
+            f"'day_over_12': (SELECT {{{over}}} FROM {others})}}"
+        )
+    return "SELECT {" + ", ".join(parts) + "}"
 
 
-def detection_sql(columns: list[str]) -> tuple[str, str]:
-    """For `columns` of CTE `_sample` (their text; `call_duration` a duration, the others
-    timestamps): the CTE `_others` (the rows some candidate must look at) and one struct of
-    counts per column, to read with `chosen_formats`."""
-    dates = [c for c in columns if c != "call_duration"]
-    others = " OR ".join(
-        f"({c} IS NOT NULL AND NOT ({c} LIKE '{_ISO_PREFIX}' AND "
-        f"TRY_CAST({c} AS TIMESTAMPTZ) IS NOT NULL))"
-        for c in dates
-    )
-    parts = [
-        f"'{c}': {_duration_sql(c) if c == 'call_duration' else _timestamp_sql(c)}" for c in columns
-    ]
-    cte = f"_others AS MATERIALIZED (SELECT * FROM _sample WHERE {others or 'FALSE'})"
-    return cte, "{" + ", ".join(parts) + "}"
-
-
-def chosen_formats(found: dict, date_order: str) -> dict[str, ValueFormat]:
-    """The format of each column from its counts (`detection_sql`): none for a column
-    without values."""
+def chosen_formats(shapes: dict, candidates: dict, date_order: str) -> dict[str, ValueFormat]:
+    """The format of each column from its counts (`shape_sql`, and `candidates_sql` for the
+    columns `needs_candidates` named): none for a column without values."""
     chosen = {}
-    for column, counts in found.items():
+    for column, counts in shapes.items():
         if column == "call_duration":
             chosen[column] = _duration_format(counts)
+        elif column in candidates:
+            chosen[column] = _timestamp_format(counts, candidates[column], date_order)
         elif counts["values"]:
-            chosen[column] = _timestamp_format(counts, date_order)
+            chosen[column] = _iso_format(counts)
     return {c: f for c, f in chosen.items() if f is not None}
 
 
@@ -148,38 +154,37 @@ def _duration_format(counts: dict) -> ValueFormat | None:
     return ValueFormat("duration", label, label)
 
 
-def _timestamp_format(counts: dict, date_order: str) -> ValueFormat:
+def _timestamp_format(shapes: dict, candidates: dict, date_order: str) -> ValueFormat:
     """The family reading the most sample values (DuckDB's own cast on a tie)."""
-    iso = counts["iso"]
-    epoch = counts["epoch"]["s"] + counts["epoch"]["ms"]
-    families = {f: sum(counts[f].values()) for f in _DATES}
+    tried = candidates["tried"]
+    epoch = tried["s"] + tried["ms"]
+    families = {f: sum(tried[f"{f}{i}"] for i in range(len(_TIMES))) for f in _DATES}
     best = max(families, key=lambda f: (families[f], f[:3] == date_order))
-    if iso["n"] >= max(epoch, families[best]) or not max(epoch, families[best]):
-        return _iso_format(iso)
+    if shapes["iso"] >= max(epoch, families[best]) or not max(epoch, families[best]):
+        return _iso_format(shapes)
     if epoch > families[best]:
-        unit = "milliseconds" if counts["epoch"]["ms"] > counts["epoch"]["s"] else "seconds"
+        unit = "milliseconds" if tried["ms"] > tried["s"] else "seconds"
         return ValueFormat("epoch", f"epoch {unit}", f"epoch {unit}")
-    ambiguous, decided_by = False, None
+    ambiguous, decided_by = False, "a day over 12"
     twin = ("MDY" if best.startswith("DMY") else "DMY") + best[-1]
-    if families[twin] == families[best]:  # no value tells day-first from month-first
-        over = counts["day_over_12"]
+    if families[twin] == families[best]:  # none of them tells day-first from month-first
+        over = candidates["day_over_12"]
         if over["first"] and not over["second"]:
-            best, decided_by = "DMY" + best[-1], "a day over 12 in the first field"
+            best = "DMY" + best[-1]
         elif over["second"] and not over["first"]:
-            best, decided_by = "MDY" + best[-1], "a day over 12 in the second field"
+            best = "MDY" + best[-1]
         else:
             best, ambiguous = date_order + best[-1], True
             decided_by = f"date_order {date_order}"
-    elif families[twin]:
-        decided_by = "a day over 12"
     date, date_label = _DATES[best]
-    ranked = sorted(range(len(_TIMES)), key=lambda i: -counts[best][str(i)])
+    ranked = sorted(range(len(_TIMES)), key=lambda i: -tried[f"{best}{i}"])
     patterns = tuple(date + _TIMES[i][0] for i in ranked)
     label = date_label + _TIMES[ranked[0]][1]
     return ValueFormat("strptime", patterns[0], label, patterns, ambiguous, decided_by)
 
 
-def _iso_format(iso: dict) -> ValueFormat:
+def _iso_format(shapes: dict) -> ValueFormat:
+    iso = shapes | {"n": shapes["iso"]}
     if iso["t"] * 2 > iso["n"]:
         zoned = " with zone" if iso["zoned"] * 2 > iso["n"] else ""
         return ValueFormat("cast", "%Y-%m-%dT%H:%M:%S", f"ISO 8601 YYYY-MM-DDTHH:MM:SS{zoned}")

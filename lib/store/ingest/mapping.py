@@ -28,10 +28,13 @@ from lib.fields import (
     name_key,
 )
 from lib.store.ingest.formats import (
+    FORMAT_SAMPLE_RECORDS,
     ValueFormat,
+    candidates_sql,
     chosen_formats,
-    detection_sql,
     duration_sql,
+    needs_candidates,
+    shape_sql,
     timestamp_sql,
 )
 from lib.store.ingest.phases import Phases
@@ -251,28 +254,39 @@ def sample_facts(
     by_column, _ = _columns(keys, mapping)
     texts = {c: _column_text(by_column, c) for c in _DERIVED}
     formatted = [c for c in _FORMAT_COLUMNS if c in by_column]
-    texts |= {c: _column_text(by_column, c) for c in formatted}
-    others, counts = detection_sql(formatted)
+    sample = (
+        f"_sample AS MATERIALIZED (SELECT {', '.join(f'{t} AS {c}' for c, t in texts.items())} "
+        f"FROM (SELECT * FROM {relation} LIMIT {SAMPLE_RECORDS}))"
+    )
+    # The formats from fewer records: reading three more fields of every sampled record would
+    # cost the default delivery more than all of the detection.
+    shaped = ", ".join(f"{_column_text(by_column, c)} AS {c}" for c in formatted)
+    format_sample = (
+        f"_sample AS MATERIALIZED (SELECT {shaped} FROM "
+        f"(SELECT * FROM {relation} LIMIT {FORMAT_SAMPLE_RECORDS}))"
+    )
+    shapes_row = (
+        f"UNION ALL SELECT 'formats', encode(to_json((WITH {format_sample} "
+        f"SELECT {shape_sql(formatted)} FROM _sample))::VARCHAR), NULL"
+        if formatted
+        else ""
+    )
     rows = cursor.execute(
         f"""
-        WITH _sample AS MATERIALIZED (
-            SELECT {", ".join(f"{text} AS {c}" for c, text in texts.items())}
-            FROM (SELECT * FROM {relation} LIMIT {SAMPLE_RECORDS})
-        ), {others}
+        WITH {sample}
         SELECT 'status', encode(status), {_bucket_sql("status", mapping)}
         FROM (SELECT DISTINCT status FROM _sample)
         UNION ALL
         SELECT 'dial_status', encode(dial_status), {_bucket_sql("dial_status", mapping)}
         FROM (SELECT DISTINCT dial_status FROM _sample)
-        UNION ALL
-        SELECT 'formats', encode(to_json({counts})::VARCHAR), NULL
+        {shapes_row}
         """
     ).fetchall()
     lookups: dict[str, list[tuple[str | None, str]]] = {c: [] for c in _DERIVED}
-    formats: dict[str, ValueFormat] = {}
+    shapes: dict = {}
     for column, value, mapped in rows:
         if column == "formats":
-            formats = chosen_formats(json.loads(value), mapping.date_order)
+            shapes = json.loads(value)
             continue
         try:
             lookups[column].append((None if value is None else value.decode(), mapped))
@@ -284,7 +298,13 @@ def sample_facts(
         if len(pairs) <= _MAX_LOOKUP_VALUES
         and all(v is None or (len(v) <= 200 and "\x00" not in v) for v, _ in pairs)
     }
-    return usable, formats
+    # Values in another form than DuckDB's own (rare): the candidates counted, a second query.
+    others = needs_candidates(shapes)
+    candidates = {}
+    if others:
+        (found,) = cursor.execute(f"WITH {format_sample} {candidates_sql(others)}").fetchone()
+        candidates = found
+    return usable, chosen_formats(shapes, candidates, mapping.date_order)
 
 
 def _derived(column: str, lookups: dict, mapping: IngestMapping) -> str:

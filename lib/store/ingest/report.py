@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from lib.fields import dial_status_known_sql, lead_status_known_sql
-from lib.store.ingest.mapping import Source, field_report, parsed_fields
+from lib.store.ingest.mapping import PARSED_FIELDS, Source, field_report, parsed_fields
 from lib.store.ingest.records import sql_literal
 
 EXAMPLES = 3
@@ -119,7 +119,7 @@ def _failures(cursor, relation: str, checked: list[tuple[str, str]]) -> tuple[di
     for index, (column, _) in enumerate(checked):
         count, examples = row[2 * index], row[2 * index + 1]
         if count:
-            failures[column] = {
+            failures[PARSED_FIELDS[column]] = {
                 "count": int(count),
                 "examples": sorted(_text(e) for e in examples or [])[:EXAMPLES],
             }
@@ -140,18 +140,24 @@ def _unknown_values(cursor, relation: str, source: Source) -> dict:
     """Dial status and status values outside the known vocabulary (or mapped in settings),
     the bucket each fell into and how many of the delivery's leads have it: one query."""
     overrides = source.mapping.values
-    parts = []
+    groups, parts = [], []
     for column, bucket, known in (
         ("dial_status", "dial_bucket", dial_status_known_sql("v")),
         ("status", "lead_status", lead_status_known_sql("v")),
     ):
         mapped = ", ".join(sql_literal(v) for v in overrides.get(column) or {}) or "NULL"
+        # Materialised: the vocabulary test runs once per distinct value, not pushed below the
+        # grouping onto every row.
+        groups.append(
+            f"_{column} AS MATERIALIZED (SELECT {column} AS v, {bucket} AS b, count(*) AS n "
+            f"FROM {relation} WHERE {column} IS NOT NULL GROUP BY ALL)"
+        )
         parts.append(
-            f"SELECT '{column}' AS kind, v, b, n FROM (SELECT {column} AS v, {bucket} AS b, "
-            f"count(*) AS n FROM {relation} WHERE {column} IS NOT NULL GROUP BY ALL) "
+            f"SELECT '{column}' AS kind, v, b, n FROM _{column} "
             f"WHERE NOT {known} OR v IN ({mapped})"
         )
     rows = cursor.execute(
+        f"WITH {', '.join(groups)} "
         f"SELECT kind, encode(v), b, n FROM ({' UNION ALL '.join(parts)}) "
         f"QUALIFY row_number() OVER (PARTITION BY kind ORDER BY n DESC, v) <= {_MAX_VALUES} "
         "ORDER BY kind, n DESC, v"
