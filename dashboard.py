@@ -22,15 +22,20 @@ from lib.view.filters import (
     DATE_BOUNDS,
     DEFAULT_BASIS,
     DEFAULT_RANGE,
+    NO_AGENT,
+    P_AGENT,
     P_BASIS,
     P_CAMPAIGN,
     P_DIALSTATUS,
     P_DISPOSITION,
     P_FROM,
+    P_PROGRESS,
     P_RANGE,
     P_STATUS,
     P_TO,
     PARAM_NAMES,
+    PROGRESS_LABELS,
+    PROGRESS_STATES,
     RANGE_LABELS,
     RANGE_PRESETS,
     Filters,
@@ -87,6 +92,7 @@ campaign_options: list[str] = ui.read(
 disposition_options: list[str] = ui.read(
     metrics.with_named, known["dispositions"], _named(P_DISPOSITION), "disposition"
 )
+agent_options: list[str] = ui.read(metrics.with_named, known["agents"], _named(P_AGENT), "agent")
 
 # Chart clicks set a filter's key in their on_select callback, which runs before this script,
 # so the sidebar widgets below pick the value up (and write it to the URL).
@@ -96,7 +102,7 @@ if STARTED not in st.session_state:
     # the URL, and hold the rest; the filters are always computed from what they hold.
     raw = {name: st.query_params.get_all(name) for name in PARAM_NAMES}
     st.session_state[NOTICES] = parse_query_params(
-        raw, campaign_options, disposition_options, today
+        raw, campaign_options, disposition_options, today, agent_options
     )[1]
     st.session_state[STARTED] = True
 
@@ -189,12 +195,31 @@ with st.sidebar:
         bind="query-params",
         placeholder="Any disposition",
     )
+    st.multiselect(
+        "Agent",
+        agent_options,
+        key=P_AGENT,
+        bind="query-params",
+        placeholder="Any agent",
+        help="The agent who took the lead's last call: the agent's name, or the agent id when "
+        f"the name is empty; {NO_AGENT} = neither.",
+    )
+    st.multiselect(
+        "Lead progress",
+        PROGRESS_STATES,
+        format_func=PROGRESS_LABELS.get,
+        key=P_PROGRESS,
+        bind="query-params",
+        placeholder="Any progress",
+        help="Not dialled: no attempt yet. Retrying: Pending with tries left. Out of tries: "
+        "Pending with the attempts allowed used up. Success, Failed: the lead status.",
+    )
 
 widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}
 if chosen_range != "custom":
     widget_state[P_FROM] = widget_state[P_TO] = None  # kept by the widgets, unused by presets
 filters, widget_notices = parse_query_params(
-    params_from_widgets(widget_state), campaign_options, disposition_options, today
+    params_from_widgets(widget_state), campaign_options, disposition_options, today, agent_options
 )
 
 share_query = to_query_string(filters)

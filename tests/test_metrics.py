@@ -267,6 +267,7 @@ def test_lead_page_paginates_in_sql_and_masks_phones(seeded, cursor):
         "Disposition",
         "Attempts",
         "Agent",
+        "Talk time",
         "Created",
         "Updated",
         "Comments",

@@ -11,7 +11,7 @@ import duckdb
 from lib.store.errors import StoreError
 from lib.store.summary import LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA_V1 = """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
@@ -196,8 +196,36 @@ CREATE TABLE IF NOT EXISTS value_mappings (
 );
 """
 
+# v6: from dial states to decisions.
+# - lead_summary also holds the attempt count, the agent and the talk-time band (rebuilt from
+#   the leads on first use, like v3).
+# - campaign_policy: the dial attempts allowed per campaign ("number of tries"), set by an
+#   operator; without a row it is inferred (the highest attempts seen). dial_policy: the one
+#   account-wide calling window and stale threshold (lib/store/policy.py).
+_SCHEMA_V6 = (
+    "DROP TABLE IF EXISTS lead_summary;"
+    + LEAD_SUMMARY_DDL
+    + """
+INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
+CREATE TABLE IF NOT EXISTS campaign_policy (
+    campaign_name    VARCHAR PRIMARY KEY,
+    attempts_allowed INTEGER NOT NULL CHECK (attempts_allowed BETWEEN 1 AND 100),
+    set_by           VARCHAR,
+    set_at           TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS dial_policy (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    window_start  TINYINT NOT NULL CHECK (window_start BETWEEN 0 AND 23),   -- local hour
+    window_end    TINYINT NOT NULL CHECK (window_end BETWEEN 1 AND 24),     -- exclusive
+    stale_days    INTEGER NOT NULL CHECK (stale_days BETWEEN 1 AND 365),
+    set_by        VARCHAR,
+    set_at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+)
+
 MIGRATIONS: dict[int, str] = {
-    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6
 }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""The lead summary: lead counts per combination of everything the Overview and Campaign pages
-filter or group by (campaign, lead status, dial bucket, disposition and its category, attempted,
-local day and hour of the last update, local day of creation).
+"""The lead summary: lead counts per combination of everything the pages filter or group by
+(campaign, lead status, dial bucket, disposition and its category, attempted and the attempt
+count, the agent, the talk-time band of answered leads, local day and hour of the last update,
+local day of creation).
 
 It holds thousands of rows where `leads` holds millions. Its table (`LEAD_SUMMARY_DDL`, created by
 schema v3) and every statement that writes it live here. Ingest keeps it current in the
@@ -21,6 +22,20 @@ from lib.store.catalog import category_sql
 # A lead counts as attempted when it was dialled at least once: attempts > 0, or, when the
 # attempt count is absent, a dial status other than "not dialled".
 ATTEMPTED_SQL = "coalesce(attempts > 0, dial_bucket <> 'Not dialled')"
+# The agent of a lead's last call: the name, or the id when the name is empty; NULL = none.
+AGENT_SQL = "coalesce(nullif(trim(agent_name), ''), nullif(trim(agent_id), ''))"
+# Talk time of answered leads in bands (index into TALK_BANDS); NULL for the others.
+TALK_BANDS: tuple[tuple[str, int | None], ...] = (
+    ("0-10 s", 10), ("10-30 s", 30), ("30-60 s", 60), ("1-3 min", 180), ("3-10 min", 600),
+    ("over 10 min", None),
+)  # fmt: skip
+_BAND_CASES = " ".join(
+    f"WHEN call_duration_s < {limit} THEN {i}" for i, (_, limit) in enumerate(TALK_BANDS) if limit
+)
+TALK_BAND_SQL = (
+    f"CASE WHEN dial_bucket = 'answered' AND call_duration_s IS NOT NULL THEN "
+    f"(CASE {_BAND_CASES} ELSE {len(TALK_BANDS) - 1} END)::TINYINT END"
+)
 
 LEAD_SUMMARY_DDL = """
 CREATE TABLE lead_summary (
@@ -29,6 +44,9 @@ CREATE TABLE lead_summary (
     dial_bucket    VARCHAR NOT NULL,
     disposition    VARCHAR,
     attempted      BOOLEAN,
+    attempts       INTEGER,              -- as delivered (NULL when absent)
+    agent          VARCHAR,              -- AGENT_SQL: name, else id; NULL = no agent
+    talk_band      TINYINT,              -- TALK_BAND_SQL: answered leads only
     updated_day    DATE,                 -- local calendar day of updated_at
     updated_hour   TINYINT,              -- local hour of updated_at
     created_day    DATE,                 -- local calendar day of created_at
@@ -38,13 +56,14 @@ CREATE TABLE lead_summary (
 """
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "updated_day",
-    "updated_hour", "created_day", "category", "leads",
+    "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "attempts",
+    "agent", "talk_band", "updated_day", "updated_hour", "created_day", "category", "leads",
 )  # fmt: skip
 # One row per lead of a relation with the `leads` columns, in the summary's shape. The local day
 # and hour follow the connection's TimeZone (the account's zone, lib/store/connection.py).
 SUMMARY_KEYS_SQL = f"""
     campaign_name, lead_status, dial_bucket, disposition, {ATTEMPTED_SQL} AS attempted,
+    attempts, {AGENT_SQL} AS agent, {TALK_BAND_SQL} AS talk_band,
     CAST(updated_at AS DATE) AS updated_day, hour(updated_at)::TINYINT AS updated_hour,
     CAST(created_at AS DATE) AS created_day
 """
@@ -81,7 +100,9 @@ def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
     )
 
 
-def _stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
+def stamp_summary(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Marks the summary current at the data version (also after a bump that changed no lead,
+    like a policy edit: the caches move on, the summary need not be rebuilt)."""
     cursor.execute(
         "INSERT OR REPLACE INTO meta SELECT 'summary_version', value FROM meta "
         "WHERE key = 'data_version'"
@@ -102,7 +123,7 @@ def rebuild_summary(cursor: duckdb.DuckDBPyConnection) -> None:
     inside the caller's transaction, holding the store's writer lock."""
     cursor.execute("DELETE FROM lead_summary")
     cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {summary_select('leads')}")
-    _stamp_summary(cursor)
+    stamp_summary(cursor)
 
 
 def summary_ready(cursor: duckdb.DuckDBPyConnection) -> bool:
@@ -155,7 +176,7 @@ def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremen
     )
     if not cursor.execute("SELECT count(*) FROM _summary_delta").fetchone()[0]:
         cursor.execute("DROP TABLE _summary_delta")
-        _stamp_summary(cursor)
+        stamp_summary(cursor)
         return
     keys = ", ".join(SUMMARY_COLUMNS[:-1])
     cursor.execute(
@@ -176,4 +197,4 @@ def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremen
     )
     cursor.execute("DROP TABLE _summary_merged")
     cursor.execute("DROP TABLE _summary_delta")
-    _stamp_summary(cursor)
+    stamp_summary(cursor)

@@ -3,7 +3,9 @@
 Public URL parameters (what a shared link carries; values are raw, never display labels):
 `campaign` (repeatable), `range` (a preset below), `from`/`to` (YYYY-MM-DD, inclusive calendar
 days in the account's time zone, only with `range=custom`), `basis` (`updated`|`created`: which
-date the range applies to), `status`, `dialstatus`, `disposition` (each repeatable).
+date the range applies to), `status`, `dialstatus`, `disposition`, `agent` (the agent's name, or
+its id when the name is empty; `(no agent)` for none) and `progress` (`PROGRESS_STATES`), each
+repeatable.
 
 Everything here is pure (no Streamlit): `parse_query_params` never raises, whatever it is given,
 and `where_clause` only ever emits bound parameters, never a value spliced into SQL text.
@@ -50,9 +52,21 @@ BASIS_COLUMNS: dict[str, str] = {"updated": "updated_at", "created": "created_at
 BASIS_LABELS: dict[str, str] = {"updated": "last update", "created": "creation (upload)"}
 DEFAULT_BASIS = "updated"
 
+# Lead progress (every lead in exactly one; lib/view/metrics/relation.py PROGRESS_SQL decides).
+PROGRESS_STATES: tuple[str, ...] = ("not_dialled", "retrying", "out_of_tries", "success", "failed")
+PROGRESS_LABELS: dict[str, str] = {
+    "not_dialled": "Not dialled",
+    "retrying": "Retrying",
+    "out_of_tries": "Out of tries",
+    "success": "Success",
+    "failed": "Failed",
+}
+NO_AGENT = "(no agent)"  # the agent filter's value for leads with neither name nor id
+
 # The public parameter names, which are also the sidebar widgets' keys.
 P_CAMPAIGN, P_RANGE, P_FROM, P_TO = "campaign", "range", "from", "to"
 P_BASIS, P_STATUS, P_DIALSTATUS, P_DISPOSITION = "basis", "status", "dialstatus", "disposition"
+P_AGENT, P_PROGRESS = "agent", "progress"
 PARAM_NAMES: tuple[str, ...] = (
     P_CAMPAIGN,
     P_RANGE,
@@ -62,6 +76,8 @@ PARAM_NAMES: tuple[str, ...] = (
     P_STATUS,
     P_DIALSTATUS,
     P_DISPOSITION,
+    P_AGENT,
+    P_PROGRESS,
 )
 
 # Defensive limits for hostile links; far above anything a person builds by hand.
@@ -83,6 +99,8 @@ class Filters:
     statuses: tuple[str, ...] = ()
     dial_buckets: tuple[str, ...] = ()
     dispositions: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    progress: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Filters:
         return dataclasses.replace(self, **changes)
@@ -179,6 +197,7 @@ def parse_query_params(
     known_campaigns: Iterable[str] | None,
     known_dispositions: Iterable[str] | None,
     today: date,
+    known_agents: Iterable[str] | None = None,
 ) -> tuple[Filters, list[str]]:
     """Validated filters and human-readable notices for everything ignored. Never raises.
 
@@ -190,7 +209,8 @@ def parse_query_params(
     """
     notices: list[str] = []
     try:
-        return _parse(params, known_campaigns, known_dispositions, today, notices), notices
+        known = (known_campaigns, known_dispositions, known_agents)
+        return _parse(params, known, today, notices), notices
     except Exception as exc:  # pragma: no cover - belt and braces: a link must never crash a page
         notices.append(f"The link's filters could not be read ({type(exc).__name__}); reset.")
         return Filters(), notices
@@ -203,13 +223,13 @@ def _single(name: str, params: Mapping[str, Any], notices: list[str]) -> str | N
 
 def _parse(
     params: Mapping[str, Any],
-    known_campaigns: Iterable[str] | None,
-    known_dispositions: Iterable[str] | None,
+    known: tuple[Iterable[str] | None, ...],
     today: date,
     notices: list[str],
 ) -> Filters:
     if not isinstance(params, Mapping):
         return Filters()
+    known_campaigns, known_dispositions, known_agents = known
     campaigns = _pick_known(
         P_CAMPAIGN,
         _clean_values(P_CAMPAIGN, params.get(P_CAMPAIGN), notices),
@@ -277,6 +297,20 @@ def _parse(
         notices,
         what="disposition(s)",
     )
+    agents = _pick_known(
+        P_AGENT,
+        _clean_values(P_AGENT, params.get(P_AGENT), notices),
+        known_agents,
+        notices,
+        what="agent(s)",
+    )
+    progress = _pick_known(
+        P_PROGRESS,
+        _clean_values(P_PROGRESS, params.get(P_PROGRESS), notices),
+        PROGRESS_STATES,
+        notices,
+        what="progress state(s)",
+    )
     del today  # see the docstring: presets are resolved by date_span, not here
     return Filters(
         campaigns=campaigns,
@@ -287,6 +321,8 @@ def _parse(
         statuses=statuses,
         dial_buckets=buckets,
         dispositions=dispositions,
+        agents=agents,
+        progress=progress,
     )
 
 
@@ -361,7 +397,9 @@ def today_in(tz: str) -> date:
 def where_clause(
     filters: Filters, today: date, tz: str = DEFAULT_TIMEZONE, *, prefix: str = "f_"
 ) -> tuple[str, dict[str, Any]]:
-    """A SQL condition over the `leads` columns and its named parameters (`$f_...`).
+    """A SQL condition over the `leads` columns and its named parameters (`$f_...`). With
+    agents or progress chosen, the relation must also have the `agent` and `progress` columns
+    (lib/view/metrics/relation.py adds them).
 
     Every value travels as a bound parameter; lists as one LIST parameter with `list_contains`.
     The column names are constants of this module, never user input.
@@ -389,6 +427,10 @@ def where_clause(
         add("list_contains($?, dial_bucket)", "buckets", list(filters.dial_buckets))
     if filters.dispositions:
         add("list_contains($?, disposition)", "dispositions", list(filters.dispositions))
+    if filters.agents:
+        add(f"list_contains($?, coalesce(agent, '{NO_AGENT}'))", "agents", list(filters.agents))
+    if filters.progress:
+        add("list_contains($?, progress)", "progress", list(filters.progress))
     return (" AND ".join(parts) if parts else "TRUE"), params
 
 
@@ -408,6 +450,8 @@ def to_params(filters: Filters) -> list[tuple[str, str]]:
     pairs += [(P_STATUS, s) for s in filters.statuses]
     pairs += [(P_DIALSTATUS, b) for b in filters.dial_buckets]
     pairs += [(P_DISPOSITION, d) for d in filters.dispositions]
+    pairs += [(P_AGENT, a) for a in filters.agents]
+    pairs += [(P_PROGRESS, p) for p in filters.progress]
     return pairs
 
 
@@ -427,13 +471,15 @@ def widget_values(filters: Filters) -> dict[str, Any]:
         P_STATUS: list(filters.statuses),
         P_DIALSTATUS: list(filters.dial_buckets),
         P_DISPOSITION: list(filters.dispositions),
+        P_AGENT: list(filters.agents),
+        P_PROGRESS: list(filters.progress),
     }
 
 
 def params_from_widgets(values: Mapping[str, Any]) -> dict[str, list[str]]:
     """Widget values (as in session state) back to URL-style parameters, for one validation."""
     params: dict[str, list[str]] = {}
-    for name in (P_CAMPAIGN, P_STATUS, P_DIALSTATUS, P_DISPOSITION):
+    for name in (P_CAMPAIGN, P_STATUS, P_DIALSTATUS, P_DISPOSITION, P_AGENT, P_PROGRESS):
         params[name] = [str(v) for v in (values.get(name) or [])]
     for name in (P_RANGE, P_BASIS):
         value = values.get(name)

@@ -1,6 +1,6 @@
 """What operators change from the pages, on this process's store and sync engine: the campaigns
-to sync, the disposition categories, the hand-made API request, the field and value mappings,
-re-ingest and the connection check. Pages call these instead of
+to sync, the disposition categories, the dialing policy, the hand-made API request, the field and
+value mappings, re-ingest and the connection check. Pages call these instead of
 reaching `lib.store` or `lib.cloudagent` themselves (the import rule,
 docs/ARCHITECTURE.md)."""
 
@@ -21,7 +21,7 @@ from lib.cloudagent import (
 )
 from lib.server import ingest_options
 from lib.services import get_services
-from lib.store import catalog, mappings, reingest
+from lib.store import catalog, mappings, policy, reingest
 from lib.view import access, metrics
 
 CATEGORIES = catalog.CATEGORIES
@@ -36,6 +36,11 @@ SORT_CHOICES: dict[SortBy, str] = {
 STATUS_CHOICES: tuple[LeadStatus, ...] = tuple(LeadStatus)
 DIAL_CHOICES: tuple[DialStatusFilter, ...] = tuple(DialStatusFilter)
 EVERY_DISPOSITION = ALL_DISPOSITIONS
+
+
+DialPolicy = policy.DialPolicy
+PolicyError = policy.PolicyError
+MAX_ATTEMPTS_ALLOWED = policy.MAX_ATTEMPTS_ALLOWED
 
 
 # -- the campaign catalog ------------------------------------------------------------------------
@@ -80,6 +85,40 @@ def forget_disposition_categories(names: list[str]) -> int:
 
 
 # -- the hand-made request -----------------------------------------------------------------------
+
+
+# -- the dialing policy ------------------------------------------------------------------------
+
+
+def dial_policy() -> policy.DialPolicy:
+    """The calling window and the stale threshold every viewer's pages use."""
+    return policy.dial_policy(get_services().store)
+
+
+def save_dial_policy(window_start: int, window_end: int, stale_days: int) -> None:
+    """PolicyError (shown as is) for a window that does not start before it ends, or a
+    threshold out of 1-365 days; nothing stored then."""
+    chosen = policy.DialPolicy(int(window_start), int(window_end), int(stale_days))
+    policy.save_dial_policy(get_services().store, chosen, by=access.signed_in_as())
+
+
+def attempts_allowed_table() -> pd.DataFrame:
+    """Per campaign: the attempts allowed an operator set (empty = inferred) and the highest
+    attempts seen, which is used when none is set."""
+    store = get_services().store
+    with store.cursor() as cursor:
+        frame = metrics.attempts_allowed(cursor)
+    campaigns = [*catalog.list_campaigns(store), *frame["campaign"]]
+    return (
+        pd.DataFrame({"campaign": list(dict.fromkeys(campaigns))})
+        .merge(frame, on="campaign", how="left")
+        .astype({"attempts allowed": "Int64", "highest seen": "Int64"})
+    )
+
+
+def save_attempts_allowed(allowed: dict[str, int | None]) -> None:
+    """Sets or clears (None) each campaign's tries; PolicyError naming the campaign at fault."""
+    policy.save_attempts_allowed(get_services().store, allowed, by=access.signed_in_as())
 
 
 def send_manual_request(

@@ -137,12 +137,13 @@ def _cached_options(
         return {
             "campaigns": tuple(metrics.campaign_options(cursor, configured)),
             "dispositions": tuple(metrics.disposition_options(cursor)),
+            "agents": tuple(metrics.agent_options(cursor)),
             "total_leads": metrics.total_leads(cursor),
         }
 
 
 def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any]:
-    """Known campaigns and dispositions (the filters' choices) and the stored lead count.
+    """Known campaigns, dispositions and agents (the filters' choices) and the stored lead count.
 
     Keyed by the data version and by the campaign catalog's state: adding a campaign on the
     Settings page changes no lead, but must show up in the filter at once."""

@@ -67,11 +67,13 @@ from lib.view.metrics.leads import (
 )
 from lib.view.metrics.options import (
     OPTION_TOP,
+    agent_options,
     campaign_options,
     catalog_state,
     disposition_options,
     with_named,
 )
+from lib.view.metrics.policy import attempts_allowed
 from lib.view.metrics.storage import Storage, storage
 from lib.view.metrics.sync_status import (
     active_requests,
@@ -104,6 +106,8 @@ __all__ = [
     "KpiValue",
     "Storage",
     "active_requests",
+    "agent_options",
+    "attempts_allowed",
     "best_and_worst",
     "bucket_counts",
     "campaign_kpis",

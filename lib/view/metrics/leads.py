@@ -14,9 +14,10 @@ import duckdb
 import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.store.summary import AGENT_SQL
 from lib.view import export
 from lib.view.filters import Filters, where_clause
-from lib.view.metrics.relation import fetch_frame, local_today
+from lib.view.metrics.relation import fetch_frame, lead_relation, local_today
 
 LEAD_SORTS: dict[str, str] = {
     "Last updated (newest first)": "updated_at DESC NULLS LAST, campaign_name, lead_key",
@@ -61,6 +62,7 @@ def _search_condition(search: str | None) -> tuple[str, dict[str, Any]]:
 
 
 def _lead_rows_sql(
+    cursor: duckdb.DuckDBPyConnection,
     filters: Filters,
     tz: str,
     today: date | None,
@@ -74,11 +76,12 @@ def _lead_rows_sql(
         SELECT campaign_name AS "Campaign", {phone_sql(show_phones)} AS "Phone",
                name AS "Name", lead_status AS "Status", dial_status AS "Dial status",
                dial_bucket AS "Dial bucket", disposition AS "Disposition",
-               attempts AS "Attempts", coalesce(agent_name, agent_id) AS "Agent",
+               attempts AS "Attempts", {AGENT_SQL} AS "Agent",
+               CAST(to_seconds(call_duration_s) AS VARCHAR) AS "Talk time",
                strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS "Created",
                strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS "Updated",
                comments AS "Comments"{", lead_key" if with_key else ""}
-        FROM leads WHERE {where} AND {condition}
+        FROM {lead_relation(cursor, filters)} WHERE {where} AND {condition}
     """
     return sql, {**params, **search_params}
 
@@ -92,7 +95,7 @@ def lead_count(
 ) -> int:
     where, params = where_clause(filters, local_today(tz, today), tz)
     condition, search_params = _search_condition(search)
-    sql = f"SELECT count(*) FROM leads WHERE {where} AND {condition}"
+    sql = f"SELECT count(*) FROM {lead_relation(cursor, filters)} WHERE {where} AND {condition}"
     return int(cursor.execute(sql, {**params, **search_params}).fetchone()[0])
 
 
@@ -109,17 +112,22 @@ def lead_page(
     show_phones: bool = False,
 ) -> pd.DataFrame:
     """One page of lead rows (LIMIT/OFFSET in SQL); timestamps as local-time text."""
-    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones)
+    sql, params = _lead_rows_sql(cursor, filters, tz, today, search, show_phones)
     order = LEAD_SORTS.get(sort, LEAD_SORTS[DEFAULT_SORT])
     params.update(limit=max(1, int(limit)), offset=max(0, int(offset)))
     return fetch_frame(cursor, f"{sql} ORDER BY {order} LIMIT $limit OFFSET $offset", params)
 
 
 def _export_sql(
-    filters: Filters, tz: str, today: date | None, search: str | None, show_phones: bool
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None,
+    search: str | None,
+    show_phones: bool,
 ) -> tuple[str, dict[str, Any]]:
     """Every filtered lead row (the exports), in the default order, without the internal key."""
-    sql, params = _lead_rows_sql(filters, tz, today, search, show_phones, with_key=False)
+    sql, params = _lead_rows_sql(cursor, filters, tz, today, search, show_phones, with_key=False)
     return f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}", params
 
 
@@ -134,7 +142,7 @@ def export_csv(
 ) -> bytes:
     """Every filtered lead as CSV, streamed by DuckDB with formula-like text neutralised
     (lib/view/export.py)."""
-    sql, params = _export_sql(filters, tz, today, search, show_phones)
+    sql, params = _export_sql(cursor, filters, tz, today, search, show_phones)
     return export.csv_bytes(cursor, sql, params)
 
 
@@ -167,7 +175,7 @@ def export_xlsx(
     them in constant memory; cells are typed text and numbers, never formulas."""
     import xlsxwriter
 
-    sql, params = _export_sql(filters, tz, today, search, show_phones)
+    sql, params = _export_sql(cursor, filters, tz, today, search, show_phones)
     total = int(cursor.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
     with tempfile.TemporaryDirectory(prefix="dialstatus-export-") as folder:
         path = Path(folder) / "leads.xlsx"

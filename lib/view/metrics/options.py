@@ -1,4 +1,4 @@
-"""What the sidebar's filters offer: the campaigns and the dispositions that exist.
+"""What the sidebar's filters offer: the campaigns, the dispositions and the agents that exist.
 
 Each list holds at most `OPTION_TOP` stored values, the most frequent (every session holds its
 lists, so a delivery with 50,000 names must not reach them), plus the catalog's and the
@@ -12,17 +12,23 @@ from collections.abc import Iterable, Sequence
 
 import duckdb
 
-from lib.store.summary import summary_ready
-from lib.view.filters import MAX_VALUES_PER_PARAM
+from lib.store.summary import AGENT_SQL, summary_ready
+from lib.view.filters import MAX_VALUES_PER_PARAM, NO_AGENT
 
 OPTION_TOP = 300
 
-# The columns an option list is drawn from (constants: never a caller's text in SQL).
-OPTION_COLUMNS = ("campaign_name", "disposition")
+# The option lists' columns -> the value each offers (constants: never a caller's text in SQL).
+OPTION_COLUMNS = {
+    "campaign_name": "campaign_name",
+    "disposition": "disposition",
+    "agent": f"coalesce(agent, '{NO_AGENT}')",
+}
 
 
 def _source(cursor: duckdb.DuckDBPyConnection) -> str:
-    return "lead_summary" if summary_ready(cursor) else "(SELECT *, 1 AS leads FROM leads)"
+    if summary_ready(cursor):
+        return "lead_summary"
+    return f"(SELECT *, {AGENT_SQL} AS agent, 1 AS leads FROM leads)"
 
 
 def _sorted(names: Iterable[str]) -> list[str]:
@@ -63,6 +69,17 @@ def disposition_options(cursor: duckdb.DuckDBPyConnection, top: int = OPTION_TOP
     return [row[0] for row in rows]
 
 
+def agent_options(cursor: duckdb.DuckDBPyConnection, top: int = OPTION_TOP) -> list[str]:
+    """The `top` agents with the most leads (name, else id; `NO_AGENT` for none), sorted."""
+    value = OPTION_COLUMNS["agent"]
+    rows = cursor.execute(
+        f"SELECT {value} FROM {_source(cursor)} GROUP BY ALL "
+        "ORDER BY sum(leads) DESC, 1 LIMIT $top",
+        {"top": int(top)},
+    ).fetchall()
+    return _sorted(row[0] for row in rows)
+
+
 def with_named(
     cursor: duckdb.DuckDBPyConnection, options: Sequence[str], named: Iterable[str], column: str
 ) -> list[str]:
@@ -76,8 +93,9 @@ def with_named(
     missing = missing[:MAX_VALUES_PER_PARAM]
     if not missing:
         return list(options)
+    value = OPTION_COLUMNS[column]
     rows = cursor.execute(
-        f"SELECT DISTINCT {column} FROM {_source(cursor)} WHERE list_contains($names, {column})",
+        f"SELECT DISTINCT {value} FROM {_source(cursor)} WHERE list_contains($names, {value})",
         {"names": missing},
     ).fetchall()
     found = {row[0] for row in rows}

@@ -17,8 +17,54 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.store.summary import SUMMARY_KEYS_SQL, categorised, summary_ready
+from lib.store.summary import (
+    AGENT_SQL,
+    ATTEMPTED_SQL,
+    SUMMARY_KEYS_SQL,
+    categorised,
+    summary_ready,
+)
 from lib.view.filters import Filters, date_span, today_in, where_clause
+
+# Lead progress over a relation with `attempted`, `attempts`, `lead_status` and `allowed`
+# (`allowed_sql`): never dialled first, then the final statuses, then Pending by tries left.
+PROGRESS_SQL = """CASE WHEN NOT attempted THEN 'not_dialled'
+    WHEN lead_status = 'Success' THEN 'success'
+    WHEN lead_status = 'Fail' THEN 'failed'
+    WHEN coalesce(attempts, 1) >= allowed THEN 'out_of_tries'
+    ELSE 'retrying' END"""
+
+
+def allowed_sql(source: str) -> str:
+    """Per campaign of `source` (the summary or the leads) or of campaign_policy: the dial
+    attempts `allowed`, as an operator set them (`set`) or else the highest attempts `seen`,
+    and whether that is `inferred`."""
+    return f"""
+        SELECT coalesce(m.campaign_name, p.campaign_name) AS campaign_name,
+               p.attempts_allowed AS set, m.seen,
+               coalesce(p.attempts_allowed, m.seen) AS allowed,
+               p.attempts_allowed IS NULL AS inferred
+        FROM (SELECT campaign_name, max(attempts) AS seen FROM {source} GROUP BY ALL) m
+        FULL JOIN campaign_policy p USING (campaign_name)
+    """
+
+
+def with_progress(relation: str, allowed_from: str) -> str:
+    """`relation` (with the summary's key columns) plus `allowed` and `progress`."""
+    return f"""
+        (SELECT r.*, a.allowed, {PROGRESS_SQL} AS progress
+         FROM {relation} r LEFT JOIN ({allowed_sql(allowed_from)}) a USING (campaign_name))
+    """
+
+
+def lead_relation(cursor: duckdb.DuckDBPyConnection, filters: Filters) -> str:
+    """`leads`, or, when the filters name agents or progress states, `leads` with the columns
+    `where_clause` then needs (`agent`, `attempted`, `allowed`, `progress`)."""
+    if not (filters.agents or filters.progress):
+        return "leads"
+    source = "lead_summary" if summary_ready(cursor) else "leads"
+    derived = f"(SELECT *, {AGENT_SQL} AS agent, {ATTEMPTED_SQL} AS attempted FROM leads)"
+    return with_progress(derived, source)
 
 
 def local_today(tz: str, today: date | None) -> date:
@@ -48,15 +94,20 @@ def filtered_groups(
     tz: str,
     today: date | None,
     category: bool = True,
+    progress: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """SQL of the filtered lead groups (the summary's columns, `leads` = how many), and its
     parameters. Count with `count_sql()`, never `count(*)`. Read from the summary when it is ready;
-    otherwise one row per lead, with `category` resolved only when asked (it costs a join)."""
+    otherwise one row per lead, with `category` resolved only when asked (it costs a join).
+    With `progress` (or a progress filter) the groups also have `allowed` and `progress`."""
     where, params = _summary_where(filters, tz, today)
+    progress = progress or bool(filters.progress)
     if summary_ready(cursor):
-        return f"SELECT * FROM lead_summary WHERE {where}", params
+        source = with_progress("lead_summary", "lead_summary") if progress else "lead_summary"
+        return f"SELECT * FROM {source} WHERE {where}", params
     # The same columns, one row per lead.
-    source = f"(SELECT {SUMMARY_KEYS_SQL}, 1 AS leads FROM leads WHERE {where})"
+    rows = f"(SELECT {SUMMARY_KEYS_SQL}, 1 AS leads FROM leads)"
+    source = f"(SELECT * FROM {with_progress(rows, 'leads') if progress else rows} WHERE {where})"
     return (categorised(source) if category else f"SELECT * FROM {source}"), params
 
 
