@@ -163,10 +163,41 @@ def make_rows(today: date) -> list[dict]:
     return rows
 
 
-def kept_rows(rows: list[dict], filters: Filters, today: date) -> list[dict]:
+def agent_of(row: dict) -> str:
+    """The agent filter's value for a row: the name, else the id, else "(no agent)"."""
+    return (row["agent_name"] or "").strip() or (row["agent_id"] or "").strip() or "(no agent)"
+
+
+def progress_of(row: dict, allowed: int | None) -> str:
+    """Lead progress as the issue defines it, written here independently of lib/view."""
+    attempts = row["attempts"]
+    attempted = attempts > 0 if attempts is not None else row["dial_bucket"] != "Not dialled"
+    if not attempted:
+        return "not_dialled"
+    if row["lead_status"] in ("Success", "Fail"):
+        return {"Success": "success", "Fail": "failed"}[row["lead_status"]]
+    tries = attempts if attempts is not None else 1
+    return "out_of_tries" if allowed is not None and tries >= allowed else "retrying"
+
+
+def allowed_by_campaign(rows: list[dict], set_by_operator: dict | None = None) -> dict:
+    """Attempts allowed per campaign: the operator's, else the highest attempts seen."""
+    seen: dict[str, int | None] = {}
+    for r in rows:
+        if r["attempts"] is not None:
+            seen[r["campaign_name"]] = max(seen.get(r["campaign_name"]) or 0, r["attempts"])
+        else:
+            seen.setdefault(r["campaign_name"], None)
+    return seen | (set_by_operator or {})
+
+
+def kept_rows(
+    rows: list[dict], filters: Filters, today: date, set_by_operator: dict | None = None
+) -> list[dict]:
     """The rows the filters keep, written independently of lib/view/filters.py (only the date
     span comes from there; its own tests pin that down)."""
     span = date_span(filters, today)
+    allowed = allowed_by_campaign(rows, set_by_operator)
     column = "updated_at" if filters.basis == "updated" else "created_at"
     out = []
     for r in rows:
@@ -177,6 +208,10 @@ def kept_rows(rows: list[dict], filters: Filters, today: date) -> list[dict]:
         if filters.dial_buckets and r["dial_bucket"] not in filters.dial_buckets:
             continue
         if filters.dispositions and r["disposition"] not in filters.dispositions:
+            continue
+        if filters.agents and agent_of(r) not in filters.agents:
+            continue
+        if filters.progress and progress_of(r, allowed[r["campaign_name"]]) not in filters.progress:
             continue
         if span is not None:
             day = r[column].astimezone(ZONE).date()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.store.policy import save_attempts_allowed
 from lib.view.filters import (
     PARAM_NAMES,
     RANGE_PRESETS,
@@ -28,6 +29,8 @@ from lib.view.filters import (
     where_clause,
     widget_values,
 )
+from lib.view.metrics.leads import lead_count
+from lib.view.metrics.relation import count_sql, filtered_groups, lead_relation
 from tests.conftest import CAMPAIGNS, TZ, kept_rows
 from tests.test_metrics import insert_many_names
 
@@ -315,14 +318,39 @@ def test_describe_names_the_days():
         Filters(dial_buckets=("NoAnswer", "Fail"), statuses=("Fail",)),
         Filters(dispositions=('Quote "X" & Co', "DNC")),
         Filters(campaigns=("'; DROP TABLE leads; --",)),
+        Filters(agents=("Agent 1", "(no agent)")),
+        Filters(agents=("Agent 2",), dial_buckets=("answered",), range="last_30d"),
+        Filters(progress=("retrying",)),
+        Filters(progress=("out_of_tries", "not_dialled"), campaigns=(CAMPAIGNS[0],)),
+        Filters(progress=("success", "failed"), agents=("Agent 3",)),
     ],
     ids=lambda f: to_query_string(f)[:60],
 )
 def test_where_clause_selects_the_same_rows_as_python(seeded, cursor, filters):
     sql, params = where_clause(filters, seeded.today, TZ)
-    got = cursor.execute(f"SELECT lead_key FROM leads WHERE {sql}", params).fetchall()
+    relation = lead_relation(cursor, filters)
+    got = cursor.execute(f"SELECT lead_key FROM {relation} WHERE {sql}", params).fetchall()
     expected = kept_rows(seeded.rows, filters, seeded.today)
     assert sorted(k for (k,) in got) == sorted(r["lead_key"] for r in expected)
+    # The pages' counts (the summary) and the Leads page's count agree with the rows.
+    groups, group_params = filtered_groups(cursor, filters, TZ, seeded.today)
+    (counted,) = cursor.execute(f"SELECT {count_sql()} FROM ({groups})", group_params).fetchone()
+    assert counted == len(expected) == lead_count(cursor, filters, TZ, seeded.today)
+
+
+def test_progress_follows_the_attempts_allowed_an_operator_sets(seeded, cursor, store):
+    """Inferred = the highest attempts seen; set = the operator's number, applied at once."""
+    filters = Filters(progress=("out_of_tries",))
+    inferred = kept_rows(seeded.rows, filters, seeded.today)
+    save_attempts_allowed(store, {CAMPAIGNS[0]: 2, CAMPAIGNS[1]: 100}, by="test")
+    chosen = {CAMPAIGNS[0]: 2, CAMPAIGNS[1]: 100}
+    expected = kept_rows(seeded.rows, filters, seeded.today, chosen)
+    assert expected and {r["lead_key"] for r in expected} != {r["lead_key"] for r in inferred}
+    assert lead_count(cursor, filters, TZ, seeded.today) == len(expected)
+    groups, params = filtered_groups(cursor, filters, TZ, seeded.today)
+    (counted,) = cursor.execute(f"SELECT {count_sql()} FROM ({groups})", params).fetchone()
+    assert counted == len(expected)
+    assert not any(r["campaign_name"] == CAMPAIGNS[1] for r in expected)
 
 
 def test_custom_range_is_inclusive_calendar_days(seeded, cursor):
@@ -375,3 +403,19 @@ def test_a_chart_click_on_a_value_beyond_the_top_still_filters(many_names):
     assert not at.exception, at.exception
     assert at.session_state["disposition"] == ["Rare 4999"]
     assert _leads_tile(at) == "1"
+
+
+def test_agent_and_progress_are_read_from_a_link_and_written_back():
+    agents = ["Agent 1", "(no agent)", "Zoë & Co"]
+    filters, notices = parse_query_params(
+        {"agent": ["Zoë & Co", "Nobody"], "progress": ["out_of_tries", "retrying", "sideways"]},
+        KNOWN, DISPOSITIONS, TODAY, agents,
+    )  # fmt: skip
+    assert filters.agents == ("Zoë & Co",)
+    assert filters.progress == ("out_of_tries", "retrying")
+    assert any("'Nobody'" in n and "agent" in n for n in notices)
+    assert any("'sideways'" in n and "progress" in n for n in notices)
+    query = parse_qs(to_query_string(filters))
+    assert query["agent"] == ["Zoë & Co"] and query["progress"] == ["out_of_tries", "retrying"]
+    again, _ = parse_query_params(query, KNOWN, DISPOSITIONS, TODAY, agents)
+    assert again == filters
