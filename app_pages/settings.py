@@ -1,4 +1,5 @@
-"""Settings (`/settings`): campaigns to sync, and the disposition category map."""
+"""Settings (`/settings`): campaigns to sync, disposition categories, the dialing policy, the
+connection check, field and value mappings, re-ingest."""
 
 import pandas as pd
 import streamlit as st
@@ -154,6 +155,98 @@ else:
         on_click=_reset_categories,
         args=(list(mapping["disposition"]),),
     )
+
+st.subheader("Dialing policy", anchor=False)
+st.caption(
+    "Used by the Progress and Agents pages for every viewer at once. **Dial attempts allowed** "
+    "is CloudAgent's number of tries per campaign: leave it empty to use the highest attempts "
+    "seen in the campaign (shown as inferred). The **calling window** is in whole hours of "
+    f"the account's zone ({ui.md_escape(current.tz)}); last calls outside it are "
+    "listed. A Pending lead that was dialled and not updated for more than the **stale "
+    "threshold** counts as stale."
+)
+current_policy = operations.dial_policy()
+allowed_table = operations.attempts_allowed_table()
+
+
+def _save_policy() -> None:
+    if not access.operator_only("change the dialing policy"):
+        return
+    try:
+        operations.save_dial_policy(
+            st.session_state["settings_window_start"],
+            st.session_state["settings_window_end"],
+            st.session_state["settings_stale_days"],
+        )
+    except operations.PolicyError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state["_settings_message"] = ("success", "Saved the calling window and threshold.")
+
+
+def _save_allowed(shown: pd.DataFrame) -> None:
+    if not access.operator_only("change the attempts allowed"):
+        return
+    edits = (st.session_state.get("settings_allowed") or {}).get("edited_rows") or {}
+    changes: dict[str, int | None] = {}
+    for row, change in edits.items():
+        if "attempts allowed" in change and 0 <= int(row) < len(shown):
+            value = change["attempts allowed"]
+            changes[shown.iat[int(row), 0]] = None if value is None else int(value)
+    try:
+        operations.save_attempts_allowed(changes)
+    except operations.PolicyError as exc:
+        st.session_state["_settings_message"] = ("error", str(exc))
+        return
+    st.session_state.pop("settings_allowed", None)
+    st.session_state["_settings_message"] = (
+        "success",
+        f"Saved the attempts allowed of {len(changes)} campaigns.",
+    )
+
+
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    st.number_input(
+        "Calling window from (hour)", 0, 23, current_policy.window_start,
+        key="settings_window_start", disabled=not operator,
+    )  # fmt: skip
+    st.number_input(
+        "to (hour, exclusive)", 1, 24, current_policy.window_end,
+        key="settings_window_end", disabled=not operator,
+    )  # fmt: skip
+    st.number_input(
+        "Stale after (days)", 1, 365, current_policy.stale_days,
+        key="settings_stale_days", disabled=not operator,
+    )  # fmt: skip
+    if operator:
+        st.button("Save window and threshold", key="settings_save_policy", on_click=_save_policy)
+if not operator:
+    access.operator_notice("change the dialing policy")
+if allowed_table.empty:
+    st.info("No campaign yet: each appears here with its highest attempts seen.")
+else:
+    st.data_editor(
+        allowed_table[["campaign", "attempts allowed", "highest seen"]],
+        key="settings_allowed",
+        hide_index=True,
+        disabled=["campaign", "highest seen"] + ([] if operator else ["attempts allowed"]),
+        column_config={
+            "attempts allowed": st.column_config.NumberColumn(
+                "dial attempts allowed", min_value=1, max_value=operations.MAX_ATTEMPTS_ALLOWED,
+                step=1, help="Empty = inferred from the highest attempts seen.",
+            ),
+            "highest seen": st.column_config.NumberColumn(
+                "highest attempts seen", help="Used as the attempts allowed when none is set."
+            ),
+        },
+    )  # fmt: skip
+    if operator:
+        st.button(
+            "Save attempts allowed",
+            key="settings_save_allowed",
+            on_click=_save_allowed,
+            args=(allowed_table,),
+        )
 
 st.subheader("Connection check", anchor=False)
 st.caption(

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.auth import hash_password
 from lib.services import get_services, reset_services
-from lib.store import catalog
+from lib.store import catalog, policy
 from tests.support.server import ServerProcess
 from tests.test_pages import FakeEngine
 
@@ -33,7 +33,8 @@ allowed_domains = ["example.com"]
 operator_emails = ["{OPERATOR}", "{SECOND_OPERATOR}"]
 """
 OPERATOR_CONTROLS = {
-    "settings": {"settings_add", "settings_remove", "settings_save_categories"},
+    "settings": {"settings_add", "settings_remove", "settings_save_categories",
+                 "settings_save_policy", "settings_save_allowed"},
     "sync": {"sync_now", "FormSubmitter:manual_request-Send request"},
 }
 
@@ -100,6 +101,22 @@ def test_a_hidden_operator_control_is_refused_in_its_own_code_path(oidc):
     assert "Only operators can change the campaigns" in " ".join(e.value for e in at.error)
     assert "Sneaky" not in catalog.list_campaigns(oidc.store)
     assert "settings_add" not in _keys(at)
+
+
+def test_an_operator_sets_the_calling_window_and_a_bad_one_is_refused(oidc):
+    at = _as(OPERATOR)
+    at.number_input(key="settings_window_start").set_value(8)
+    at.number_input(key="settings_window_end").set_value(20)
+    at.number_input(key="settings_stale_days").set_value(5)
+    at.button(key="settings_save_policy").click().run()
+    assert "Saved the calling window" in " ".join(m.value for m in at.success)
+    assert policy.dial_policy(oidc.store) == policy.DialPolicy(8, 20, 5)
+    at.number_input(key="settings_window_start").set_value(21)
+    at.button(key="settings_save_policy").click().run()
+    assert "must start before it ends" in " ".join(e.value for e in at.error)
+    assert policy.dial_policy(oidc.store) == policy.DialPolicy(8, 20, 5)
+    viewer = _as(VIEWER)
+    assert viewer.number_input(key="settings_window_start").disabled
 
 
 def _send_manual(at: AppTest, today) -> AppTest:

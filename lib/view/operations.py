@@ -109,9 +109,10 @@ def attempts_allowed_table() -> pd.DataFrame:
     with store.cursor() as cursor:
         frame = metrics.attempts_allowed(cursor)
     campaigns = [*catalog.list_campaigns(store), *frame["campaign"]]
+    listed = pd.Series(list(dict.fromkeys(campaigns)), dtype="object", name="campaign")
     return (
-        pd.DataFrame({"campaign": list(dict.fromkeys(campaigns))})
-        .merge(frame, on="campaign", how="left")
+        listed.to_frame()
+        .merge(frame.astype({"campaign": "object"}), on="campaign", how="left")
         .astype({"attempts allowed": "Int64", "highest seen": "Int64"})
     )
 
