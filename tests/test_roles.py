@@ -33,8 +33,13 @@ allowed_domains = ["example.com"]
 operator_emails = ["{OPERATOR}", "{SECOND_OPERATOR}"]
 """
 OPERATOR_CONTROLS = {
-    "settings": {"settings_add", "settings_remove", "settings_save_categories",
-                 "settings_save_policy", "settings_save_allowed"},
+    "settings": {
+        "settings_add",
+        "settings_remove",
+        "settings_save_categories",
+        "settings_save_policy",
+        "settings_save_allowed",
+    },
     "sync": {"sync_now", "FormSubmitter:manual_request-Send request"},
 }
 
