@@ -103,7 +103,7 @@ def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
     """The README's images exist, are the size they should be, and the parameter table names
     every public URL parameter and every range preset (lib/view/filters.py)."""
     from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-    from lib.view.filters import PARAM_NAMES, RANGE_PRESETS
+    from lib.view.filters import PARAM_NAMES, PROGRESS_STATES, RANGE_PRESETS
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     for name in ("overview", "campaign"):
@@ -112,5 +112,5 @@ def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
         assert Image.open(path).width == 1400
         assert path.stat().st_size < README_SHOT_MAX_BYTES
     section = readme.split("## URL parameters", 1)[1].split("\n## ", 1)[0]
-    for value in (*PARAM_NAMES, *RANGE_PRESETS, *DIAL_BUCKETS, *LEAD_STATUSES):
+    for value in (*PARAM_NAMES, *RANGE_PRESETS, *DIAL_BUCKETS, *LEAD_STATUSES, *PROGRESS_STATES):
         assert f"`{value}`" in section, value
