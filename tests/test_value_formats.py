@@ -150,7 +150,7 @@ def test_durations_in_three_forms_and_garbage():
     """HH:MM:SS, MM:SS (two parts are minutes, not hours) and seconds, rounded; anything
     else NULL, never an error."""
     values = {"01:02:03": 3723, "02:05": 125, "75": 75, "75.6": 76, "soon": None,
-              "": None, None: None}  # fmt: skip
+              "": None, None: None, "1:2:3:4": None, "-00:00:05": None}  # fmt: skip
     connection = duckdb.connect()
     rows = connection.execute(
         f"SELECT v, {duration_sql('v')} FROM (SELECT unnest(?::VARCHAR[]) AS v)", [list(values)]

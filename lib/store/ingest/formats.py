@@ -212,11 +212,13 @@ def timestamp_sql(text: str, found: ValueFormat | None) -> str:
 
 
 def duration_sql(text: str) -> str:
-    """Whole seconds of a duration: `HH:MM:SS`, `MM:SS` or seconds, each value by its shape."""
+    """Whole seconds of a duration: `HH:MM:SS`, `MM:SS` or seconds, each value by its shape;
+    more than three parts, or a negative length, is unreadable (NULL)."""
     minutes = f"TRY_CAST(split_part({text}, ':', 1) AS INTEGER)"
     seconds = f"TRY_CAST(split_part({text}, ':', 2) AS DOUBLE)"
     return (
-        f"CASE WHEN {text} LIKE '%:%' AND {text} NOT LIKE '%:%:%' "
+        f"CASE WHEN {text} LIKE '%:%:%:%' OR ltrim({text}) LIKE '-%' THEN NULL "
+        f"WHEN {text} LIKE '%:%' AND {text} NOT LIKE '%:%:%' "
         f"THEN TRY_CAST({minutes} * 60 + {seconds} AS INTEGER) "
         f"ELSE TRY_CAST(epoch(TRY_CAST({text} AS INTERVAL)) AS INTEGER) END"
     )
