@@ -72,6 +72,16 @@ def from_scratch(cursor) -> list[tuple]:
 
 
 def stored(cursor) -> list[tuple]:
+    """The summary; its coarse companion is checked on the way: the same counts regrouped
+    straight from the leads without attempts, agent and talk band."""
+    coarse = [c for c in summary.SUMMARY_COLUMNS[:-1] if c not in summary.DETAIL_COLUMNS]
+    keys = ", ".join(coarse)
+    expected = cursor.execute(
+        f"SELECT {keys}, sum(leads) FROM ({summary.summary_select('leads')}) "
+        "GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    counts = cursor.execute(f"SELECT {keys}, leads FROM lead_counts ORDER BY ALL").fetchall()
+    assert counts == expected
     return cursor.execute(
         f"SELECT {', '.join(summary.SUMMARY_COLUMNS)} FROM lead_summary ORDER BY ALL"
     ).fetchall()

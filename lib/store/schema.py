@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from lib.store.errors import StoreError
-from lib.store.summary import LEAD_SUMMARY_DDL
+from lib.store.summary import LEAD_COUNTS_DDL, LEAD_SUMMARY_DDL
 
 SCHEMA_VERSION = 6
 
@@ -198,13 +198,15 @@ CREATE TABLE IF NOT EXISTS value_mappings (
 
 # v6: from dial states to decisions.
 # - lead_summary also holds the attempt count, the agent and the talk-time band (rebuilt from
-#   the leads on first use, like v3).
+#   the leads on first use, like v3); lead_counts is it without those three, for the pages that
+#   need none of them.
 # - campaign_policy: the dial attempts allowed per campaign ("number of tries"), set by an
 #   operator; without a row it is inferred (the highest attempts seen). dial_policy: the one
 #   account-wide calling window and stale threshold (lib/store/policy.py).
 _SCHEMA_V6 = (
     "DROP TABLE IF EXISTS lead_summary;"
     + LEAD_SUMMARY_DDL
+    + LEAD_COUNTS_DDL
     + """
 INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
 CREATE TABLE IF NOT EXISTS campaign_policy (

@@ -4,8 +4,10 @@ count, the agent, the talk-time band of answered leads, local day and hour of th
 local day of creation).
 
 It holds thousands of rows where `leads` holds millions. Its table (`LEAD_SUMMARY_DDL`, created by
-schema v3) and every statement that writes it live here. Ingest keeps it current in the
-delivery's own transaction (`begin_summary_delta` before overwriting leads, `update_summary`
+schema v6) and every statement that writes it live here, with its coarse companion `lead_counts`
+(the same counts without attempts, agent and talk band: the Overview and Campaign pages need none
+of them, and it has about a third of the rows), always written from it. Ingest keeps both current
+in the delivery's own transaction (`begin_summary_delta` before overwriting leads, `update_summary`
 after); any other change of the data version (a category edit) makes the first reader rebuild it
 (`summary_ready`). It is valid when meta.summary_version equals meta.data_version.
 """
@@ -55,6 +57,21 @@ CREATE TABLE lead_summary (
 );
 """
 
+LEAD_COUNTS_DDL = """
+CREATE TABLE lead_counts (
+    campaign_name  VARCHAR NOT NULL,
+    lead_status    VARCHAR NOT NULL,
+    dial_bucket    VARCHAR NOT NULL,
+    disposition    VARCHAR,
+    attempted      BOOLEAN,
+    updated_day    DATE,
+    updated_hour   TINYINT,
+    created_day    DATE,
+    category       VARCHAR NOT NULL,
+    leads          BIGINT NOT NULL
+);
+"""
+
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "campaign_name", "lead_status", "dial_bucket", "disposition", "attempted", "attempts",
     "agent", "talk_band", "updated_day", "updated_hour", "created_day", "category", "leads",
@@ -68,6 +85,8 @@ SUMMARY_KEYS_SQL = f"""
     CAST(created_at AS DATE) AS created_day
 """
 _SUMMARY_LIST = ", ".join(SUMMARY_COLUMNS)
+DETAIL_COLUMNS = ("attempts", "agent", "talk_band")  # what lead_counts leaves out
+_COUNTS_KEYS = ", ".join(c for c in SUMMARY_COLUMNS[:-1] if c not in DETAIL_COLUMNS)
 
 
 def categorised(relation: str) -> str:
@@ -123,7 +142,16 @@ def rebuild_summary(cursor: duckdb.DuckDBPyConnection) -> None:
     inside the caller's transaction, holding the store's writer lock."""
     cursor.execute("DELETE FROM lead_summary")
     cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {summary_select('leads')}")
+    cursor.execute("DELETE FROM lead_counts")
+    _count_from_summary(cursor, "TRUE")
     stamp_summary(cursor)
+
+
+def _count_from_summary(cursor: duckdb.DuckDBPyConnection, where: str) -> None:
+    cursor.execute(
+        f"INSERT INTO lead_counts ({_COUNTS_KEYS}, leads) SELECT {_COUNTS_KEYS}, sum(leads) "
+        f"FROM lead_summary WHERE {where} GROUP BY ALL"
+    )
 
 
 def summary_ready(cursor: duckdb.DuckDBPyConnection) -> bool:
@@ -195,6 +223,9 @@ def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremen
     cursor.execute(
         f"INSERT INTO lead_summary ({_SUMMARY_LIST}) SELECT {_SUMMARY_LIST} FROM _summary_merged"
     )
+    touched = "campaign_name IN (SELECT campaign_name FROM _summary_delta)"
+    cursor.execute(f"DELETE FROM lead_counts WHERE {touched}")
+    _count_from_summary(cursor, touched)
     cursor.execute("DROP TABLE _summary_merged")
     cursor.execute("DROP TABLE _summary_delta")
     stamp_summary(cursor)

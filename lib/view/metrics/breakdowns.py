@@ -51,7 +51,7 @@ def dial_buckets_by_campaign(
 ) -> pd.DataFrame:
     """Long frame: campaign (the `top` largest by leads, by name, then "Other campaigns"),
     is_other, bucket (all five, in DIAL_BUCKETS order), leads, share (0-1) within the campaign."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     frame = fetch_frame(
         cursor,
         f"""
@@ -80,7 +80,7 @@ def bucket_counts(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """bucket, leads, share for the whole selection (all five buckets, in order)."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     return fetch_frame(
         cursor,
         f"""
@@ -105,7 +105,7 @@ def dispositions_by_campaign(
     """Long frame over leads that have a disposition: campaign (the `campaigns` largest by
     leads, as in `dial_buckets_by_campaign`, then "Other campaigns"), disposition (the `top` most
     frequent overall, the rest as "Other"), is_other, leads, share within the campaign."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     return fetch_frame(
         cursor,
         f"""
@@ -148,7 +148,7 @@ def disposition_pareto(
 ) -> pd.DataFrame:
     """disposition, category, is_other, leads, share, cumulative_share (0-1), sorted by leads
     (the `top` dispositions, then "Other"); leads without a disposition are left out."""
-    base, params = filtered_groups(cursor, filters, tz, today)
+    base, params = filtered_groups(cursor, filters, tz, today, coarse=True)
     return fetch_frame(
         cursor,
         f"""
@@ -178,7 +178,7 @@ def status_bucket_matrix(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> pd.DataFrame:
     """Wide frame of counts: a row per lead status (Success, Fail, Pending), a column per bucket."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     long = fetch_frame(
         cursor,
         f"SELECT lead_status, dial_bucket, {count_sql()} AS leads FROM ({base}) GROUP BY ALL",
@@ -202,7 +202,7 @@ def sunburst_paths(
 ) -> pd.DataFrame:
     """lead_status, dial_bucket, disposition ("(none)" when empty; the `top` most frequent in
     the selection, the rest as "Other"), leads."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     paths = f"""
         SELECT lead_status, dial_bucket, leads,
                CASE WHEN disposition IS NULL OR trim(disposition) = '' THEN $none
@@ -228,7 +228,7 @@ def daily_trend(
 ) -> pd.DataFrame:
     """One row per local calendar day of the basis date: a count column per bucket (named as
     the bucket), n_attempted, n_answered and answer_rate (0-1, NaN when nothing was attempted)."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     column = "created_day" if filters.basis == "created" else "updated_day"
     pivots = ", ".join(
         f'{count_sql(f"dial_bucket = $b{i}")} AS "{bucket}"'
@@ -258,7 +258,7 @@ def hour_weekday(
 ) -> pd.DataFrame:
     """Attempted leads by the local weekday (1 = Monday) and hour of their LAST UPDATE:
     weekday, hour, attempted, answered, answer_rate. Only cells with attempts appear."""
-    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    base, params = filtered_groups(cursor, filters, tz, today, category=False, coarse=True)
     frame = fetch_frame(
         cursor,
         f"""

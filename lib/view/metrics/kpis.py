@@ -146,7 +146,7 @@ def kpi_counts(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
 ) -> dict[str, int]:
     """Every count behind the KPI tiles (`COUNT_SQL` keys) for the filtered leads."""
-    base, params = filtered_groups(cursor, filters, tz, today)
+    base, params = filtered_groups(cursor, filters, tz, today, coarse=True)
     row = cursor.execute(f"SELECT {_counts_select()} FROM ({base})", params).fetchone()
     return {name: int(value or 0) for name, value in zip(COUNT_SQL, row, strict=True)}
 
@@ -175,7 +175,7 @@ def campaign_kpis(
 ) -> pd.DataFrame:
     """One row per campaign, the `top` largest by leads, then one "Other campaigns" row for the
     rest (`is_other`): every count, every rate (percent) and its denominator (`<rate> n`)."""
-    base, params = filtered_groups(cursor, filters, tz, today)
+    base, params = filtered_groups(cursor, filters, tz, today, coarse=True)
     frame = fetch_frame(
         cursor,
         f"""

@@ -25,9 +25,9 @@ OPTION_COLUMNS = {
 }
 
 
-def _source(cursor: duckdb.DuckDBPyConnection) -> str:
+def _source(cursor: duckdb.DuckDBPyConnection, column: str = "campaign_name") -> str:
     if summary_ready(cursor):
-        return "lead_summary"
+        return "lead_summary" if column == "agent" else "lead_counts"
     return f"(SELECT *, {AGENT_SQL} AS agent, 1 AS leads FROM leads)"
 
 
@@ -73,7 +73,7 @@ def agent_options(cursor: duckdb.DuckDBPyConnection, top: int = OPTION_TOP) -> l
     """The `top` agents with the most leads (name, else id; `NO_AGENT` for none), sorted."""
     value = OPTION_COLUMNS["agent"]
     rows = cursor.execute(
-        f"SELECT {value} FROM {_source(cursor)} GROUP BY ALL "
+        f"SELECT {value} FROM {_source(cursor, 'agent')} GROUP BY ALL "
         "ORDER BY sum(leads) DESC, 1 LIMIT $top",
         {"top": int(top)},
     ).fetchall()
@@ -95,7 +95,8 @@ def with_named(
         return list(options)
     value = OPTION_COLUMNS[column]
     rows = cursor.execute(
-        f"SELECT DISTINCT {value} FROM {_source(cursor)} WHERE list_contains($names, {value})",
+        f"SELECT DISTINCT {value} FROM {_source(cursor, column)} "
+        f"WHERE list_contains($names, {value})",
         {"names": missing},
     ).fetchall()
     found = {row[0] for row in rows}

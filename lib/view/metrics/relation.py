@@ -95,14 +95,19 @@ def filtered_groups(
     today: date | None,
     category: bool = True,
     progress: bool = False,
+    coarse: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """SQL of the filtered lead groups (the summary's columns, `leads` = how many), and its
     parameters. Count with `count_sql()`, never `count(*)`. Read from the summary when it is ready;
     otherwise one row per lead, with `category` resolved only when asked (it costs a join).
-    With `progress` (or a progress filter) the groups also have `allowed` and `progress`."""
+    With `progress` (or a progress filter) the groups also have `allowed` and `progress`.
+    `coarse`: the caller reads no attempts, agent or talk band, so the smaller `lead_counts`
+    serves, unless the filters themselves name agents or progress states."""
     where, params = _summary_where(filters, tz, today)
     progress = progress or bool(filters.progress)
     if summary_ready(cursor):
+        if coarse and not (progress or filters.agents):
+            return f"SELECT * FROM lead_counts WHERE {where}", params
         source = with_progress("lead_summary", "lead_summary") if progress else "lead_summary"
         return f"SELECT * FROM {source} WHERE {where}", params
     # The same columns, one row per lead.
