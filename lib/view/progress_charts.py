@@ -1,0 +1,89 @@
+"""The Progress page's plotly figures, from the small frames of lib/view/metrics/progress.py: the
+lead-progress funnel (a stacked bar per campaign and one for the whole selection) and the outcome
+by attempt number (bars and the answer-rate line). Colours and layout follow lib/view/charts.py.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.view import charts
+from lib.view.filters import PROGRESS_LABELS, PROGRESS_STATES
+
+PROGRESS_COLORS: dict[str, str] = {
+    "not_dialled": "#8C8C8C",  # mid grey, like the never-dialled bucket
+    "retrying": "#56B4E9",  # sky blue
+    "out_of_tries": "#E69F00",  # orange
+    "success": "#009E73",  # bluish green
+    "failed": "#D55E00",  # vermillion
+}
+OUTCOME_COLORS = {"Leads": "#8C8C8C", "Answered": "#009E73", "Conversions": "#0072B2"}
+
+
+def funnel_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+    """Lead progress per campaign (frame of metrics.progress_funnel). A segment's customdata[0]
+    is its raw state, so a click sets the sidebar's progress filter."""
+    fig = charts.stacked_bars(
+        frame,
+        category="campaign",
+        series="state",
+        series_order=PROGRESS_STATES,
+        colors=PROGRESS_COLORS,
+        percent=percent,
+    )
+    for trace in fig.data:
+        name = PROGRESS_LABELS[trace.legendgroup]
+        trace.name = name
+        trace.customdata = [[value, raw, name, *rest] for value, raw, _, *rest in trace.customdata]
+    return fig
+
+
+def attempt_outcomes(frame: pd.DataFrame) -> go.Figure:
+    """Leads, answered and conversions by attempt number (frame of metrics.attempt_outcomes),
+    with the answer rate on the right axis."""
+    x = [f"attempt {label}" for label in frame["label"]]
+    fig = go.Figure()
+    for name, column in (
+        ("Leads", "leads"),
+        ("Answered", "answered"),
+        ("Conversions", "conversions"),
+    ):
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=x,
+                y=frame[column],
+                marker_color=OUTCOME_COLORS[name],
+                hovertemplate="%{x}<br>" + name.lower() + ": %{y:,}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            name="Answer rate",
+            x=x,
+            y=(frame["answer_rate"] * 100).round(2),
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": charts.LINE_COLOR, "width": 2, "dash": "dot"},
+            marker={"color": charts.LINE_COLOR, "size": 7},
+            customdata=list(zip(frame["answered"], frame["leads"], strict=True)),
+            hovertemplate="%{x}<br>answer rate %{y:.1f}% "
+            "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        barmode="group",
+        xaxis={"type": "category", "title": "attempts (the lead's attempt count)"},
+        yaxis={"title": "leads"},
+        yaxis2={
+            "title": "answer rate",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 100],
+            "tickvals": [0, 25, 50, 75, 100],
+            "ticksuffix": "%",
+            "showgrid": False,
+        },
+    )
+    return charts._layout(fig, height=380)
