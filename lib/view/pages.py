@@ -28,6 +28,9 @@ PAGES: tuple[Page, ...] = (
     Page("campaign", "Campaign", "campaign", "app_pages/campaign.py", True,
          "One campaign in depth: deltas vs the previous period, breakdowns, composition and "
          "trends."),
+    Page("agents", "Agents", "support_agent", "app_pages/agents.py", True,
+         "Per agent: leads handled, answered, conversions, talk time and wrap-up timeouts; "
+         "conversions per agent (click to filter) and talk time per campaign."),
     Page("leads", "Leads", "table_rows", "app_pages/leads.py", False,
          "The filtered lead rows, searchable, with CSV and Excel exports."),
     Page("sync", "Sync", "sync", "app_pages/sync.py", False,

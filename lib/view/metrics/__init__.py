@@ -1,6 +1,7 @@
 """KPI definitions and every aggregate query the pages show, computed in DuckDB, by topic:
 
 - `kpis`: the KPI vocabulary, the tiles' values and the campaign comparison;
+- `agents`: the Agents page (per-agent table, top agents by conversions, talk time);
 - `breakdowns`: what the charts draw (dial buckets, dispositions, trends);
 - `leads`: lead rows, one lead's record, the exports;
 - `options`: what the filters offer;
@@ -13,6 +14,21 @@ Each query function takes a DuckDB cursor, the validated `Filters`, the account 
 `relation.filtered_groups`. Only `leads` returns lead rows.
 """
 
+from lib.view.metrics.agents import (
+    AGENT_COLUMNS,
+    AGENT_HELP,
+    ALL_CAMPAIGNS,
+    SHORT_CALL_SECONDS,
+    TALK_BAND_LABELS,
+    TALK_COLUMNS,
+    TALK_HELP,
+    WRAP_UP_PREFIX,
+    agent_conversions,
+    agent_table,
+    table_xlsx,
+    talk_time_bands,
+    talk_time_by_campaign,
+)
 from lib.view.metrics.breakdowns import (
     CHART_TOP,
     NO_DISPOSITION,
@@ -86,6 +102,9 @@ from lib.view.metrics.sync_status import (
 )
 
 __all__ = [
+    "AGENT_COLUMNS",
+    "AGENT_HELP",
+    "ALL_CAMPAIGNS",
     "CHART_TOP",
     "COUNT_SQL",
     "DEFAULT_SORT",
@@ -98,15 +117,22 @@ __all__ = [
     "OPTION_TOP",
     "OTHER",
     "OTHER_CAMPAIGNS",
+    "SHORT_CALL_SECONDS",
     "SMALL_SAMPLE",
     "SMALL_SAMPLE_HELP",
+    "TALK_BAND_LABELS",
+    "TALK_COLUMNS",
+    "TALK_HELP",
     "WEEKDAYS",
+    "WRAP_UP_PREFIX",
     "DeliveryDetail",
     "Kpi",
     "KpiValue",
     "Storage",
     "active_requests",
+    "agent_conversions",
     "agent_options",
+    "agent_table",
     "attempts_allowed",
     "best_and_worst",
     "bucket_counts",
@@ -144,6 +170,9 @@ __all__ = [
     "storage",
     "sunburst_paths",
     "sync_requests",
+    "table_xlsx",
+    "talk_time_bands",
+    "talk_time_by_campaign",
     "total_leads",
     "with_named",
 ]

@@ -1,0 +1,101 @@
+"""Plotly figures of the Agents page, from the small frames of lib/view/metrics/agents.py.
+
+Like lib/view/charts.py: labels through `charts.label` (plotly renders some HTML), and clickable
+traces carry the raw filter value in `customdata[0]`, empty for "Other" (not a filter value), so
+`charts.selection_value` reads a click back as the agent to filter by.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.view import charts
+from lib.view.metrics import TALK_BAND_LABELS
+
+CONVERSION_COLOR = charts.CATEGORY_COLORS["Sale"]
+# Talk-time bands: the short calls (possible hang-ups) in vermillion, then blues, light to dark.
+BAND_COLORS: dict[str, str] = dict(
+    zip(
+        TALK_BAND_LABELS,
+        ("#D55E00", "#C6DBEF", "#9ECAE1", "#6BAED6", "#3182BD", "#08519C"),
+        strict=True,
+    )
+)
+
+
+def conversion_bars(frame: pd.DataFrame) -> go.Figure:
+    """Conversions per agent (bars) and the conversion rate (markers, right axis), from
+    metrics.agent_conversions; the "Other" bar is grey and not clickable."""
+    labels = charts.unique_labels(list(frame["agent"]))
+    x = [labels[a] for a in frame["agent"]]
+    values = [
+        "" if other else agent
+        for agent, other in zip(frame["agent"], frame["is_other"], strict=True)
+    ]
+    rates = [None if pd.isna(r) else round(float(r) * 100, 1) for r in frame["conversion_rate"]]
+    custom = [
+        [value, int(c), int(a)]
+        for value, c, a in zip(values, frame["conversions"], frame["answered"], strict=True)
+    ]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            name="Conversions",
+            x=x,
+            y=frame["conversions"],
+            marker_color=[
+                charts.OTHER_COLOR if other else CONVERSION_COLOR for other in frame["is_other"]
+            ],
+            customdata=custom,
+            text=[f"{int(c):,}" for c in frame["conversions"]],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}<br>%{y:,} conversions of %{customdata[2]:,} answered"
+            "<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="Conversion rate",
+            x=x,
+            y=rates,
+            yaxis="y2",
+            mode="markers",
+            marker={"color": charts.LINE_COLOR, "size": 9, "symbol": "diamond"},
+            customdata=custom,
+            hovertemplate="%{x}<br>conversion rate %{y:.1f}% "
+            "(%{customdata[1]:,} of %{customdata[2]:,} answered)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=400,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        yaxis={"title": "conversions", "rangemode": "tozero"},
+        yaxis2={
+            "title": "conversion rate",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 105],
+            "tickvals": [0, 25, 50, 75, 100],
+            "ticksuffix": "%",
+            "showgrid": False,
+        },
+        xaxis={"type": "category", "automargin": True},
+    )
+    return fig
+
+
+def talk_time_bars(frame: pd.DataFrame) -> go.Figure:
+    """Each campaign's answered leads over the talk-time bands, as 100% stacked bars (from
+    metrics.talk_time_bands); bands are no filter, so nothing is clickable."""
+    return charts.stacked_bars(
+        frame,
+        category="campaign",
+        series="band",
+        series_order=TALK_BAND_LABELS,
+        colors=BAND_COLORS,
+        percent=True,
+        clickable=(),
+    )
