@@ -111,14 +111,13 @@ def agent_table(
             FROM disp WHERE r <= $top_n GROUP BY agent
         ), talk AS (
             SELECT coalesce({AGENT_SQL}, $no_agent) AS agent,
-                   quantile_cont(call_duration_s, 0.5) AS median,
-                   quantile_cont(call_duration_s, 0.9) AS p90
+                   quantile_cont(call_duration_s, [0.5, 0.9]) AS q
             FROM {talk} GROUP BY 1
         )
         SELECT per.agent AS "Agent", handled AS "Leads handled", answered AS "Answered",
                conversions AS "Conversions",
                round(100 * conversions / nullif(answered, 0), 1) AS "Conversion rate",
-               round(talk.median, 1) AS "Median talk time", round(talk.p90, 1) AS "P90 talk time",
+               round(talk.q[1], 1) AS "Median talk time", round(talk.q[2], 1) AS "P90 talk time",
                round(100 * wrap_ups / nullif(with_disposition, 0), 1) AS "Wrap-up timeouts",
                coalesce(top.top, '') AS "Top dispositions"
         FROM per LEFT JOIN top USING (agent) LEFT JOIN talk USING (agent)
@@ -239,16 +238,15 @@ def talk_time_by_campaign(
             GROUP BY GROUPING SETS ((grp), ())
         ), talk AS (
             SELECT grp, grouping(grp) = 1 AS is_total,
-                   quantile_cont(call_duration_s, 0.5) AS median,
-                   quantile_cont(call_duration_s, 0.9) AS p90
+                   quantile_cont(call_duration_s, [0.5, 0.9]) AS q
             FROM (SELECT {group} AS grp, call_duration_s
                   FROM (SELECT campaign_name, call_duration_s FROM {talk})
                   JOIN ranked USING (campaign_name))
             GROUP BY GROUPING SETS ((grp), ())
         )
         SELECT CASE WHEN c.is_total THEN $all ELSE coalesce(c.grp, $other) END AS "Campaign",
-               c.answered AS "Answered", round(t.median, 1) AS "Median talk time",
-               round(t.p90, 1) AS "P90 talk time", c.short AS "Short answered calls",
+               c.answered AS "Answered", round(t.q[1], 1) AS "Median talk time",
+               round(t.q[2], 1) AS "P90 talk time", c.short AS "Short answered calls",
                round(100 * c.short / nullif(c.answered, 0), 1) AS "Short calls share",
                c.is_total, NOT c.is_total AND c.grp IS NULL AS is_other
         FROM counts c LEFT JOIN talk t
