@@ -28,6 +28,10 @@ PAGES: tuple[Page, ...] = (
     Page("campaign", "Campaign", "campaign", "app_pages/campaign.py", True,
          "One campaign in depth: deltas vs the previous period, breakdowns, composition and "
          "trends."),
+    Page("progress", "Progress", "donut_large", "app_pages/progress.py", True,
+         "How much of each list is left (lead progress, penetration, completion, retries left), "
+         "outcome by attempt number, and the checks: stale pending leads, the calling window, "
+         "do-not-call leads still pending, hygiene."),
     Page("agents", "Agents", "support_agent", "app_pages/agents.py", True,
          "Per agent: leads handled, answered, conversions, talk time and wrap-up timeouts; "
          "conversions per agent (click to filter) and talk time per campaign."),

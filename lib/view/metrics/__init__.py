@@ -5,6 +5,8 @@
 - `breakdowns`: what the charts draw (dial buckets, dispositions, trends);
 - `leads`: lead rows, one lead's record, the exports;
 - `options`: what the filters offer;
+- `progress`: the Progress page (lead progress, outcome by attempt number, the checks, their
+  links to the Leads page);
 - `sync_status`: freshness and the sync log;
 - `deliveries`: the delivery inspector (each delivery's report, its redacted raw body);
 - `storage`: retention and the disk (raw bodies, log rows, free space and its floor).
@@ -90,6 +92,22 @@ from lib.view.metrics.options import (
     with_named,
 )
 from lib.view.metrics.policy import attempts_allowed
+from lib.view.metrics.progress import (
+    ALL_SELECTED,
+    PROGRESS_COLUMNS,
+    PROGRESS_DEFINITIONS,
+    RATE_COLUMNS,
+    WINDOW_LIST_LIMIT,
+    attempt_outcomes,
+    count_links,
+    leads_link,
+    numbers_xlsx,
+    progress_definitions,
+    progress_funnel,
+    progress_numbers,
+    progress_table,
+    window_leads,
+)
 from lib.view.metrics.storage import Storage, storage
 from lib.view.metrics.sync_status import (
     active_requests,
@@ -105,6 +123,7 @@ __all__ = [
     "AGENT_COLUMNS",
     "AGENT_HELP",
     "ALL_CAMPAIGNS",
+    "ALL_SELECTED",
     "CHART_TOP",
     "COUNT_SQL",
     "DEFAULT_SORT",
@@ -117,6 +136,9 @@ __all__ = [
     "OPTION_TOP",
     "OTHER",
     "OTHER_CAMPAIGNS",
+    "PROGRESS_COLUMNS",
+    "PROGRESS_DEFINITIONS",
+    "RATE_COLUMNS",
     "SHORT_CALL_SECONDS",
     "SMALL_SAMPLE",
     "SMALL_SAMPLE_HELP",
@@ -124,6 +146,7 @@ __all__ = [
     "TALK_COLUMNS",
     "TALK_HELP",
     "WEEKDAYS",
+    "WINDOW_LIST_LIMIT",
     "WRAP_UP_PREFIX",
     "DeliveryDetail",
     "Kpi",
@@ -133,6 +156,7 @@ __all__ = [
     "agent_conversions",
     "agent_options",
     "agent_table",
+    "attempt_outcomes",
     "attempts_allowed",
     "best_and_worst",
     "bucket_counts",
@@ -140,6 +164,7 @@ __all__ = [
     "campaign_options",
     "catalog_state",
     "comparison_table",
+    "count_links",
     "daily_trend",
     "data_as_of",
     "delivery_detail",
@@ -160,7 +185,13 @@ __all__ = [
     "lead_count",
     "lead_page",
     "lead_record",
+    "leads_link",
     "mask_phone",
+    "numbers_xlsx",
+    "progress_definitions",
+    "progress_funnel",
+    "progress_numbers",
+    "progress_table",
     "rate",
     "recent_deliveries",
     "redacted_body",
@@ -174,5 +205,6 @@ __all__ = [
     "talk_time_bands",
     "talk_time_by_campaign",
     "total_leads",
+    "window_leads",
     "with_named",
 ]

@@ -29,6 +29,7 @@ from lib.view.filters import (
     to_query_string,
     where_clause,
 )
+from lib.view.metrics.agents import WRAP_UP_PREFIX
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER_CAMPAIGNS, ranked
 from lib.view.metrics.leads import phone_sql
 from lib.view.metrics.relation import (
@@ -43,9 +44,9 @@ from lib.view.pages import page
 
 ALL_SELECTED = "All selected"  # the row (and funnel bar) of the whole selection
 WINDOW_LIST_LIMIT = 300
-# A wrap-up timeout: CloudAgent's disposition when the agent chose none in time.
-WRAP_UP_PREFIX = "wrap up time exceeded"
-WRAP_UP_SQL = f"starts_with(lower(disposition), '{WRAP_UP_PREFIX}')"
+# A wrap-up timeout (CloudAgent's disposition when the agent chose none in time), as the Agents
+# page counts it.
+WRAP_UP_SQL = f"starts_with(lower(trim(disposition)), '{WRAP_UP_PREFIX}')"
 _NO_DISPOSITION_SQL = "coalesce(trim(disposition), '') = ''"
 ATTEMPTED_STATES = ("retrying", "out_of_tries", "success", "failed")
 COMPLETED_STATES = ("success", "failed", "out_of_tries")
