@@ -5,9 +5,10 @@ one); only the open section is computed and sent, so the page draws two charts, 
 
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
-from lib.view import charts, metrics, ui
+from lib.view import best_time_chart, charts, metrics, ui
 from lib.view.filters import (
     P_DIALSTATUS,
     P_DISPOSITION,
@@ -98,12 +99,16 @@ def _trends(focus: Filters, tz: str) -> None:
             f"({tz}), by dial status; the line is the day's answer rate."
         )
 
-    st.subheader("Answer rate by hour and weekday", anchor=False)
     heat = ui.query(metrics.hour_weekday, focus)
+    _best_time(focus, heat, tz)
+
+    st.subheader("Answer rate by hour and weekday", anchor=False)
     if heat.empty:
         st.info("No attempted leads in the selection.", icon=":material/info:")
         return
-    st.plotly_chart(ui.figure(charts.hour_weekday_heatmap, heat), key="campaign_heatmap_chart")
+    st.plotly_chart(
+        ui.figure(best_time_chart.hour_weekday_greyed, heat), key="campaign_heatmap_chart"
+    )
     ui.numbers(
         ui.with_percent(heat, "answer_rate").rename(columns={"share %": "answer rate %"}),
         key="campaign_heatmap",
@@ -111,7 +116,24 @@ def _trends(focus: Filters, tz: str) -> None:
     )
     st.caption(
         "Based on each lead's last update (CloudAgent reports a lead's latest state, not every "
-        f"call), in {tz}. Colour = answer rate; the number in each cell = attempted leads."
+        f"call), in {tz}. Colour = answer rate; the number in each cell = attempted leads. "
+        f"Grey cells have fewer than {metrics.BEST_TIME_MIN} attempted leads (their number in "
+        "brackets): too few for a rate, and left out of the advice."
+    )
+
+
+def _best_time(focus: Filters, heat: pd.DataFrame, tz: str) -> None:
+    """The best windows of the heatmap's grid against the selection's overall answer rate."""
+    st.subheader("Best time to call", anchor=False, help=metrics.BEST_TIME_HELP)
+    counts = ui.query(metrics.kpi_counts, focus)  # the tiles' counts: cached already
+    advice = metrics.best_windows(heat, counts["answered"], counts["attempted"])
+    if advice.windows:
+        st.markdown("\n".join(f"- {ui.md_escape(line)}" for line in advice.lines()))
+    else:
+        st.info(metrics.NOT_ENOUGH_CALLS, icon=":material/info:")
+    st.caption(
+        f"The rates come from each lead's last call (its last update, in {tz}): CloudAgent "
+        "reports a lead's latest state, not every call. " + metrics.BEST_TIME_HELP
     )
 
 

@@ -3,6 +3,7 @@
 - `kpis`: the KPI vocabulary, the tiles' values and the campaign comparison;
 - `agents`: the Agents page (per-agent table, top agents by conversions, talk time);
 - `breakdowns`: what the charts draw (dial buckets, dispositions, trends);
+- `best_time`: the best-time-to-call advice from the hour x weekday grid (pure, no query);
 - `leads`: lead rows, one lead's record, the exports;
 - `options`: what the filters offer;
 - `progress`: the Progress page (lead progress, outcome by attempt number, the checks, their
@@ -30,6 +31,14 @@ from lib.view.metrics.agents import (
     table_xlsx,
     talk_time_bands,
     talk_time_by_campaign,
+)
+from lib.view.metrics.best_time import (
+    BEST_TIME_HELP,
+    BEST_TIME_MIN,
+    NOT_ENOUGH_CALLS,
+    BestTime,
+    CallWindow,
+    best_windows,
 )
 from lib.view.metrics.breakdowns import (
     CHART_TOP,
@@ -124,6 +133,8 @@ __all__ = [
     "AGENT_HELP",
     "ALL_CAMPAIGNS",
     "ALL_SELECTED",
+    "BEST_TIME_HELP",
+    "BEST_TIME_MIN",
     "CHART_TOP",
     "COUNT_SQL",
     "DEFAULT_SORT",
@@ -132,6 +143,7 @@ __all__ = [
     "KPI_NAMES",
     "LEAD_SORTS",
     "MAX_DOWNLOAD_BYTES",
+    "NOT_ENOUGH_CALLS",
     "NO_DISPOSITION",
     "OPTION_TOP",
     "OTHER",
@@ -148,6 +160,8 @@ __all__ = [
     "WEEKDAYS",
     "WINDOW_LIST_LIMIT",
     "WRAP_UP_PREFIX",
+    "BestTime",
+    "CallWindow",
     "DeliveryDetail",
     "Kpi",
     "KpiValue",
@@ -159,6 +173,7 @@ __all__ = [
     "attempt_outcomes",
     "attempts_allowed",
     "best_and_worst",
+    "best_windows",
     "bucket_counts",
     "campaign_kpis",
     "campaign_options",
