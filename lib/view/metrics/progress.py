@@ -156,32 +156,41 @@ def progress_table(
         WITH g AS (
             SELECT *, CASE WHEN rank <= $top THEN campaign_name END AS shown
             FROM ({ranked(base, "campaign_name")})
+        ), flags AS (
+            -- The summary's rows folded to what the counts read (no agent, attempts, talk
+            -- band, day or hour): a fraction of the rows for the aggregate below.
+            SELECT shown, rank, progress, attempted, lead_status, dial_bucket, category,
+                   disposition, allowed IS NULL AS unknown,
+                   lead_status = 'Pending' AND attempted AND updated_day < $stale AS stale,
+                   attempted AND (updated_hour < $ws OR updated_hour >= $we) AS outside,
+                   sum(leads)::BIGINT AS leads,
+                   sum(leads * (allowed - coalesce(attempts, attempted::INTEGER))) AS tries_left
+            FROM g GROUP BY ALL
+        ), d AS (
+            SELECT disposition, {_NO_DISPOSITION_SQL} AS blank, {WRAP_UP_SQL} AS wrap_up
+            FROM (SELECT DISTINCT disposition FROM flags WHERE disposition IS NOT NULL)
         ), counts AS (
             SELECT shown, grouping(shown) = 1 AS is_total, min(rank) AS rank,
                    {count_sql()} AS leads, {states},
                    {count_sql("attempted")} AS attempted,
-                   coalesce(sum(leads * (allowed - coalesce(attempts, attempted::INTEGER)))
-                       FILTER (WHERE progress IN ({open_states}) AND allowed IS NOT NULL), 0
+                   coalesce(sum(tries_left) FILTER (WHERE progress IN ({open_states})), 0
                    )::BIGINT AS retries_left,
-                   {count_sql(f"progress IN ({open_states}) AND allowed IS NULL")}
-                       AS retries_unknown,
-                   {count_sql("lead_status = 'Pending' AND attempted AND updated_day < $stale")}
-                       AS stale_pending,
-                   {count_sql("attempted AND (updated_hour < $ws OR updated_hour >= $we)")}
-                       AS outside_window,
+                   {count_sql(f"progress IN ({open_states}) AND unknown")} AS retries_unknown,
+                   {count_sql("stale")} AS stale_pending,
+                   {count_sql("outside")} AS outside_window,
                    {count_sql("category = 'Do not call' AND lead_status = 'Pending'")}
                        AS dnc_pending,
                    {count_sql("dial_bucket = 'answered'")} AS answered,
-                   {count_sql(f"dial_bucket = 'answered' AND {_NO_DISPOSITION_SQL}")}
+                   {count_sql("dial_bucket = 'answered' AND coalesce(d.blank, TRUE)")}
                        AS answered_no_disposition,
-                   {count_sql(f"NOT {_NO_DISPOSITION_SQL}")} AS with_disposition,
-                   {count_sql(WRAP_UP_SQL)} AS wrap_up,
+                   {count_sql("NOT coalesce(d.blank, TRUE)")} AS with_disposition,
+                   {count_sql("d.wrap_up")} AS wrap_up,
                    coalesce(list(DISTINCT disposition ORDER BY disposition) FILTER (
                        WHERE category = 'Do not call' AND lead_status = 'Pending'), [])
                        AS dnc_dispositions,
                    coalesce(list(DISTINCT disposition ORDER BY disposition)
-                       FILTER (WHERE {WRAP_UP_SQL}), []) AS wrap_up_dispositions
-            FROM g GROUP BY GROUPING SETS ((shown), ())
+                       FILTER (WHERE d.wrap_up), []) AS wrap_up_dispositions
+            FROM flags LEFT JOIN d USING (disposition) GROUP BY GROUPING SETS ((shown), ())
         )
         SELECT CASE WHEN c.is_total THEN $total WHEN c.shown IS NULL THEN $other ELSE c.shown END
                    AS campaign,
