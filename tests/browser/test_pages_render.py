@@ -23,6 +23,7 @@ README_SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 README_SHOT_MAX_BYTES = 400_000
 SYNC_METRICS = [
     *("Requests in window", "Next free slot", "Queued", "Awaiting delivery"),
+    *("Received", "Size", "Rows stored", "With warnings"),  # the newest delivery, inspected
     *("Bodies kept", "Bodies pruned", "Deliveries folder", "Free disk"),
 ]
 
@@ -52,7 +53,11 @@ PAGES = [
         "/progress",
         "Progress",
         2,
-        ["Leads", "Penetration", "Completion", "Retries left"],
+        [
+            *("Leads", "Penetration", "Completion", "Retries left"),
+            *("Stale pending", "Outside calling window", "Do-not-call still pending"),
+            *("Answered, no disposition", "Wrap-up share"),
+        ],
     ),
     PageCase("agents", "/agents", "Agents", 2, ["Short answered calls (under 10 s)"]),
     PageCase("leads", "/leads", "Leads", 0, []),
