@@ -51,9 +51,9 @@ left.download_button(
 )
 right.download_button(
     "Export Excel",
-    data=lambda: metrics.table_xlsx(table, "Agents"),
+    data=lambda: export.frames_xlsx({"Agents": table}),
     file_name="agents.xlsx",
-    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    mime=export.XLSX_MIME,
     key="agents_export_xlsx",
     on_click="ignore",
     icon=":material/download:",

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from lib.view import metrics, ui
+from lib.view import export, metrics, ui
 
 current = ui.view()
 ui.page_header(
@@ -91,7 +91,7 @@ right.download_button(
     "Export Excel",
     data=lambda: ui.read(metrics.export_xlsx, filters, tz, today, **exported),
     file_name="leads.xlsx",
-    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    mime=export.XLSX_MIME,
     key="leads_export_xlsx",
     on_click="ignore",
     icon=":material/download:",

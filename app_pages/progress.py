@@ -6,7 +6,7 @@ Every count links to the Leads page with the matching filters; every definition 
 import pandas as pd
 import streamlit as st
 
-from lib.view import metrics, operations, progress_charts, ui
+from lib.view import export, metrics, operations, progress_charts, ui
 from lib.view.filters import P_PROGRESS, PROGRESS_STATES
 
 current = ui.view()
@@ -217,7 +217,7 @@ else:
 
 st.download_button(
     "Download Excel (the page's numbers)",
-    data=lambda: metrics.numbers_xlsx(
+    data=lambda: export.frames_xlsx(
         {
             "Progress by campaign": numbers,
             "Lead progress": funnel_numbers,
@@ -226,7 +226,7 @@ st.download_button(
         }
     ),
     file_name="progress.xlsx",
-    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    mime=export.XLSX_MIME,
     key="progress_export_xlsx",
     on_click="ignore",
     icon=":material/download:",

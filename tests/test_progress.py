@@ -6,10 +6,8 @@ filters it carries select exactly the leads it counts."""
 
 from __future__ import annotations
 
-import io
 import re
 import threading
-import zipfile
 from datetime import datetime, time, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -20,9 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from lib.store import summary
 from lib.store.policy import DialPolicy, save_attempts_allowed, save_dial_policy
-from lib.view import metrics, progress_charts
+from lib.view import export, metrics, progress_charts
 from lib.view.filters import NO_AGENT, PROGRESS_STATES, Filters, parse_query_params
 from tests.conftest import TZ, agent_of, allowed_by_campaign, insert_rows, kept_rows, progress_of
+from tests.support.workbook import sheet_names, sheet_rows
 
 ZONE = ZoneInfo(TZ)
 TODAY = datetime.now(ZONE).date()
@@ -446,25 +445,13 @@ def test_the_funnel_frame_and_its_chart(cursor):
     assert retrying.customdata[0][2] == "Retrying"  # the hover's label
 
 
-def cells(book: zipfile.ZipFile, sheet: int) -> list[dict[str, str]]:
-    """A sheet's rows as {column letter: text} (shared strings resolved), read from its XML."""
-    shared = re.findall(r"<t[^>]*>([^<]*)</t>", book.read("xl/sharedStrings.xml").decode())
-    xml = book.read(f"xl/worksheets/sheet{sheet}.xml").decode()
-    cell = r'<c r="([A-Z]+)\d+"(?: s="\d+")?(?: t="(\w+)")?><v>([^<]*)</v>'
-    return [
-        {col: shared[int(v)] if kind == "s" else v for col, kind, v in re.findall(cell, row)}
-        for row in re.findall(r"<row [^>]*>(.*?)</row>", xml)
-    ]
-
-
 def test_the_excel_file_holds_the_numbers_as_on_screen(cursor):
     frame = metrics.progress_table(cursor, Filters(), TZ, TODAY)
     numbers = metrics.progress_numbers(frame)
     assert list(numbers.columns)[:4] == ["Campaign", "Attempts allowed", "Leads", "Not dialled"]
-    book_bytes = metrics.numbers_xlsx({"Progress by campaign": numbers, "=evil": numbers.head(1)})
-    with zipfile.ZipFile(io.BytesIO(book_bytes)) as book:
-        sheet = cells(book, 1)
-        assert "<f>" not in book.read("xl/worksheets/sheet1.xml").decode()
+    book = export.frames_xlsx({"Progress by campaign": numbers, "=evil": numbers.head(1)})
+    assert sheet_names(book) == ["Progress by campaign", "=evil"]
+    sheet = sheet_rows(book, 1)
     assert list(sheet[0].values()) == list(numbers.columns)
     total = {sheet[0][col]: value for col, value in sheet[1].items()}
     want = expected(ROWS)

@@ -1,15 +1,18 @@
 """Every CSV the dashboard hands out (the leads export, a chart's numbers, the comparison),
-written in one place: by DuckDB's `COPY`, so rows stream to a temporary file and never become
-Python objects, and with OWASP's CSV-injection defence applied in the SELECT.
+and every small Excel workbook of a page's tables, written in one place. CSVs are written by
+DuckDB's `COPY`, so rows stream to a temporary file and never become Python objects, and with
+OWASP's CSV-injection defence applied in the SELECT.
 
 The defence (owasp.org/www-community/attacks/CSV_Injection): a text cell that begins with `=`,
 `+`, `-`, `@`, a tab or a carriage return gets a leading single quote, so a spreadsheet shows it
 as text instead of running it; every text cell is quoted, embedded quotes doubled. Only text
 cells: a numeric column's -5 is a number, written bare, and a spreadsheet reads it as one.
+Workbooks need no such quote: xlsxwriter writes every string as a string, never a formula.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -84,3 +87,35 @@ def frame_csv(frame: pd.DataFrame) -> bytes:
     with duckdb.connect() as connection:
         connection.register("export_frame", frame)
         return csv_bytes(connection, "SELECT * FROM export_frame", {})
+
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def frames_xlsx(sheets: Mapping[str, pd.DataFrame]) -> bytes:
+    """Small frames (a page's tables, as on screen) as one .xlsx workbook, a sheet each (named
+    by the key, at most 31 characters), header bold; cells typed text and numbers, never
+    formulas or links, and NaN or NA a blank cell. The leads export has its own streaming
+    writer (`lib.view.metrics.leads.export_xlsx`)."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(
+        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
+    bold = workbook.add_format({"bold": True})
+    for name, frame in sheets.items():
+        worksheet = workbook.add_worksheet(name[:31])
+        worksheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
+        worksheet.freeze_panes(1, 0)
+        for index, values in enumerate(frame.itertuples(index=False), start=1):
+            worksheet.write_row(index, 0, [_xlsx_cell(v) for v in values])
+    workbook.close()
+    return buffer.getvalue()
+
+
+def _xlsx_cell(value: Any) -> Any:
+    """A value xlsxwriter writes as typed: NaN and NA as None, numpy scalars as Python."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

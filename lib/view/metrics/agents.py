@@ -9,10 +9,7 @@ took its last call (`AGENT_SQL`: the name, else the id; `NO_AGENT` when neither)
 
 from __future__ import annotations
 
-import math
-import tempfile
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -66,7 +63,7 @@ TALK_HELP: dict[str, str] = {
 TALK_COLUMNS: tuple[str, ...] = tuple(TALK_HELP)
 
 _HAS_DISPOSITION = "disposition IS NOT NULL AND trim(disposition) <> ''"
-_WRAP_UP = f"starts_with(lower(trim(disposition)), '{WRAP_UP_PREFIX}')"
+WRAP_UP_SQL = f"starts_with(lower(trim(disposition)), '{WRAP_UP_PREFIX}')"
 _ANSWERED = "dial_bucket = 'answered'"
 
 
@@ -98,7 +95,7 @@ def agent_table(
             SELECT agent, {count_sql()} AS handled, {count_sql(_ANSWERED)} AS answered,
                    {count_sql("category = 'Sale'")} AS conversions,
                    {count_sql(_HAS_DISPOSITION)} AS with_disposition,
-                   {count_sql(f"{_HAS_DISPOSITION} AND {_WRAP_UP}")} AS wrap_ups
+                   {count_sql(f"{_HAS_DISPOSITION} AND {WRAP_UP_SQL}")} AS wrap_ups
             FROM base GROUP BY agent
         ), disp AS (
             SELECT agent, disposition, {count_sql()} AS n,
@@ -262,30 +259,3 @@ def talk_time_by_campaign(
             "other": OTHER_CAMPAIGNS,
         },
     )
-
-
-def table_xlsx(frame: pd.DataFrame, sheet: str) -> bytes:
-    """A small table (the agents table) as an .xlsx workbook with the frame's column names as
-    its header; cells are typed text and numbers, never formulas, and empty values blank."""
-    import xlsxwriter
-
-    with tempfile.TemporaryDirectory(prefix="dialstatus-export-") as folder:
-        path = Path(folder) / "table.xlsx"
-        workbook = xlsxwriter.Workbook(
-            str(path),
-            {"constant_memory": True, "strings_to_urls": False, "strings_to_formulas": False},
-        )
-        worksheet = workbook.add_worksheet(sheet)
-        worksheet.write_row(0, 0, list(frame.columns), workbook.add_format({"bold": True}))
-        worksheet.freeze_panes(1, 0)
-        for index, values in enumerate(frame.itertuples(index=False), start=1):
-            worksheet.write_row(index, 0, [_cell(value) for value in values])
-        workbook.close()
-        return path.read_bytes()
-
-
-def _cell(value: object) -> object:
-    """A value xlsxwriter writes as typed: NaN and NA as a blank cell, numpy scalars as Python."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value

@@ -10,7 +10,6 @@ statement per frame; only `window_leads` reads `leads`, for at most `WINDOW_LIST
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -29,7 +28,7 @@ from lib.view.filters import (
     to_query_string,
     where_clause,
 )
-from lib.view.metrics.agents import WRAP_UP_PREFIX
+from lib.view.metrics.agents import WRAP_UP_SQL
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER_CAMPAIGNS, ranked
 from lib.view.metrics.leads import phone_sql
 from lib.view.metrics.relation import (
@@ -46,7 +45,6 @@ ALL_SELECTED = "All selected"  # the row (and funnel bar) of the whole selection
 WINDOW_LIST_LIMIT = 300
 # A wrap-up timeout (CloudAgent's disposition when the agent chose none in time), as the Agents
 # page counts it.
-WRAP_UP_SQL = f"starts_with(lower(trim(disposition)), '{WRAP_UP_PREFIX}')"
 _NO_DISPOSITION_SQL = "coalesce(trim(disposition), '') = ''"
 ATTEMPTED_STATES = ("retrying", "out_of_tries", "success", "failed")
 COMPLETED_STATES = ("success", "failed", "out_of_tries")
@@ -389,29 +387,3 @@ def progress_numbers(table: pd.DataFrame) -> pd.DataFrame:
         shown[column] = (shown[column] * 100).round(1)
     names = PROGRESS_COLUMNS | {c: f"{PROGRESS_COLUMNS[c]} %" for c in RATE_COLUMNS}
     return shown.rename(columns=names)
-
-
-def _cell(value: Any) -> Any:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def numbers_xlsx(sheets: Mapping[str, pd.DataFrame]) -> bytes:
-    """Small frames as one .xlsx workbook, a sheet each (named by the key, at most 31
-    characters), header bold; cells typed text and numbers, never formulas or links."""
-    import xlsxwriter
-
-    buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(
-        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
-    )
-    bold = workbook.add_format({"bold": True})
-    for name, frame in sheets.items():
-        worksheet = workbook.add_worksheet(name[:31])
-        worksheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
-        worksheet.freeze_panes(1, 0)
-        for index, values in enumerate(frame.itertuples(index=False), start=1):
-            worksheet.write_row(index, 0, [_cell(v) for v in values])
-    workbook.close()
-    return buffer.getvalue()
