@@ -68,23 +68,13 @@ def conversion_bars(frame: pd.DataFrame) -> go.Figure:
             "(%{customdata[1]:,} of %{customdata[2]:,} answered)<extra></extra>",
         )
     )
-    fig.update_layout(
+    return charts.layout(
+        fig,
         height=400,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         yaxis={"title": "conversions", "rangemode": "tozero"},
-        yaxis2={
-            "title": "conversion rate",
-            "overlaying": "y",
-            "side": "right",
-            "range": [0, 105],
-            "tickvals": [0, 25, 50, 75, 100],
-            "ticksuffix": "%",
-            "showgrid": False,
-        },
+        yaxis2=charts.percent_axis("conversion rate"),
         xaxis={"type": "category", "automargin": True},
     )
-    return fig
 
 
 def talk_time_bars(frame: pd.DataFrame) -> go.Figure:

@@ -73,7 +73,8 @@ def unique_labels(names: Sequence[str], limit: int = MAX_LABEL) -> dict[str, str
     return result
 
 
-def _layout(fig: go.Figure, *, height: int = 360, **extra: Any) -> go.Figure:
+def layout(fig: go.Figure, *, height: int = 360, **extra: Any) -> go.Figure:
+    """Every chart's frame: height, tight margins, the legend in one line above the plot."""
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -82,6 +83,19 @@ def _layout(fig: go.Figure, *, height: int = 360, **extra: Any) -> go.Figure:
         **extra,
     )
     return fig
+
+
+def percent_axis(title: str, top: int = 105) -> dict[str, Any]:
+    """A right-hand y axis for a rate (0 to 100%) drawn over a count's bars."""
+    return {
+        "title": title,
+        "overlaying": "y",
+        "side": "right",
+        "range": [0, top],
+        "tickvals": [0, 25, 50, 75, 100],
+        "ticksuffix": "%",
+        "showgrid": False,
+    }
 
 
 def _percent(value: float | None) -> str:
@@ -135,7 +149,7 @@ def stacked_bars(
     fig.update_xaxes(
         title="share of leads (%)" if percent else "leads", range=[0, 100] if percent else None
     )
-    return _layout(fig, height=height or max(220, 60 + 42 * len(categories)))
+    return layout(fig, height=height or max(220, 60 + 42 * len(categories)))
 
 
 def dial_bucket_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
@@ -232,18 +246,10 @@ def pareto(frame: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(
         yaxis={"title": "leads"},
-        yaxis2={
-            "title": "cumulative %",
-            "overlaying": "y",
-            "side": "right",
-            "range": [0, 105],
-            "tickvals": [0, 25, 50, 75, 100],
-            "ticksuffix": "%",
-            "showgrid": False,
-        },
+        yaxis2=percent_axis("cumulative %"),
         xaxis={"type": "category", "automargin": True},
     )
-    return _layout(fig, height=400)
+    return layout(fig, height=400)
 
 
 def status_matrix(matrix: pd.DataFrame) -> go.Figure:
@@ -271,7 +277,7 @@ def status_matrix(matrix: pd.DataFrame) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category", side="top")
-    return _layout(fig, height=260)
+    return layout(fig, height=260)
 
 
 def sunburst(paths: pd.DataFrame) -> go.Figure:
@@ -320,7 +326,7 @@ def sunburst(paths: pd.DataFrame) -> go.Figure:
             insidetextorientation="radial",
         )
     )
-    return _layout(fig, height=460)
+    return layout(fig, height=460)
 
 
 def daily_trend(frame: pd.DataFrame) -> go.Figure:
@@ -368,7 +374,7 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
             "showgrid": False,
         },
     )
-    return _layout(fig, height=380)
+    return layout(fig, height=380)
 
 
 def hour_weekday_heatmap(frame: pd.DataFrame) -> go.Figure:
@@ -401,7 +407,7 @@ def hour_weekday_heatmap(frame: pd.DataFrame) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title="hour of last update (local time)", dtick=1)
-    return _layout(fig, height=330)
+    return layout(fig, height=330)
 
 
 def selection_value(event: Any) -> str | None:

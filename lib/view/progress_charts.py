@@ -76,14 +76,6 @@ def attempt_outcomes(frame: pd.DataFrame) -> go.Figure:
         barmode="group",
         xaxis={"type": "category", "title": "attempts (the lead's attempt count)"},
         yaxis={"title": "leads"},
-        yaxis2={
-            "title": "answer rate",
-            "overlaying": "y",
-            "side": "right",
-            "range": [0, 100],
-            "tickvals": [0, 25, 50, 75, 100],
-            "ticksuffix": "%",
-            "showgrid": False,
-        },
+        yaxis2=charts.percent_axis("answer rate", top=100),
     )
-    return charts._layout(fig, height=380)
+    return charts.layout(fig, height=380)
