@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -229,6 +231,26 @@ def insert_rows(store, rows: list[dict]) -> None:
         cursor.execute("INSERT INTO leads BY NAME SELECT * FROM seed_frame")
         cursor.unregister("seed_frame")
         store.bump_data_version(cursor)
+
+
+@contextmanager
+def writer_lock_held(store) -> Iterator[None]:
+    """Another thread holds the store's writer lock (as a running ingest does) for the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.writing():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10), "the writer lock was not taken"
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
 
 
 def seed_side_tables(store, today: date) -> None:

@@ -26,6 +26,7 @@ from lib.store.reingest import (
     start_replay,
     wait_for_replay,
 )
+from tests.conftest import writer_lock_held
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -267,26 +268,12 @@ def test_reingest_skips_a_pruned_body_and_refuses_a_second_run(tmp_path):
         (path,) = cursor.execute("SELECT path FROM raw_deliveries WHERE id = ?", [first]).fetchone()
         Path(path).unlink()
         cursor.execute("UPDATE raw_deliveries SET pruned_at = now() WHERE id = ?", [first])
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_writer() -> None:
-        with store.writing():
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold_writer)
-    holder.start()
-    held.wait(10)
-    try:
+    with writer_lock_held(store):
         # The first run waits for the writer lock the holder has; a second one is refused.
         threading.Thread(target=lambda: start_replay(store)).start()
         assert wait_until(lambda: replaying(store))
         with pytest.raises(ReplayRunning, match=r"already running"):
             start_replay(store)
-    finally:
-        release.set()
-        holder.join()
     assert wait_for_replay(store, 60)
     run = latest_run(store)
     assert (run.done, run.skipped, run.failed) == (1, 1, 0)

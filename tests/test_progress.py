@@ -7,7 +7,6 @@ filters it carries select exactly the leads it counts."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, time, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -20,7 +19,15 @@ from lib.store import summary
 from lib.store.policy import DialPolicy, save_attempts_allowed, save_dial_policy
 from lib.view import export, metrics, progress_charts
 from lib.view.filters import NO_AGENT, PROGRESS_STATES, Filters, parse_query_params
-from tests.conftest import TZ, agent_of, allowed_by_campaign, insert_rows, kept_rows, progress_of
+from tests.conftest import (
+    TZ,
+    agent_of,
+    allowed_by_campaign,
+    insert_rows,
+    kept_rows,
+    progress_of,
+    writer_lock_held,
+)
 from tests.support.workbook import sheet_names, sheet_rows
 
 ZONE = ZoneInfo(TZ)
@@ -403,23 +410,10 @@ def test_the_stale_summary_and_the_leads_give_the_same_numbers(store, cursor):
     outcomes = metrics.attempt_outcomes(cursor, filters, TZ, TODAY)
     with store.writing() as writer:
         store.bump_data_version(writer)  # stale: the next reader rebuilds it, unless a writer
-    busy, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with store.writing():
-            busy.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    busy.wait(10)
-    try:
+    with writer_lock_held(store):
         assert not summary.summary_ready(cursor)
         from_leads = metrics.progress_table(cursor, filters, TZ, TODAY, **rules)
         outcomes_from_leads = metrics.attempt_outcomes(cursor, filters, TZ, TODAY)
-    finally:
-        release.set()
-        holder.join()
     columns = [*NUMBER_COLUMNS, "campaign", "allowed_text"]
     assert from_leads[columns].equals(fresh[columns])
     assert outcomes_from_leads.equals(outcomes)

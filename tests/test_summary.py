@@ -5,7 +5,6 @@ numbers) while a writer holds the lock."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,6 +16,7 @@ from lib.store.ingest import ingest_delivery
 from lib.store.receive import register_raw
 from lib.view import metrics
 from lib.view.filters import Filters
+from tests.conftest import writer_lock_held
 
 TZ = "Asia/Kolkata"
 TODAY = date(2026, 11, 20)
@@ -132,22 +132,9 @@ def test_other_writes_are_rebuilt_on_read_and_bypassed_while_a_writer_is_busy(st
         store.bump_data_version(writer)
     assert not summary.summary_is_current(cursor)
 
-    busy, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with store.writing():
-            busy.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    busy.wait(10)
-    try:
+    with writer_lock_held(store):
         assert not summary.summary_ready(cursor)  # an ingest is running: read the leads
         bypassed = every_page_aggregate(cursor)
-    finally:
-        release.set()
-        holder.join()
     assert not summary.summary_is_current(cursor)
     rebuilt = every_page_aggregate(cursor)  # the first query rebuilds it
     assert summary.summary_is_current(cursor)
