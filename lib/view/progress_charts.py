@@ -14,7 +14,7 @@ from lib.view.filters import PROGRESS_LABELS, PROGRESS_STATES
 PROGRESS_COLORS: dict[str, str] = {
     "not_dialled": "#8C8C8C",  # mid grey, like the never-dialled bucket
     "retrying": "#56B4E9",  # sky blue
-    "out_of_tries": "#E69F00",  # orange
+    "out_of_tries": "#CC79A7",  # reddish purple: far from Failed's vermillion
     "success": "#009E73",  # bluish green
     "failed": "#D55E00",  # vermillion
 }

@@ -1,7 +1,8 @@
 """Every page opens from its own link, draws its charts, and stays quiet: no console error (but
 the deep link's two known 404s), no page error, no request to another host. A full-page
-screenshot of each goes to artifacts/screenshots; the Overview and Campaign ones also give the
-README's images (written to docs/screenshots when UPDATE_README_SCREENSHOTS=1)."""
+screenshot of each goes to artifacts/screenshots; the Overview, Campaign, Progress and Agents
+ones also give the README's images (written to docs/screenshots when
+UPDATE_README_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,16 @@ PAGES = [
             *("Stale pending", "Outside calling window", "Do-not-call still pending"),
             *("Answered, no disposition", "Wrap-up share"),
         ],
+        ".st-key-progress_funnel_chart",
     ),
-    PageCase("agents", "/agents", "Agents", 2, ["Short answered calls (under 10 s)"]),
+    PageCase(
+        "agents",
+        "/agents",
+        "Agents",
+        2,
+        ["Short answered calls (under 10 s)"],
+        ".st-key-agents_conversion_chart",
+    ),
     PageCase("leads", "/leads", "Leads", 0, []),
     PageCase("sync", "/sync", "Sync", 0, SYNC_METRICS),
     PageCase("settings", "/settings", "Settings", 0, []),
@@ -119,7 +128,7 @@ def test_readme_shows_the_screenshots_and_lists_every_url_parameter():
     from lib.view.filters import PARAM_NAMES, PROGRESS_STATES, RANGE_PRESETS
 
     readme = (PROJECT_ROOT / "README.md").read_text()
-    for name in ("overview", "campaign"):
+    for name in (case.name for case in PAGES if case.readme_until):
         path = README_SHOTS / f"{name}.png"
         assert f"](docs/screenshots/{name}.png)" in readme
         assert Image.open(path).width == 1400
