@@ -92,6 +92,7 @@ class Settings:
     demo: bool = False
     sync_enabled: bool = True  # off: serve the stored data only (maintenance, benchmarks)
     keep_deliveries_days: float = 30  # raw bodies are deleted this long after ingest
+    keep_events_days: float = 400  # the lead history keeps this many days
     min_free_mb: float = 1024  # below this much free disk, the callback refuses deliveries
     auth: AuthConfig = field(default=AuthConfig("none"), repr=False)
     # `[fields]` of secrets.toml: delivered field name -> dashboard column (lib/fields.py).
@@ -304,6 +305,7 @@ def load_settings(
         env, table, "DIALSTATUS_MANUAL_REQUESTS_PER_HOUR", "manual_requests_per_hour", 30
     )
     keep_days = _pick(env, table, "DIALSTATUS_KEEP_DELIVERIES_DAYS", "keep_deliveries_days", 30)
+    keep_events = _pick(env, table, "DIALSTATUS_KEEP_EVENTS_DAYS", "keep_events_days", 400)
     min_free_mb = _pick(env, table, "DIALSTATUS_MIN_FREE_MB", "min_free_mb", 1024)
     try:
         auth = auth_config(stored.get("auth"), env)
@@ -332,6 +334,7 @@ def load_settings(
             _number(manual_per_hour, "DIALSTATUS_MANUAL_REQUESTS_PER_HOUR", 1)
         ),
         keep_deliveries_days=_number(keep_days, "DIALSTATUS_KEEP_DELIVERIES_DAYS", 0, "days"),
+        keep_events_days=_number(keep_events, "DIALSTATUS_KEEP_EVENTS_DAYS", 1, "days"),
         min_free_mb=_number(min_free_mb, "DIALSTATUS_MIN_FREE_MB", 0, "MB"),
         callback_secret=_callback_secret(table, env, db_path.parent),
         admin_token=_admin_token(env, table),

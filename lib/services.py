@@ -42,7 +42,9 @@ def get_services() -> Services:
             _services = Services(
                 settings=settings,
                 store=store,
-                retention=RetentionSchedule(store, settings.keep_deliveries_days).start(),
+                retention=RetentionSchedule(
+                    store, settings.keep_deliveries_days, settings.keep_events_days
+                ).start(),
             )
         return _services
 

@@ -275,3 +275,18 @@ def forget_disposition_categories(store: Store, dispositions: Iterable[str]) -> 
         if before != after:
             store.bump_data_version(cursor)
     return before - after
+
+
+def categorised(relation: str) -> str:
+    """`relation` (with a `disposition` column) plus `category`, resolved once per distinct
+    disposition (the guess is a chain of regular expressions: per row, and compiled in every
+    query, it would dominate the pages' queries)."""
+    return f"""
+        SELECT l.*, coalesce(cat.category, 'Other') AS category
+        FROM {relation} l
+        LEFT JOIN (
+            SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
+            FROM (SELECT DISTINCT disposition FROM {relation} WHERE disposition IS NOT NULL) d
+            LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
+        ) cat ON cat.disposition = l.disposition
+    """

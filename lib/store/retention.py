@@ -6,6 +6,8 @@
   never deleted.
 - Log rows (`sync_requests`, `api_calls`, and `raw_deliveries` rows whose body is gone) are kept
   for LOG_KEEP_DAYS, then deleted. Leads and the summary are data, not logs: never touched here.
+- The lead history (lib/store/events.py) keeps DIALSTATUS_KEEP_EVENTS_DAYS (default 400) of
+  local days; older events and their hourly counts are deleted.
 - Below DIALSTATUS_MIN_FREE_MB of free disk where the deliveries folder is, the callback refuses
   deliveries (`disk_floor`), so a full disk is a 503 CloudAgent retries, not a lost body.
 
@@ -24,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from lib.store.events import KEEP_EVENTS_DAYS, prune_events
 from lib.store.receive.raw import deliveries_dir_for
+from lib.store.summary import stamp_summary, summary_is_current
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class Pruned:
     bodies: int = 0  # raw deliveries whose body was deleted (rows marked pruned)
     bytes_freed: int = 0
     log_rows: dict[str, int] = field(default_factory=dict)  # per table, rows deleted
+    events: int = 0  # lead history rows deleted
 
 
 def prune(
@@ -65,6 +70,7 @@ def prune(
     keep_deliveries_days: float,
     *,
     keep_log_days: float = LOG_KEEP_DAYS,
+    keep_events_days: float = KEEP_EVENTS_DAYS,
     now: datetime | None = None,
 ) -> Pruned:
     """Deletes the bodies and log rows past their keeping time (see the module's rules)."""
@@ -79,10 +85,30 @@ def prune(
                 f"DELETE FROM {table} WHERE {time_column} < $cutoff AND {condition}",
                 {"cutoff": log_cutoff},
             ).fetchone()[0]
-    result = Pruned(bodies=bodies, bytes_freed=freed, log_rows=deleted)
-    if bodies or any(deleted.values()):
+        events = _prune_history(store, cursor, keep_events_days, now)
+    result = Pruned(bodies=bodies, bytes_freed=freed, log_rows=deleted, events=events)
+    if bodies or events or any(deleted.values()):
         logger.info("retention: %s", result)
     return result
+
+
+def _prune_history(store, cursor, keep_days: float, now: datetime) -> int:
+    """Old events go in one transaction with a data version bump (the pages' caches move on;
+    the summary, current before, stays current)."""
+    cursor.execute("BEGIN")
+    try:
+        current = summary_is_current(cursor)
+        removed = prune_events(cursor, keep_days, now)
+        if removed:
+            store.bump_data_version(cursor)
+            if current:
+                stamp_summary(cursor)
+        cursor.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cursor.execute("ROLLBACK")
+        raise
+    return removed
 
 
 def _prune_bodies(store, folder: Path, cutoff: datetime, now: datetime) -> tuple[int, int]:
@@ -122,10 +148,15 @@ class RetentionSchedule:
     logged and the next run tries again; nothing here ever stops the server."""
 
     def __init__(
-        self, store, keep_deliveries_days: float, interval_s: float = RETENTION_INTERVAL_S
+        self,
+        store,
+        keep_deliveries_days: float,
+        keep_events_days: float = KEEP_EVENTS_DAYS,
+        interval_s: float = RETENTION_INTERVAL_S,
     ) -> None:
         self._store = store
         self._keep_days = keep_deliveries_days
+        self._keep_events_days = keep_events_days
         self._interval_s = interval_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dialstatus-retention", daemon=True)
@@ -143,7 +174,9 @@ class RetentionSchedule:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.last_run = prune(self._store, self._keep_days)
+                self.last_run = prune(
+                    self._store, self._keep_days, keep_events_days=self._keep_events_days
+                )
             except Exception:
                 logger.exception("retention could not prune; it tries again at its next run")
             self._stopping.wait(self._interval_s)

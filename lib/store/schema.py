@@ -9,9 +9,10 @@ from pathlib import Path
 import duckdb
 
 from lib.store.errors import StoreError
+from lib.store.events import EVENT_HOURS_DDL, LEAD_EVENTS_DDL
 from lib.store.summary import LEAD_COUNTS_DDL, LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _SCHEMA_V1 = """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
@@ -226,8 +227,20 @@ CREATE TABLE IF NOT EXISTS dial_policy (
 """
 )
 
+# v7: the lead history (lib/store/events.py): one row per observed change of a lead, and its
+# counts per campaign and local hour. It starts empty: the history begins with the next
+# delivery (a re-ingest of the kept bodies writes it for the past they cover).
+_SCHEMA_V7 = (
+    LEAD_EVENTS_DDL
+    + EVENT_HOURS_DDL
+    + """
+INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
+"""
+)
+
 MIGRATIONS: dict[int, str] = {
-    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }  # fmt: skip
 
 

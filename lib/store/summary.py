@@ -9,7 +9,8 @@ schema v6) and every statement that writes it live here, with its coarse compani
 of them, and it has about a third of the rows), always written from it. Ingest keeps both current
 in the delivery's own transaction (`begin_summary_delta` before overwriting leads, `update_summary`
 after); any other change of the data version (a category edit) makes the first reader rebuild it
-(`summary_ready`). It is valid when meta.summary_version equals meta.data_version.
+(`summary_ready`). It is valid when meta.summary_version equals meta.data_version. The lead
+history's hourly counts (`event_hours`, lib/store/events.py) are rebuilt and stamped with it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ import contextlib
 import duckdb
 
 from lib.store import connection  # a module: connection imports the schema, hence this file
-from lib.store.catalog import category_sql
+from lib.store.catalog import categorised
+from lib.store.events import add_event_hours, rebuild_event_hours
+from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 
-# A lead counts as attempted when it was dialled at least once: attempts > 0, or, when the
-# attempt count is absent, a dial status other than "not dialled".
-ATTEMPTED_SQL = "coalesce(attempts > 0, dial_bucket <> 'Not dialled')"
-# The agent of a lead's last call: the name, or the id when the name is empty; NULL = none.
-AGENT_SQL = "coalesce(nullif(trim(agent_name), ''), nullif(trim(agent_id), ''))"
 # Talk time of answered leads in bands (index into TALK_BANDS); NULL for the others.
 TALK_BANDS: tuple[tuple[str, int | None], ...] = (
     ("0-10 s", 10), ("10-30 s", 30), ("30-60 s", 60), ("1-3 min", 180), ("3-10 min", 600),
@@ -89,21 +87,6 @@ DETAIL_COLUMNS = ("attempts", "agent", "talk_band")  # what lead_counts leaves o
 _COUNTS_KEYS = ", ".join(c for c in SUMMARY_COLUMNS[:-1] if c not in DETAIL_COLUMNS)
 
 
-def categorised(relation: str) -> str:
-    """`relation` (with a `disposition` column) plus `category`, resolved once per distinct
-    disposition (the guess is a chain of regular expressions: per row, and compiled in every
-    query, it would dominate the pages' queries)."""
-    return f"""
-        SELECT l.*, coalesce(cat.category, 'Other') AS category
-        FROM {relation} l
-        LEFT JOIN (
-            SELECT d.disposition, {category_sql("d.disposition", "dc.category")} AS category
-            FROM (SELECT DISTINCT disposition FROM {relation} WHERE disposition IS NOT NULL) d
-            LEFT JOIN disposition_categories dc ON dc.disposition = d.disposition
-        ) cat ON cat.disposition = l.disposition
-    """
-
-
 def summary_select(source: str, where: str = "TRUE", sign: int = 1) -> str:
     """SELECT of summary rows (`leads` = sign x count) over `source` (a table with the `leads`
     columns) restricted by `where`. Used for the full build and for ingest's deltas. The category
@@ -138,12 +121,14 @@ def summary_is_current(cursor: duckdb.DuckDBPyConnection) -> bool:
 
 
 def rebuild_summary(cursor: duckdb.DuckDBPyConnection) -> None:
-    """Recomputes `lead_summary` from every lead and stamps it with the data version. Call it
-    inside the caller's transaction, holding the store's writer lock."""
+    """Recomputes `lead_summary` (and the history's `event_hours`) from every lead (and event)
+    and stamps them with the data version. Call it inside the caller's transaction, holding
+    the store's writer lock."""
     cursor.execute("DELETE FROM lead_summary")
     cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {summary_select('leads')}")
     cursor.execute("DELETE FROM lead_counts")
     _count_from_summary(cursor, "TRUE")
+    rebuild_event_hours(cursor)
     stamp_summary(cursor)
 
 
@@ -188,13 +173,15 @@ def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> Non
 
 def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool) -> None:
     """Ingest, after writing a delivery's leads (every written row carries its delivery_id) and
-    bumping the data version, in the same transaction: adds the written rows to the summary and
-    subtracts the replaced ones (`begin_summary_delta`), or rebuilds it when it was not current
-    before this delivery. Cost: the delivery's rows plus the summary rows of its campaigns."""
+    bumping the data version, in the same transaction: adds the written rows to the summary
+    and the delivery's events to `event_hours`, and subtracts the replaced ones
+    (`begin_summary_delta`), or rebuilds them when they were not current before this delivery.
+    Cost: the delivery's rows plus the summary rows of its campaigns."""
     if not incremental:
         cursor.execute("DROP TABLE IF EXISTS _summary_delta")
         rebuild_summary(cursor)
         return
+    add_event_hours(cursor, delivery_id)
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
     )

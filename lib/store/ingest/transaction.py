@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from lib.store.events import clear_events
 from lib.store.ingest.mapping import (
     LONG_FIELD_MARK,
     LONG_FIELD_MESSAGE,
@@ -266,13 +267,15 @@ def match_request(cursor, unique_id: str | None, campaign: str | None, known=Non
 
 
 def clear_leads(store, campaign: str | None) -> int:
-    """Deletes the leads of one campaign (or all) before a re-ingest rebuilds them, with the
-    lead summary and the data version in the same transaction. Returns the rows deleted."""
+    """Deletes the leads of one campaign (or all) and their history before a re-ingest rebuilds
+    them, with the lead summary and the data version in the same transaction. Returns the rows
+    deleted."""
     where, params = ("campaign_name = ?", [campaign]) if campaign else ("TRUE", [])
     with store.writing() as cursor:
         cursor.execute("BEGIN")
         try:
             removed = cursor.execute(f"DELETE FROM leads WHERE {where}", params).fetchone()[0]
+            clear_events(cursor, where, params)
             store.bump_data_version(cursor)
             rebuild_summary(cursor)
             cursor.execute("COMMIT")

@@ -1,5 +1,8 @@
 """Writing the mapped rows into `leads` so that the newest `updated_at` wins.
 
+Both record the lead history (lib/store/events.py): the general write before it overwrites,
+the direct one (every lead first seen) after.
+
 Direct write: when the delivery's campaign has no stored leads yet (a first full load), the
 mapped rows go into `leads` with a plain INSERT. Any constraint violation (a lead twice in the
 delivery, a lead already stored under that key, a record without campaign or key) rolls it back
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from lib.store.events import record_changes, record_first_loads
 from lib.store.ingest.mapping import LEADS_COLUMNS, Source, has_key_field, mapped_select
 from lib.store.ingest.phases import Phases
 from lib.store.receive import DeliveryRejected, ParsedDelivery
@@ -72,7 +76,7 @@ def write_leads(
         phases.mark("direct insert" if loaded else "direct insert refused")
         if loaded is not None:
             return loaded
-    return _general(cursor, select, phases, summary)
+    return _general(cursor, select, delivery_id, phases, summary)
 
 
 def _first_load(cursor, campaign: str | None) -> bool:
@@ -91,6 +95,7 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None
     except duckdb.ConstraintException:
         restart_transaction(cursor)
         return None
+    record_first_loads(cursor, delivery_id)
     per_campaign = cursor.execute(
         "SELECT campaign_name, max(updated_at) FROM leads "
         "WHERE delivery_id = ? GROUP BY campaign_name ORDER BY 1",
@@ -100,7 +105,9 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None
     return Loaded(rows, per_campaign, new=rows, relation=written)
 
 
-def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) -> Loaded:
+def _general(
+    cursor, select: tuple[str, list], delivery_id: int, phases: Phases, summary: bool
+) -> Loaded:
     sql, params = select
     cursor.execute(f"CREATE TEMP TABLE _batch AS {sql}", params)
     phases.mark("map")
@@ -112,6 +119,7 @@ def _general(cursor, select: tuple[str, list], phases: Phases, summary: bool) ->
         "AND (b.updated_at >= leads.updated_at OR leads.updated_at IS NULL) "
         f"AND ({_CHANGED})"
     )
+    record_changes(cursor, "_batch", newer, delivery_id)  # the history, before the overwrite
     if summary:  # what the rows about to be overwritten counted in the summary
         begin_summary_delta(cursor, f"(SELECT leads.* FROM leads, _batch AS b WHERE {newer})")
     updated = cursor.execute(f"UPDATE leads SET {sets} FROM _batch AS b WHERE {newer}").fetchone()

@@ -14,7 +14,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from lib.store.summary import AGENT_SQL, TALK_BANDS
+from lib.store.lead_sql import AGENT_SQL
+from lib.store.summary import TALK_BANDS
 from lib.view.filters import NO_AGENT, Filters, where_clause
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER, OTHER_CAMPAIGNS
 from lib.view.metrics.relation import (

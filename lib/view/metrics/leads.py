@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
-from lib.store.summary import AGENT_SQL
+from lib.store.lead_sql import AGENT_SQL
 from lib.view import export
 from lib.view.filters import Filters, where_clause
 from lib.view.metrics.relation import fetch_frame, lead_relation, local_today

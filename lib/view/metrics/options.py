@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import duckdb
 
-from lib.store.summary import AGENT_SQL, summary_ready
+from lib.store.lead_sql import AGENT_SQL
+from lib.store.summary import summary_ready
 from lib.view.filters import MAX_VALUES_PER_PARAM, NO_AGENT
 
 OPTION_TOP = 300

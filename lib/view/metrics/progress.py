@@ -18,8 +18,9 @@ import duckdb
 import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 from lib.store.policy import DialPolicy
-from lib.store.summary import AGENT_SQL, ATTEMPTED_SQL, summary_ready
+from lib.store.summary import summary_ready
 from lib.view.filters import (
     PROGRESS_LABELS,
     PROGRESS_STATES,

@@ -17,13 +17,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.store.summary import (
-    AGENT_SQL,
-    ATTEMPTED_SQL,
-    SUMMARY_KEYS_SQL,
-    categorised,
-    summary_ready,
-)
+from lib.store.catalog import categorised
+from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
+from lib.store.summary import SUMMARY_KEYS_SQL, summary_ready
 from lib.view.filters import Filters, date_span, today_in, where_clause
 
 # Lead progress over a relation with `attempted`, `attempts`, `lead_status` and `allowed`
