@@ -73,6 +73,21 @@ except OSError as exc:  # e.g. the data folder is read-only and the callback sec
     st.stop()
 
 settings = services.settings
+# Declared before sign-in, so a shared deep link (/sync?campaign=X) opens its own page once the
+# viewer has signed in, and before the sidebar, so the Share link can name the page's URL state.
+page = st.navigation(
+    [
+        st.Page(
+            entry.file,
+            title=entry.title,
+            icon=entry.material_icon,
+            help=entry.help,
+            **({"default": True} if entry == DEFAULT_PAGE else {"url_path": entry.path}),
+        )
+        for entry in PAGES
+    ],
+    position="top" if access.signed_in(settings.auth) else "hidden",
+)
 access.require_viewer(settings.auth)
 tz = settings.timezone
 today = today_in(tz)
@@ -111,21 +126,6 @@ def _clear_filters() -> None:
     for name, value in widget_values(Filters()).items():
         st.session_state[name] = value
 
-
-# Declared before the sidebar so the Share link can name the page's own URL state.
-page = st.navigation(
-    [
-        st.Page(
-            entry.file,
-            title=entry.title,
-            icon=entry.material_icon,
-            help=entry.help,
-            **({"default": True} if entry == DEFAULT_PAGE else {"url_path": entry.path}),
-        )
-        for entry in PAGES
-    ],
-    position="top",
-)
 
 with st.sidebar:
     st.subheader("Filters", anchor=False)

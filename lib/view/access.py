@@ -42,6 +42,15 @@ def require_viewer(auth: AuthConfig) -> Role:
     return role
 
 
+def signed_in(auth: AuthConfig) -> bool:
+    """Whether this session is past sign-in (the page menu is shown only then)."""
+    if auth.mode == "none":
+        return True
+    if auth.mode == "oidc":
+        return bool(st.user.get("is_logged_in")) and auth.email_allowed(st.user.get("email"))
+    return bool(st.session_state.get(_SIGNED_IN))
+
+
 def _oidc_role(auth: AuthConfig) -> Role:
     if not st.user.get("is_logged_in"):
         _title()

@@ -243,3 +243,23 @@ def test_an_operator_maps_a_report_style_account_and_reingests_it(report_server,
         name: (column, "settings") for name, column in MAPPING.items()
     }
     assert watch.problems() == []
+
+
+def test_a_deep_link_opens_its_own_page_after_sign_in(report_server, page):
+    """A colleague's link to the Sync page with a filter, opened signed out: the sign-in form
+    (no page menu yet), then that page with that filter, not the Overview."""
+    page.goto(report_server.base_url + "/sync?campaign=" + CAMPAIGN.replace(" ", "+"))
+    page.get_by_label("Team password").wait_for()
+    assert page.get_by_test_id("stTopNavLink").count() == 0
+    page.get_by_label("Team password").fill("viewer-pass-9b2d")
+    page.get_by_role("button", name="Sign in").click()
+    helpers.eventually(
+        page,
+        lambda: page.get_by_test_id("stHeading").filter(has_text="Sync").count() > 0,
+        "the Sync page after sign-in",
+    )
+    assert page.url.split("?", 1)[0].endswith("/sync")
+    assert helpers.query(page.url)["campaign"] == [CAMPAIGN]
+    assert helpers.tags(page, "Campaign") == [CAMPAIGN]
+    assert page.get_by_test_id("stTopNavLink").count() > 0
+    assert helpers.exceptions(page) == []
