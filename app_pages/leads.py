@@ -1,4 +1,5 @@
-"""Leads (`/leads`): the filtered lead rows, paginated in SQL, searchable, exportable."""
+"""Leads (`/leads`): the filtered lead rows, paginated in SQL, searchable, exportable; a selected
+lead's full record and its timeline (every observed state, from the lead history)."""
 
 import math
 
@@ -6,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.view import export, metrics, ui
+from lib.view.metrics import history
 
 current = ui.view()
 ui.page_header(
@@ -123,3 +125,24 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
         if extra:
             st.caption("Other fields CloudAgent delivered:")
             st.json(extra, expanded=True)
+        st.subheader("Timeline", anchor=False)
+        timeline = ui.read(history.lead_timeline, chosen["Campaign"], chosen["lead_key"])
+        if timeline.empty:
+            st.info(
+                f"**{history.NO_HISTORY}** for this lead. {history.HISTORY_START_CAPTION}",
+                icon=":material/history:",
+            )
+        else:
+            st.dataframe(
+                timeline,
+                hide_index=True,
+                key="lead_timeline_table",
+                column_config={"Attempts": st.column_config.NumberColumn(format="%d")},
+            )
+            st.caption(
+                f"Every observed state of this lead, newest first; times are its last call's "
+                f"(UpdatedDate) in {ui.md_escape(current.tz)}. Change: the dials observed since "
+                "the state before (the increase of its attempt count between syncs; several "
+                "calls between two syncs count as all of them, at the time of the last one), "
+                f"or First seen. {history.HISTORY_START_CAPTION}"
+            )

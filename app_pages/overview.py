@@ -1,9 +1,13 @@
-"""Overview (`/`): KPI tiles, dial-status and disposition breakdowns per campaign, comparison."""
+"""Overview (`/`): KPI tiles, what changed since a chosen time (the URL's `since`), dial-status
+and disposition breakdowns per campaign, comparison."""
+
+from datetime import timedelta
 
 import streamlit as st
 
 from lib.view import charts, metrics, ui
-from lib.view.filters import P_DIALSTATUS, P_DISPOSITION
+from lib.view.filters import P_DIALSTATUS, P_DISPOSITION, Filters
+from lib.view.metrics import history
 
 current = ui.view()
 ui.page_header("Overview", "Every selected campaign at once. " + metrics.SMALL_SAMPLE_HELP)
@@ -13,6 +17,60 @@ if ui.empty_state(lead_count=counts["leads"]):
     st.stop()
 
 ui.kpi_tiles(metrics.kpi_values(counts))
+
+st.subheader("What changed", anchor=False)
+asked_since = st.query_params.get_all(history.P_SINCE)  # before the picker drops a bad one
+since_notice = history.since_notice(asked_since)
+if since_notice:
+    st.warning(ui.md_escape(since_notice), icon=":material/link_off:")
+picked = st.datetime_input(
+    "Since",
+    value=history.default_since(current.today),
+    min_value=history.SINCE_BOUNDS[0],
+    max_value=history.SINCE_BOUNDS[1],
+    step=timedelta(hours=1),
+    format="YYYY-MM-DD",
+    key=history.P_SINCE,
+    bind="query-params",
+    width=260,
+    help=f"A date and hour in {current.tz}; default: yesterday "
+    f"{history.DEFAULT_SINCE_HOUR}:00. Part of the link, e.g. "
+    f"`{history.P_SINCE}=2026-12-03T18:00`.",
+)
+since = history.in_zone(picked or history.default_since(current.today), current.tz)
+by_campaign = Filters(campaigns=current.filters.campaigns)  # one cache entry per campaign set
+start = ui.query(history.history_start, by_campaign)
+if start is None:
+    st.info(
+        f"**{history.NO_HISTORY}.** {history.HISTORY_START_CAPTION}",
+        icon=":material/history:",
+    )
+else:
+    changed = ui.query(history.what_changed, by_campaign, since=since)
+    if changed.empty:
+        st.info(
+            "No campaign in the selection has leads or observed changes.", icon=":material/info:"
+        )
+    else:
+        st.dataframe(
+            changed,
+            hide_index=True,
+            key="overview_what_changed",
+            column_config={
+                name: st.column_config.NumberColumn(name, format="%d", help=help_text)
+                for name, help_text in history.CHANGE_HELP.items()
+            },
+        )
+    st.caption(
+        ui.md_escape(
+            f"Changes observed since {history.describe_since(since, current.tz)} "
+            f"({current.tz}), per campaign of the sidebar's campaign filter (the other filters "
+            "describe leads' current state and do not apply here). "
+            f"{history.DIALS_CAPTION} A lead's first observed state counts as a new lead "
+            f"only. {history.HISTORY_START_CAPTION} First observed: "
+            f"{history.describe_since(start, current.tz)}."
+        )
+    )
 
 mode = st.segmented_control(
     "Bars show",
