@@ -288,9 +288,9 @@ def test_overview_shows_what_changed_since_the_links_time(scenario_services):
     assert rows(what_changed_table(at)) == EXPECTED
     caption = texts(at.caption)
     assert "Changes observed since Wed 2 Dec 2026, 18:00 (Asia/Kolkata)" in caption
-    assert (
-        "Dials observed: the increase of each lead's attempt count between syncs, placed at "
-        "the time of its last call." in caption
+    assert (  # the wording: several calls between two syncs, at the last one's time
+        "when a lead was called several times between two syncs, all those calls count at the "
+        "time of the last one." in caption
     )
     assert "The history starts with the first sync after this version was installed" in caption
     assert not at.warning
