@@ -74,7 +74,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "disposition_before", "disposition_after", "agent", "call_duration_s",
 )  # fmt: skip
 _EVENT_LIST = ", ".join(EVENT_COLUMNS)
-_HOUR_COLUMNS = (
+HOUR_COLUMNS = (
     "campaign_name, updated_day, updated_hour, dials, answered, conversions, first_seen, changes"
 )
 
@@ -127,9 +127,12 @@ def record_first_loads(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> N
     )
 
 
-def _hours_select(where: str) -> str:
-    """event_hours rows over the events matching `where`; local day and hour follow the
-    connection's TimeZone (the account's zone)."""
+def hours_select(where: str) -> str:
+    """SELECT of `event_hours`' rows (its columns, by name: HOUR_COLUMNS) over the events
+    matching `where` (an SQL condition on `lead_events`' columns, trusted: the caller's own
+    text, values as bound parameters). Local day and hour follow the connection's TimeZone (the
+    account's zone). What event_hours stores, and what a reader uses for a span event_hours
+    cannot give (between two times) or while it is stale."""
     sale_after = "category = 'Sale'"
     return f"""
         WITH e AS MATERIALIZED (
@@ -142,12 +145,13 @@ def _hours_select(where: str) -> str:
             LEFT JOIN ({categorised("(SELECT DISTINCT disposition_before AS disposition FROM e)")})
                 AS before ON before.disposition = e.disposition_before
         )
-        SELECT campaign_name, CAST(updated_at AS DATE), hour(updated_at)::TINYINT,
-               sum(dials)::BIGINT,
-               count(*) FILTER (WHERE dials > 0 AND dial_bucket_after = 'answered'),
+        SELECT campaign_name, CAST(updated_at AS DATE) AS updated_day,
+               hour(updated_at)::TINYINT AS updated_hour,
+               sum(dials)::BIGINT AS dials,
+               count(*) FILTER (WHERE dials > 0 AND dial_bucket_after = 'answered') AS answered,
                count(*) FILTER (WHERE NOT first_seen AND {sale_after} AND (dials > 0
-                   OR category_before IS DISTINCT FROM 'Sale')),
-               count(*) FILTER (WHERE first_seen), count(*)
+                   OR category_before IS DISTINCT FROM 'Sale')) AS conversions,
+               count(*) FILTER (WHERE first_seen) AS first_seen, count(*) AS changes
         FROM c GROUP BY ALL
     """
 
@@ -155,14 +159,14 @@ def _hours_select(where: str) -> str:
 def rebuild_event_hours(cursor: duckdb.DuckDBPyConnection) -> None:
     """Recomputes `event_hours` from every event (with the lead summary's rebuild)."""
     cursor.execute("DELETE FROM event_hours")
-    cursor.execute(f"INSERT INTO event_hours ({_HOUR_COLUMNS}) {_hours_select('TRUE')}")
+    cursor.execute(f"INSERT INTO event_hours ({HOUR_COLUMNS}) {hours_select('TRUE')}")
 
 
 def add_event_hours(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> None:
     """Ingest: adds the delivery's events to `event_hours` (events are only ever added)."""
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE _event_delta AS "
-        f"{_hours_select(f'delivery_id = {int(delivery_id)}')}"
+        f"{hours_select(f'delivery_id = {int(delivery_id)}')}"
     )
     if not cursor.execute("SELECT count(*) FROM _event_delta").fetchone()[0]:
         cursor.execute("DROP TABLE _event_delta")
@@ -175,7 +179,7 @@ def add_event_hours(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> None
                sum(conversions)::BIGINT AS conversions, sum(first_seen)::BIGINT AS first_seen,
                sum(changes)::BIGINT AS changes
         FROM (
-            SELECT {_HOUR_COLUMNS} FROM event_hours WHERE ({keys}) IN (SELECT ({keys}) FROM
+            SELECT {HOUR_COLUMNS} FROM event_hours WHERE ({keys}) IN (SELECT ({keys}) FROM
                 (SELECT campaign_name, updated_day, updated_hour FROM _event_delta
                  AS d(campaign_name, updated_day, updated_hour)))
             UNION ALL SELECT * FROM _event_delta
@@ -185,7 +189,7 @@ def add_event_hours(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> None
     cursor.execute(
         f"DELETE FROM event_hours WHERE ({keys}) IN (SELECT ({keys}) FROM _event_merged)"
     )
-    cursor.execute(f"INSERT INTO event_hours ({_HOUR_COLUMNS}) SELECT * FROM _event_merged")
+    cursor.execute(f"INSERT INTO event_hours ({HOUR_COLUMNS}) SELECT * FROM _event_merged")
     cursor.execute("DROP TABLE _event_delta")
     cursor.execute("DROP TABLE _event_merged")
 
