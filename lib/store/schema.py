@@ -10,9 +10,10 @@ import duckdb
 
 from lib.store.errors import StoreError
 from lib.store.events import EVENT_HOURS_DDL, LEAD_EVENTS_DDL
+from lib.store.saved_views import SAVED_VIEWS_DDL
 from lib.store.summary import LEAD_COUNTS_DDL, LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _SCHEMA_V1 = """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
@@ -238,9 +239,14 @@ INSERT OR REPLACE INTO meta VALUES ('summary_version', -1);
 """
 )
 
+# v8: saved views (lib/store/saved_views.py): a name and the app-relative link of a view, listed
+# in the sidebar for everyone. Only a new table: nothing stored before is touched, and the
+# summary stays valid.
+_SCHEMA_V8 = SAVED_VIEWS_DDL
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
-    7: _SCHEMA_V7,
+    7: _SCHEMA_V7, 8: _SCHEMA_V8,
 }  # fmt: skip
 
 
