@@ -15,7 +15,7 @@ from lib.config import ConfigError
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.services import get_services
 from lib.store import StoreError
-from lib.view import access, metrics, ui
+from lib.view import access, metrics, saved_views, ui
 from lib.view.filters import (
     BASES,
     BASIS_LABELS,
@@ -222,6 +222,53 @@ filters, widget_notices = parse_query_params(
     params_from_widgets(widget_state), campaign_options, disposition_options, today, agent_options
 )
 
+
+SAVED_VIEW_NAME = "saved_view_name"
+_SAVED_VIEW_MESSAGE = "_saved_view_message"
+
+
+def _save_view(page_path: str, query: str) -> None:
+    """The Save button's callback: the view as this run showed it, under the typed name."""
+    try:
+        name = saved_views.save(st.session_state.get(SAVED_VIEW_NAME), page_path, query)
+    except saved_views.SavedViewError as exc:
+        st.session_state[_SAVED_VIEW_MESSAGE] = ("error", str(exc))
+        return
+    st.session_state[SAVED_VIEW_NAME] = ""
+    st.session_state[_SAVED_VIEW_MESSAGE] = ("success", f"Saved the view {name!r}.")
+
+
+def _saved_views_sidebar(page_path: str, query: str) -> None:
+    """Naming the current view, and every saved view as a link that opens it (in a new tab, a
+    fresh session: the link's filters win, as with a shared link)."""
+    st.subheader("Saved views", anchor=False)
+    with st.popover("Save this view", icon=":material/bookmark_add:", key="save_view"):
+        st.text_input(
+            "Name",
+            key=SAVED_VIEW_NAME,
+            placeholder=f"1 to {saved_views.MAX_NAME} characters",
+            help="Listed here for everyone; it opens this page with these filters. Names are "
+            "unique, ignoring case. Operators rename and delete views on Settings.",
+        )
+        st.button("Save", key="save_view_submit", on_click=_save_view, args=(page_path, query))
+    message = st.session_state.pop(_SAVED_VIEW_MESSAGE, None)
+    if message:
+        kind, text = message
+        getattr(st, kind)(ui.md_escape(text))
+    views = saved_views.shown(st.get_option("server.baseUrlPath"))
+    if not views:
+        st.caption("No saved view yet.")
+    with st.container(key="saved_views"):
+        for view in views:
+            st.link_button(
+                ui.md_escape(view.name),
+                view.href,
+                key=f"saved_view_{view.id}",
+                icon=":material/bookmark:",
+                width="stretch",
+            )
+
+
 share_query = to_query_string(filters)
 with st.sidebar:
     st.caption(ui.md_escape(describe(filters, today)))
@@ -230,14 +277,15 @@ with st.sidebar:
             st.warning(ui.md_escape(notice), icon=":material/warning:")
     left, right = st.columns(2)
     left.button("Clear filters", key="clear_filters", on_click=_clear_filters, width="stretch")
+    # The Share link's query; a saved view stores the same link without its host.
+    link_query = saved_views.link_query(
+        share_query, page.url_path, st.query_params.get(ui.P_SECTION)
+    )
     with right.popover("Share", icon=":material/share:", key="share", width="stretch"):
         base = st.context.url or settings.public_url or ""
         st.caption("The full link of this view (same filters, same numbers):")
-        link_query = share_query
-        section = st.query_params.get(ui.P_SECTION) if page.url_path == "campaign" else None
-        if section in ui.CAMPAIGN_SECTIONS[1:]:  # the first is the default, absent from links
-            link_query = "&".join(filter(None, [link_query, f"{ui.P_SECTION}={section}"]))
         st.code(f"{base}?{link_query}" if link_query else base, language=None, wrap_lines=True)
+    _saved_views_sidebar(page.url_path, link_query)
 
 st.session_state[ui.VIEW_KEY] = ui.View(
     filters=filters,

@@ -4,7 +4,7 @@ connection check, field and value mappings, re-ingest."""
 import pandas as pd
 import streamlit as st
 
-from lib.view import access, operations, ui
+from lib.view import access, operations, saved_views, ui
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
@@ -477,3 +477,80 @@ if operator:
         )
 else:
     access.operator_notice("re-ingest deliveries")
+
+st.subheader("Saved views", anchor=False)
+st.caption(
+    "Views anyone signed in named from the sidebar (Saved views > Save this view), listed there "
+    "for everyone. A name is 1 to 60 characters and unique, ignoring case. Renaming keeps the "
+    "view's link; deleting removes it from everyone's sidebar."
+)
+VIEW_PICK, VIEW_NEW_NAME, _VIEW_MESSAGE = "settings_view", "settings_view_name", "_settings_view"
+
+
+def _rename_view() -> None:
+    if not access.operator_only("rename saved views"):
+        return
+    view_id = st.session_state.get(VIEW_PICK)
+    if view_id is None:
+        st.session_state[_VIEW_MESSAGE] = ("error", "Choose the view to rename.")
+        return
+    try:
+        name = saved_views.rename(view_id, st.session_state.get(VIEW_NEW_NAME))
+    except saved_views.SavedViewError as exc:
+        st.session_state[_VIEW_MESSAGE] = ("error", str(exc))
+        return
+    st.session_state[VIEW_NEW_NAME] = ""
+    st.session_state[_VIEW_MESSAGE] = ("success", f"Renamed the view to {name!r}.")
+
+
+def _delete_view(names: dict[int, str]) -> None:
+    if not access.operator_only("delete saved views"):
+        return
+    view_id = st.session_state.get(VIEW_PICK)
+    if view_id is None:
+        st.session_state[_VIEW_MESSAGE] = ("error", "Choose the view to delete.")
+        return
+    try:
+        deleted = saved_views.delete(view_id)
+    except saved_views.SavedViewError as exc:
+        st.session_state[_VIEW_MESSAGE] = ("error", str(exc))
+        return
+    st.session_state[VIEW_PICK] = None
+    name = names.get(view_id, "")
+    st.session_state[_VIEW_MESSAGE] = (
+        ("success", f"Deleted the view {name!r}.") if deleted else ("info", "Already deleted.")
+    )
+
+
+view_message = st.session_state.pop(_VIEW_MESSAGE, None)
+if view_message:
+    kind, text = view_message
+    getattr(st, kind)(ui.md_escape(text))
+view_table = saved_views.table()
+if view_table.empty:
+    st.info("No saved view yet.", icon=":material/bookmark:")
+else:
+    st.dataframe(view_table.drop(columns="id"), hide_index=True, key="settings_views_table")
+if operator and not view_table.empty:
+    view_names = dict(zip(view_table["id"], view_table["name"], strict=True))
+    if st.session_state.get(VIEW_PICK) not in view_names:  # none chosen yet, or deleted
+        st.session_state[VIEW_PICK] = None
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox(
+            "Saved view",
+            list(view_names),
+            format_func=view_names.get,  # plain text: shown as typed
+            placeholder="Choose a view",
+            key=VIEW_PICK,
+        )
+        st.text_input("New name", key=VIEW_NEW_NAME, placeholder="1 to 60 characters")
+        st.button("Rename", key="settings_rename_view", on_click=_rename_view)
+        st.button(
+            "Delete",
+            key="settings_delete_view",
+            on_click=_delete_view,
+            args=(view_names,),
+            icon=":material/delete:",
+        )
+elif not operator:
+    access.operator_notice("rename or delete saved views")
