@@ -8,7 +8,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from lib.view import best_time_chart, charts, metrics, ui
+from lib.view import activity_charts, best_time_chart, charts, metrics, ui
 from lib.view.filters import (
     P_DIALSTATUS,
     P_DISPOSITION,
@@ -81,7 +81,8 @@ def _composition(focus: Filters) -> None:
 
 
 def _trends(focus: Filters, tz: str) -> None:
-    """When leads move: per day, and the answer rate by hour and weekday."""
+    """When leads move: per day, the activity the history observed (per hour and day, the pace
+    and finish estimate), and the answer rate by hour and weekday."""
     st.subheader("Daily trend", anchor=False)
     trend = ui.query(metrics.daily_trend, focus)
     if trend.empty:
@@ -98,6 +99,8 @@ def _trends(focus: Filters, tz: str) -> None:
             f"Leads per day of their {'last update' if focus.basis == 'updated' else 'creation'} "
             f"({tz}), by dial status; the line is the day's answer rate."
         )
+
+    activity_charts.section(focus, "campaign")
 
     heat = ui.query(metrics.hour_weekday, focus)
     _best_time(focus, heat, tz)

@@ -6,7 +6,7 @@ Every count links to the Leads page with the matching filters; every definition 
 import pandas as pd
 import streamlit as st
 
-from lib.view import export, metrics, operations, progress_charts, ui
+from lib.view import activity_charts, export, metrics, operations, progress_charts, ui
 from lib.view.filters import P_PROGRESS, PROGRESS_STATES
 
 current = ui.view()
@@ -164,6 +164,8 @@ else:
         file_name="outcome_by_attempt.csv",
     )
     st.caption(ui.md_escape(helps["attempt_outcomes"]))
+
+activity_charts.section(current.filters, "progress")
 
 st.subheader("Checks", anchor=False)
 row = st.columns(5)
