@@ -14,6 +14,7 @@ GET  /_sandbox/deliveries what was POSTed where (uniqueId, status code, record c
 GET  /_sandbox/tokens     every token request (account, issued or not, message; no token)
 GET  /_sandbox/config     the runtime settings;  POST /_sandbox/config  changes them (JSON body)
 POST /_sandbox/reset      clears both logs and the rate-limit windows
+POST /_sandbox/leads      dials, edits and adds leads at run time (lib/sandbox/changes.py)
 
 Fault mode (config.Fault): `{"fault": "http_500", "fault_count": 2}` POSTed to /_sandbox/config
 makes the next 2 API requests answer HTTP 500; callback faults apply to the deliveries of the
@@ -79,6 +80,7 @@ from starlette.routing import Route
 
 from lib.config import API_PATH, TOKEN_PATH, presented_token, redact_callback_url
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.sandbox.changes import leads_route
 from lib.sandbox.config import (
     API_FAULTS,
     CALLBACK_FAULTS,
@@ -117,7 +119,7 @@ _RUNTIME_FIELDS = {
     "single_record_cap": int, "rate_limit_retry_after": bool, "fault": Fault, "fault_count": int,
     "fault_delay_s": float,  # or null: the fault's default
     "fault_retry_after_s": float, "clock_offset_s": float, "auth_style": str,
-    "field_style": FieldStyle, "date_style": DateStyle,
+    "field_style": FieldStyle, "date_style": DateStyle, "update_fraction": float,
 }  # fmt: skip
 _FAULT_FIELDS = ("fault", "fault_count")  # setting either restarts the fault's count
 GARBAGE_ANSWER = b'{"status": "success", "message": "queued succ\x00\xff\xfe\x9c\x07 %$#'
@@ -237,14 +239,11 @@ class Sandbox:
         with self._data_lock:
             data = self._data.get(name)
             if data is None:
-                table = generate_campaign(
-                    name,
-                    self.config.campaigns[name],
-                    self.config.seed,
-                    self.data_now,
-                    timezone=self.config.timezone,
-                    update_horizon_h=self.config.update_horizon_h,
-                )
+                cfg = self.config
+                table = generate_campaign(name, cfg.campaigns[name], cfg.seed, self.data_now,
+                                          timezone=cfg.timezone,
+                                          update_horizon_h=cfg.update_horizon_h,
+                                          update_fraction=cfg.update_fraction)  # fmt: skip
                 data = self._data[name] = CampaignData(table)
             return data
 
@@ -843,6 +842,7 @@ def create_sandbox_app(
         Route("/_sandbox/tokens", admin(listing(sandbox.token_requests)), methods=["GET"]),
         Route("/_sandbox/config", admin(config_route), methods=["GET", "POST"]),
         Route("/_sandbox/reset", admin(listing(sandbox.reset)), methods=["POST"]),
+        Route("/_sandbox/leads", admin(leads_route(sandbox, _read_body)), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={BodyTooLarge: _too_large})
     app.state.sandbox = sandbox

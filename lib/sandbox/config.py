@@ -131,6 +131,9 @@ class SandboxConfig:
     single_record_cap: int = 500  # single_record posts at most this many records
     error_style: ErrorStyle = ErrorStyle.JSON
     update_horizon_h: float = 6.0  # second versions of leads appear over these hours
+    # Share of leads with a second version (a redial after now); 0: the data changes only
+    # through POST /_sandbox/leads. Read when a campaign is generated (its first request).
+    update_fraction: float = 0.10
     files_dir: Path | None = None  # link variants' files; None: a temporary folder
     max_files: int = 20  # older link files are deleted
     max_log_entries: int = 10_000
@@ -165,6 +168,8 @@ class SandboxConfig:
             raise ValueError("fault_delay_s must be between 0 and 600")
         if not 0 <= self.fault_retry_after_s <= 3600:
             raise ValueError("fault_retry_after_s must be between 0 and 3600")
+        if not 0 <= self.update_fraction <= 1:
+            raise ValueError("update_fraction must be between 0 and 1")
         if abs(self.clock_offset_s) > 30 * 86400:
             raise ValueError("clock_offset_s must be within 30 days")
         if self.auth_style not in ("apikey", "basic", "token"):
