@@ -207,18 +207,16 @@ def pareto(frame: pd.DataFrame) -> go.Figure:
     """Disposition Pareto: sorted bars (coloured by category) + cumulative % line."""
     labels = unique_labels(list(frame["disposition"]))
     x = [labels[d] for d in frame["disposition"]]
-    colors = [
-        OTHER_COLOR if other else CATEGORY_COLORS.get(cat, OTHER_COLOR)
-        for cat, other in zip(frame["category"], frame["is_other"], strict=True)
-    ]
+    swatches = _pareto_swatches(frame)
     shares = [_percent(s) for s in frame["share"]]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             name="Leads",
+            showlegend=False,  # one trace of many colours: the category swatches below name them
             x=x,
             y=frame["leads"],
-            marker_color=colors,
+            marker_color=[color for _, color in swatches],
             customdata=[
                 ["" if other else d, label(cat or "-"), s]
                 for d, cat, other, s in zip(
@@ -244,12 +242,43 @@ def pareto(frame: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x}<br>cumulative %{y:.1f}%<extra></extra>",
         )
     )
+    for name, color in dict.fromkeys(swatches):  # each colour once, in the bars' order
+        fig.add_trace(_swatch(name, color))
     fig.update_layout(
         yaxis={"title": "leads"},
         yaxis2=percent_axis("cumulative %"),
         xaxis={"type": "category", "automargin": True},
     )
     return layout(fig, height=400)
+
+
+GROUPED_SWATCH = "Smaller dispositions, grouped"  # the Pareto's last bar, beyond its top N
+UNCATEGORISED_SWATCH = "No category"
+
+
+def _pareto_swatches(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """Each Pareto bar's legend name and colour: its category's, else a grey of its own for the
+    grouped rest and for a bar with no category."""
+    return [
+        (GROUPED_SWATCH, OTHER_COLOR)
+        if other
+        else (cat, CATEGORY_COLORS[cat])
+        if cat in CATEGORY_COLORS
+        else (UNCATEGORISED_SWATCH, OTHER_COLOR)
+        for cat, other in zip(frame["category"], frame["is_other"], strict=True)
+    ]
+
+
+def _swatch(name: str, color: str) -> go.Scatter:
+    """A legend entry only (no point is drawn): a square of `color` named `name`."""
+    return go.Scatter(
+        name=label(name),
+        x=[None],
+        y=[None],
+        mode="markers",
+        marker={"color": color, "symbol": "square", "size": 12},
+        hoverinfo="skip",
+    )
 
 
 def status_matrix(matrix: pd.DataFrame) -> go.Figure:
