@@ -115,8 +115,29 @@ else:
     )
 
 st.subheader("Campaign comparison", anchor=False)
-per_campaign = ui.query(metrics.campaign_kpis)
+ui.choice_notice(
+    metrics.P_RANK, st.query_params.get_all(metrics.P_RANK), metrics.KPI_NAMES, "a KPI"
+)
+rank_by = st.selectbox(
+    "Rank by",
+    metrics.KPI_NAMES,
+    index=metrics.KPI_NAMES.index(metrics.RANK_BY_DEFAULT),
+    key=metrics.P_RANK,
+    bind="query-params",
+    width=260,
+    help=f"Campaigns in order of this KPI, highest first. A rate whose denominator is under "
+    f"{metrics.SMALL_SAMPLE} is ranked after the others and marked. Part of the link, e.g. "
+    f"`{metrics.P_RANK}=Answer rate`.",
+)
+per_campaign = metrics.rank_campaigns(ui.query(metrics.campaign_kpis), rank_by)
 table = metrics.comparison_table(per_campaign)
+ranked = metrics.ranked_chart_frame(per_campaign, rank_by)
+ui.chart(
+    ui.figure(charts.ranked_bars, ranked, rank_by, metrics.kpi_named(rank_by).is_rate),
+    ranked,
+    key="overview_rank_chart",
+    file_name="campaign_ranking.csv",
+)
 ui.comparison(table, key="overview_comparison")
 if per_campaign["is_other"].any():
     st.caption(lumped + "Pick a campaign in the sidebar to see it on its own.")

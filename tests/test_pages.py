@@ -127,7 +127,7 @@ def test_overview_kpis_match_the_seed(seeded):
     )
     assert "Answered / Attempted" in metrics_by_label["Answer rate"].proto.help
     comparison = next(d.value for d in at.dataframe if "Small samples" in d.value.columns)
-    assert list(comparison.columns) == ["Campaign", *KPI_LABELS, "Small samples"]
+    assert list(comparison.columns) == ["Rank", "Campaign", *KPI_LABELS, "Small samples"]
     assert list(comparison["Campaign"]) == list(CAMPAIGNS)  # by leads, largest first
     for name in CAMPAIGNS:
         row = comparison[comparison["Campaign"] == name].iloc[0]

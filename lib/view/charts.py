@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.view.metrics import NO_DISPOSITION, OTHER, WEEKDAYS
+from lib.view.metrics import NO_DISPOSITION, OTHER, RANK, RANKED_LAST, WEEKDAYS
 
 BUCKET_COLORS: dict[str, str] = {
     "answered": "#009E73",  # bluish green
@@ -279,6 +279,41 @@ def _swatch(name: str, color: str) -> go.Scatter:
         marker={"color": color, "symbol": "square", "size": 12},
         hoverinfo="skip",
     )
+
+
+RANKED_COLOR = "#0072B2"  # blue: a rank, not a dial status
+
+
+def ranked_bars(frame: pd.DataFrame, kpi_name: str, is_rate: bool) -> go.Figure:
+    """The ranked comparison as horizontal bars, rank 1 on top (`metrics.ranked_chart_frame`):
+    a rate ranked last for a small sample is drawn grey and labelled so."""
+    names = unique_labels(list(frame["Campaign"]))
+    values = frame[kpi_name].astype("float64")
+    thin = list(frame[RANKED_LAST])
+    shown = [
+        ("-" if pd.isna(v) else f"{v:.1f}%" if is_rate else f"{int(v):,}")
+        + (" (small sample, ranked last)" if small else "")
+        for v, small in zip(values, thin, strict=True)
+    ]
+    fig = go.Figure(
+        go.Bar(
+            name=label(kpi_name),
+            orientation="h",
+            x=values.fillna(0),
+            y=[f"{r}. {names[c]}" for r, c in zip(frame[RANK], frame["Campaign"], strict=True)],
+            marker_color=[OTHER_COLOR if small else RANKED_COLOR for small in thin],
+            text=shown,
+            textposition="auto",
+            hovertemplate="%{y}<br>%{text}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    axis = {"ticksuffix": "%", "range": [0, 100]} if is_rate else {}
+    fig.update_layout(
+        yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+        xaxis={"title": label(kpi_name), **axis},
+    )
+    return layout(fig, height=max(160, 60 + 28 * len(frame)))
 
 
 def status_matrix(matrix: pd.DataFrame) -> go.Figure:

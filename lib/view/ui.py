@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -294,15 +294,21 @@ CLICK_HINT = {
 }
 
 
-def section_notice(asked: list[str]) -> None:
-    """Says so when a link names a section that does not exist (the tabs drop it silently)."""
-    unknown = [value for value in asked if value not in CAMPAIGN_SECTIONS]
+def choice_notice(param: str, asked: list[str], choices: Sequence[str], noun: str) -> None:
+    """Says so when a link's `param` names none of `choices` (a bound widget drops it
+    silently, showing its first choice)."""
+    unknown = [value for value in asked if value not in choices]
     if unknown:
         st.warning(
-            f"The link's {P_SECTION}={md_escape(unknown[0])} is not a section of this page "
-            f"(one of {', '.join(CAMPAIGN_SECTIONS)}); showing {CAMPAIGN_SECTIONS[0]}.",
+            f"The link's {param}={md_escape(unknown[0])} is not {noun} "
+            f"(one of {md_escape(', '.join(choices))}); showing {md_escape(choices[0])}.",
             icon=":material/link_off:",
         )
+
+
+def section_notice(asked: list[str]) -> None:
+    """A link naming a Campaign section that does not exist."""
+    choice_notice(P_SECTION, asked, CAMPAIGN_SECTIONS, "a section of this page")
 
 
 def show_leads_link() -> None:

@@ -28,7 +28,7 @@ def click_segment(page, chart_key: str, trace_name: str, point: int) -> None:
 
 
 def test_clicking_a_bar_segment_filters_by_its_dial_status(page, watch, demo_server):
-    helpers.open_page(page, demo_server.base_url + "/", heading="Overview", charts=2, metrics=8)
+    helpers.open_page(page, demo_server.base_url + "/", heading="Overview", charts=3, metrics=8)
     traces = {t["name"]: t for t in helpers.figure(page, DIAL_CHART)}
     bucket_leads = sum(point[3] for point in traces[BUCKET]["customdata"])
     assert [point[0] for point in traces[BUCKET]["customdata"]] == [BUCKET] * 4
@@ -40,8 +40,9 @@ def test_clicking_a_bar_segment_filters_by_its_dial_status(page, watch, demo_ser
         lambda: helpers.kpis(page).get("Leads") == f"{bucket_leads:,}",
         f"the Leads tile shows the {BUCKET} segments' {bucket_leads:,} leads",
     )
-    # Only answered calls carry a disposition (demo data), so that chart gives way to a note.
-    helpers.wait_for_charts(page, 1)
+    # Only answered calls carry a disposition (demo data), so that chart gives way to a note
+    # (the dial status and ranking charts stay).
+    helpers.wait_for_charts(page, 2)
     assert page.get_by_text("No lead in the selection has a disposition yet.").is_visible()
 
     assert helpers.query(page.url) == {"dialstatus": [BUCKET]}
@@ -54,7 +55,7 @@ def test_clicking_a_bar_segment_filters_by_its_dial_status(page, watch, demo_ser
 
 
 def test_csv_download_matches_the_table_and_the_chart(page, watch, demo_server, tmp_path):
-    helpers.open_page(page, demo_server.base_url + "/", heading="Overview", charts=2, metrics=8)
+    helpers.open_page(page, demo_server.base_url + "/", heading="Overview", charts=3, metrics=8)
     expander = page.locator(f".st-key-{DIAL_CHART}_numbers")
     expander.locator("summary").click()
     shown = helpers.grid_rows(expander.get_by_test_id("stDataFrame"))

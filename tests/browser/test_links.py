@@ -19,7 +19,7 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     page, watch, new_context, demo_server
 ):
     base = demo_server.base_url
-    helpers.open_page(page, base + "/", heading="Overview", charts=2, metrics=8)
+    helpers.open_page(page, base + "/", heading="Overview", charts=3, metrics=8)
     assert helpers.query(page.url) == {}
     everything = helpers.kpis(page)
 
@@ -36,7 +36,7 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
         lambda: helpers.sidebar(page).get_by_text("Last 30 days (incl. today)").count() == 1,
         "the sidebar describes the 30-day range",
     )
-    helpers.wait_for_charts(page, 2)
+    helpers.wait_for_charts(page, 3)
     chart_by_hand = helpers.figure(page, "overview_dial_chart")
     by_hand = helpers.kpis(page)
     link = page.url
@@ -57,7 +57,7 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     fresh = new_context()
     fresh_watch = helpers.Watch(base).attach(fresh)
     other = fresh.new_page()
-    helpers.open_page(other, link, heading="Overview", charts=2, metrics=8)
+    helpers.open_page(other, link, heading="Overview", charts=3, metrics=8)
     assert helpers.kpis(other) == by_hand
     assert helpers.figure(other, "overview_dial_chart") == chart_by_hand
     assert helpers.tags(other, "Campaign") == [CAMPAIGN]
@@ -94,7 +94,7 @@ def test_lead_counts_match_the_servers_own_count_per_campaign(page, watch, demo_
     rows = {c["name"]: c["rows"] for c in demo_server.health()["campaigns"]}
     assert len(rows) == 4
 
-    helpers.open_page(page, base + "/", heading="Overview", charts=2, metrics=8)
+    helpers.open_page(page, base + "/", heading="Overview", charts=3, metrics=8)
     assert helpers.number(helpers.kpis(page)["Leads"]) == sum(rows.values())
     # The dial-status chart's segments of each campaign add up to its leads.
     per_campaign: dict[str, int] = {}

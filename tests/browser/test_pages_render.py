@@ -40,7 +40,7 @@ class PageCase:
 
 
 PAGES = [
-    PageCase("overview", "/", "Overview", 2, KPI_LABELS, ".st-key-overview_disposition_chart"),
+    PageCase("overview", "/", "Overview", 3, KPI_LABELS, ".st-key-overview_disposition_chart"),
     PageCase(
         "campaign",
         "/campaign?campaign=Renewals_Q4&range=last_30d",

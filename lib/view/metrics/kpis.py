@@ -94,6 +94,14 @@ KPIS: tuple[Kpi, ...] = (
 KPI_NAMES: tuple[str, ...] = tuple(k.name for k in KPIS)
 
 
+def kpi_named(name: str) -> Kpi:
+    """The KPI whose tile reads `name` (a KeyError names an unknown one)."""
+    for kpi in KPIS:
+        if kpi.name == name:
+            return kpi
+    raise KeyError(name)
+
+
 SMALL_SAMPLE_HELP = (
     f"Rates whose denominator is under {SMALL_SAMPLE} are shown but marked as small samples."
 )
@@ -190,9 +198,62 @@ def campaign_kpis(
     return _with_rates(frame)
 
 
+P_RANK = "rank"  # the Overview's URL parameter: a KPI name
+RANK_BY_DEFAULT = "Leads"  # the comparison's order before a KPI is chosen: the largest first
+RANK = "Rank"
+RANKED_LAST = "Small sample, ranked last"
+
+
+def rank_campaigns(frame: pd.DataFrame, kpi_name: str) -> pd.DataFrame:
+    """`campaign_kpis` ordered by one KPI, highest first, with a `Rank` column (ties share the
+    better rank). A rate whose denominator is a small sample (or zero) is ranked after every
+    campaign that has enough calls, in its own order; the "Other campaigns" row comes last,
+    unranked (it is not one campaign)."""
+    kpi = kpi_named(kpi_name)
+    value = frame[kpi.name if kpi.is_rate else kpi.column].astype("float64")
+    thin = (
+        frame[kpi.denominator] < SMALL_SAMPLE
+        if kpi.is_rate
+        else pd.Series(False, index=frame.index)
+    ) | value.isna()
+    ordered = frame.assign(_thin=thin | frame["is_other"], _value=value, _other=frame["is_other"])
+    ordered = ordered.sort_values(
+        ["_other", "_thin", "_value", "campaign"],
+        ascending=[True, True, False, True],
+        na_position="last",
+        kind="stable",
+    )
+    ranks = ordered.groupby(["_other", "_thin"], sort=False)["_value"].rank(
+        method="min", ascending=False, na_option="bottom"
+    )
+    offset = (~ordered["_thin"] & ~ordered["_other"]).sum()
+    ranks = ranks.where(~ordered["_thin"], ranks + offset)
+    ordered[RANK] = ranks.where(~ordered["_other"]).astype("Int64")
+    ordered[RANKED_LAST] = ordered["_thin"] & ~ordered["_other"]
+    return ordered.drop(columns=["_thin", "_value", "_other"]).reset_index(drop=True)
+
+
+def ranked_chart_frame(ranked: pd.DataFrame, kpi_name: str) -> pd.DataFrame:
+    """The ranked bars' numbers: Rank, Campaign, the KPI (rates in percent, one decimal) and
+    whether it was ranked last for a small sample; the "Other campaigns" row left out."""
+    kpi = kpi_named(kpi_name)
+    ranked = ranked[~ranked["is_other"]]
+    value = ranked[kpi.name if kpi.is_rate else kpi.column]
+    return pd.DataFrame(
+        {
+            RANK: ranked[RANK],
+            "Campaign": ranked["campaign"],
+            kpi.name: value.astype("float64").round(1) if kpi.is_rate else value,
+            RANKED_LAST: ranked[RANKED_LAST],
+        }
+    ).reset_index(drop=True)
+
+
 def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The Overview's comparison table: KPI names as columns, rates in percent, small samples."""
-    columns = {"campaign": "Campaign"}
+    """The Overview's comparison table: KPI names as columns, rates in percent, small samples;
+    the `Rank` first when the frame was ranked (`rank_campaigns`)."""
+    columns = {RANK: RANK} if RANK in frame else {}
+    columns["campaign"] = "Campaign"
     for kpi in KPIS:
         columns[kpi.name if kpi.is_rate else kpi.column] = kpi.name
     table = frame[list(columns)].rename(columns=columns)
