@@ -84,7 +84,7 @@ def activity_scenario(store: Store, today: date = TODAY) -> None:
     South (allowed 37, set): S1 and S2 never dialled, S3 Success, first loaded on day -5;
       day -4 09:10 S1 0->20
       day -3 10:05 S2 ->6, 11:05 ->10 · day -2 10:05 ->13, 11:05 ->16, 12:05 ->19 ·
-      day -1 10:05 ->23, 12:05 ->27
+      day -1 10:05 ->23, 12:05 ->27 · day 0 08:00 S3's disposition edited (no call)
     East (allowed 2, set): E1 out of tries, E2 Success: no retries left."""
     save_attempts_allowed(store, {"South": 37, "East": 2}, by="test")
 
@@ -134,6 +134,9 @@ def activity_scenario(store: Store, today: date = TODAY) -> None:
     ):
         called = at(today, days, clock)
         deliver(store, "South", [south(key, days, clock, attempts)], called + timedelta(minutes=5))
+    # S3's disposition edited this morning, no call: a change on a day without a dial.
+    edit = south("S3", 0, "08:00", 1, Status="Success", answered=True, Disposition="Call Back")
+    deliver(store, "South", [edit], at(today, 0, "08:05"))
     east = [
         record("East", "E1", at(today, -5, "09:00"), 2),
         record("East", "E2", at(today, -5, "09:00"), 1, Status="Success", **sale),
@@ -325,6 +328,10 @@ def test_the_finish_counts_the_rest_of_the_current_working_hour():
     assert activity.finish_time(
         datetime(2026, 12, 5, 10, 30), 3, Fraction(4), [10, 11]
     ) == datetime(2026, 12, 5, 11, 15)
+    # With hour 11 off, the 3rd dial waits for 12:00: 12:15.
+    assert activity.finish_time(
+        datetime(2026, 12, 5, 10, 30), 3, Fraction(4), [10, 12]
+    ) == datetime(2026, 12, 5, 12, 15)
     # Exactly a day's worth from before the first working hour ends with its last hour.
     assert activity.finish_time(datetime(2026, 12, 5, 8, 0), 8, Fraction(4), [10, 11]) == datetime(
         2026, 12, 5, 12, 0
@@ -364,6 +371,7 @@ def test_the_forecast_table_reads_the_history_and_the_retries_left(store):
     assert south["Pace (dials per working hour)"] == 3.9  # 27 / 7
     assert south["Slowest–fastest day"] == "3.0–5.0"
     assert south["Working hours a day"] == "3: 10–13"
+    # Today's 08:00 edit made no dial: today is no day with dials.
     assert south["Days observed"] == "Tue 1 Dec, Wed 2 Dec, Thu 3 Dec"
     assert (south["finish"], south["earliest"], south["latest"]) == (FINISH, EARLIEST, LATEST)
     assert south["Finish estimate"] == "Mon 7 Dec 2026 11:00"
@@ -468,7 +476,9 @@ def shows_the_history_captions(at: AppTest) -> None:
 def test_progress_shows_the_activity_and_the_forecast_of_the_links_campaigns(page_today):
     today = page_today
     # A status filter keeps one lead (S3, Success): the history does not follow it.
-    at = app("progress", {"campaign": "South", "status": "Success", **day_range(today)})
+    # (Today included: S3 was last updated today; South dialled nothing today.)
+    link = {"campaign": "South", "status": "Success", **day_range(today), "to": f"{today}"}
+    at = app("progress", link)
     assert {m.label: m.value for m in at.metric}["Leads"] == "1"
     shows_the_history_captions(at)
     tiles = {m.label: m.value for m in at.metric}
@@ -476,9 +486,9 @@ def test_progress_shows_the_activity_and_the_forecast_of_the_links_campaigns(pag
 
     daily = traces(at, "progress_activity_days_chart")
     assert list(daily) == ["Dials", "Answered", "Conversions"]
-    assert daily["Dials"]["x"] == [f"{today + timedelta(days=d):%Y-%m-%d}" for d in range(-8, 0)]
-    assert daily["Dials"]["y"] == [0, 0, 0, 0, 20, 10, 9, 8]
-    assert daily["Answered"]["y"] == daily["Conversions"]["y"] == [0] * 8
+    assert daily["Dials"]["x"] == [f"{today + timedelta(days=d):%Y-%m-%d}" for d in range(-8, 1)]
+    assert daily["Dials"]["y"] == [0, 0, 0, 0, 20, 10, 9, 8, 0]
+    assert daily["Answered"]["y"] == daily["Conversions"]["y"] == [0] * 9
 
     hourly = traces(at, "progress_activity_hours_chart")
     yesterday = next(t for name, t in hourly.items() if name.startswith("Yesterday"))

@@ -52,9 +52,9 @@ MEASURE_HELP: dict[str, str] = {
     "Disposition categories): after a dial, or edited from another category.",
 }
 SCOPE_CAPTION = (
-    "The history follows the sidebar's campaign filter only: the other filters (dates aside, "
-    "status, dial status, disposition, agent, progress) describe each lead's current state, "
-    "not its past calls."
+    "The history follows the sidebar's campaign filter only (and, per day, its date range): the "
+    "other filters (status, dial status, disposition, agent, progress) describe each lead's "
+    "current state, not its past calls."
 )
 FORECAST_HELP = (
     f"Pace = dials observed per working hour over each campaign's last {PACE_DAYS} days that had "
