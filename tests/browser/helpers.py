@@ -242,6 +242,14 @@ def sidebar(page: Page) -> Locator:
     return page.get_by_test_id("stSidebar")
 
 
+def shared_link(page: Page, base: str) -> str:
+    """The link the sidebar's Share popover offers (opened, read, closed again)."""
+    sidebar(page).get_by_role("button", name="Share", exact=True).click()
+    link = page.get_by_test_id("stCode").filter(has_text=base).inner_text().strip()
+    page.keyboard.press("Escape")
+    return link
+
+
 def choose(page: Page, label: str, option: str) -> None:
     """Picks `option` in the sidebar select or multiselect labelled `label` and waits for the
     run it causes."""

@@ -13,6 +13,8 @@ from tests.browser import helpers
 pytestmark = pytest.mark.browser
 
 CAMPAIGN = "Loan Offers - Mumbai"  # spaces and a dash: the URL must encode it
+# Trends: the trend, the Activity section's per hour and per day, and the heatmap.
+TRENDS_CHARTS = 4
 
 
 def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numbers(
@@ -49,10 +51,8 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     assert [row[1] for row in chart_by_hand[0]["customdata"]] == [CAMPAIGN]
 
     # The Share popover offers the same filters (it also names the defaults, basis=updated).
-    helpers.sidebar(page).get_by_test_id("stPopover").get_by_role("button").click()
-    shared = page.get_by_test_id("stCode").filter(has_text=base).inner_text().strip()
+    shared = helpers.shared_link(page, base)
     assert helpers.query(shared) == {**chosen, "basis": ["updated"]}
-    page.keyboard.press("Escape")
 
     fresh = new_context()
     fresh_watch = helpers.Watch(base).attach(fresh)
@@ -107,8 +107,8 @@ def test_lead_counts_match_the_servers_own_count_per_campaign(page, watch, demo_
         has=page.locator("th", has_text="Small samples")
     )
     header, *body = helpers.grid_rows(table)
-    leads = header.index("Leads")
-    assert {r[0]: helpers.number(r[leads]) for r in body} == rows
+    campaign, leads = header.index("Campaign"), header.index("Leads")
+    assert {r[campaign]: helpers.number(r[leads]) for r in body} == rows
 
     # One campaign through its own link, range=all: the Leads tile is the server's count.
     name = "Renewals_Q4"
@@ -128,13 +128,12 @@ def test_a_campaign_section_travels_in_the_link(page, watch, new_context, demo_s
     assert "section" not in helpers.query(page.url)
 
     helpers.after_rerun(page, lambda: page.get_by_role("tab", name="Trends").click())
-    helpers.wait_for_charts(page, 2)
+    helpers.wait_for_charts(page, TRENDS_CHARTS)
     assert helpers.query(page.url)["section"] == ["Trends"]
     trend_by_hand = helpers.figure(page, "campaign_trend_chart")
     assert trend_by_hand and page.locator(".st-key-campaign_dial_chart").count() == 0
 
-    helpers.sidebar(page).get_by_test_id("stPopover").get_by_role("button").click()
-    shared = page.get_by_test_id("stCode").filter(has_text=base).inner_text().strip()
+    shared = helpers.shared_link(page, base)
     assert urlsplit(shared).path == "/campaign"
     assert helpers.query(shared) == {
         "campaign": [CAMPAIGN],
@@ -142,11 +141,10 @@ def test_a_campaign_section_travels_in_the_link(page, watch, new_context, demo_s
         "basis": ["updated"],
         "section": ["Trends"],
     }
-    page.keyboard.press("Escape")
 
     fresh = new_context()
     other = fresh.new_page()
-    helpers.open_page(other, shared, heading="Campaign", charts=2, metrics=8)
+    helpers.open_page(other, shared, heading="Campaign", charts=TRENDS_CHARTS, metrics=8)
     assert other.get_by_role("tab", name="Trends").get_attribute("aria-selected") == "true"
     assert helpers.figure(other, "campaign_trend_chart") == trend_by_hand
     assert helpers.kpis(other) == helpers.kpis(page)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from lib.view.pages import page_paths
 from tests.browser import helpers
-from tests.support.expected import KPI_LABELS
+from tests.support.expected import KPI_LABELS, PROGRESS_TILES
 from tests.support.server import PROJECT_ROOT
 
 pytestmark = pytest.mark.browser
@@ -53,12 +53,8 @@ PAGES = [
         "progress",
         "/progress",
         "Progress",
-        2,
-        [
-            *("Leads", "Penetration", "Completion", "Retries left"),
-            *("Stale pending", "Outside calling window", "Do-not-call still pending"),
-            *("Answered, no disposition", "Wrap-up share"),
-        ],
+        4,  # the funnel, attempts, and the Activity section's per hour and per day
+        PROGRESS_TILES,
         ".st-key-progress_funnel_chart",
     ),
     PageCase(

@@ -11,3 +11,11 @@ KPI_LABELS = [
     "Conversions",
     "Conversion rate",
 ]
+# The Activity section's tiles (Progress, and the Campaign page's Trends after KPI_LABELS).
+ACTIVITY_TILES = ["Dials today so far", "Answered today so far", "Conversions today so far"]
+PROGRESS_TILES = [
+    *("Leads", "Penetration", "Completion", "Retries left"),
+    *ACTIVITY_TILES,
+    *("Stale pending", "Outside calling window", "Do-not-call still pending"),
+    *("Answered, no disposition", "Wrap-up share"),
+]
