@@ -34,7 +34,7 @@ from lib.view.filters import (
     P_STATUS,
     P_TO,
     PARAM_NAMES,
-    PROGRESS_LABELS,
+    PROGRESS_HELP,
     PROGRESS_STATES,
     RANGE_LABELS,
     RANGE_PRESETS,
@@ -206,13 +206,11 @@ with st.sidebar:
     )
     st.multiselect(
         "Lead progress",
-        PROGRESS_STATES,
-        format_func=PROGRESS_LABELS.get,
+        PROGRESS_STATES,  # the URL's own values: a bound format_func would write the labels
         key=P_PROGRESS,
         bind="query-params",
         placeholder="Any progress",
-        help="Not dialled: no attempt yet. Retrying: Pending with tries left. Out of tries: "
-        "Pending with the attempts allowed used up. Success, Failed: the lead status.",
+        help="; ".join(f"`{state}` = {PROGRESS_HELP[state]}" for state in PROGRESS_STATES) + ".",
     )
 
 widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}

@@ -61,6 +61,13 @@ PROGRESS_LABELS: dict[str, str] = {
     "success": "Success",
     "failed": "Failed",
 }
+PROGRESS_HELP: dict[str, str] = {
+    "not_dialled": "no attempt yet",
+    "retrying": "Pending with tries left",
+    "out_of_tries": "Pending with the attempts allowed used up",
+    "success": "lead status Success",
+    "failed": "lead status Failed",
+}
 NO_AGENT = "(no agent)"  # the agent filter's value for leads with neither name nor id
 
 # The public parameter names, which are also the sidebar widgets' keys.

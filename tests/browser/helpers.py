@@ -67,12 +67,15 @@ async (root) => {
   const rows = new Map();
   const scroller = root.querySelector('.dvn-scroller');
   const total = Number(table().getAttribute('aria-rowcount'));
-  for (let i = 0; i < 500; i += 1) {
+  let stalled = 0;  // scrolls that showed no new row: the table cannot be scrolled further
+  for (let i = 0; i < 500 && stalled < 5; i += 1) {
+    const known = rows.size;
     for (const tr of shownRows()) {
       const cells = [...tr.querySelectorAll('th, td')].map((c) => c.innerText);
       rows.set(Number(tr.getAttribute('aria-rowindex')), cells);
     }
     if (rows.size >= total || !scroller) break;
+    stalled = rows.size === known ? stalled + 1 : 0;
     // A few rows at a time (the view holds about ten), then wait for the table to follow.
     const before = shownRows().map((tr) => tr.getAttribute('aria-rowindex')).join();
     scroller.scrollTop += 100;
@@ -221,6 +224,11 @@ def grid_rows(grid: Locator) -> list[list[str]]:
     result = grid.evaluate(_GRID_JS)
     assert len(result["rows"]) == result["total"], f"read {len(result['rows'])} of {result}"
     return result["rows"]
+
+
+def grid_row_count(grid: Locator) -> int:
+    """The rows an st.dataframe holds, the header included (shown or not)."""
+    return int(grid.locator('table[role="grid"]').get_attribute("aria-rowcount"))
 
 
 def query(url: str) -> dict[str, list[str]]:

@@ -25,20 +25,27 @@ pytestmark = pytest.mark.browser
 AGENTS_CHART = "agents_conversion_chart"
 FUNNEL_CHART = "progress_funnel_chart"
 AGENTS_TILES = ["Short answered calls (under 10 s)"]
+PROGRESS_CHARTS = 4  # the funnel, attempts, and the Activity section's per hour and per day
 ALL_SELECTED = "All selected"  # the funnel's bar of the whole selection
-STATE, STATE_LABEL = "success", "Success"  # the progress state chosen, and its sidebar label
+# The progress state chosen (the sidebar lists the values the link carries), and the lead
+# status that holds the same leads.
+STATE, STATUS = "success", "Success"
 NO_AGENT = "(no agent)"
 # Overview tiles and the per-agent table's columns that count the same leads.
 TILE_COLUMNS = {"Leads": "Leads handled", "Answered": "Answered", "Conversions": "Conversions"}
 
 
-def agent_table(page) -> list[list[str]]:
-    """The per-agent table as shown, the header first (st.dataframe draws no key class: the
-    table is the one with a "Leads handled" column)."""
-    table = page.get_by_test_id("stDataFrame").filter(
+def agent_grid(page):
+    """The per-agent table (st.dataframe draws no key class: it is the one with a "Leads
+    handled" column)."""
+    return page.get_by_test_id("stDataFrame").filter(
         has=page.locator("th", has_text="Leads handled")
     )
-    return helpers.grid_rows(table)
+
+
+def agent_table(page) -> list[list[str]]:
+    """The per-agent table as shown, the header first."""
+    return helpers.grid_rows(agent_grid(page))
 
 
 def go_to(page, title: str, tiles: list[str], charts: int) -> None:
@@ -94,7 +101,11 @@ def test_an_agent_bar_click_and_a_progress_state_travel_in_a_fresh_link(
     helpers.wait_for_charts(page, 2)
     assert helpers.query(page.url) == {"agent": [agent]}
     assert helpers.tags(page, "Agent") == [agent]
-    # The agent's row alone, with the very numbers the unfiltered table gave it.
+    # The agent's row alone, with the very numbers the unfiltered table gave it (the table
+    # can be drawn after the chart).
+    helpers.eventually(
+        page, lambda: helpers.grid_row_count(agent_grid(page)) == 2, "the table has one agent"
+    )
     assert agent_table(page) == [header, expected]
 
     # The filter holds on the other pages: the Overview counts that agent's leads only.
@@ -105,14 +116,14 @@ def test_an_agent_bar_click_and_a_progress_state_travel_in_a_fresh_link(
         assert helpers.number(tiles[tile]) == helpers.number(expected[col[column]]), tile
 
     # Progress: the agent's leads, split by state; then one state chosen in the sidebar.
-    go_to(page, "Progress", PROGRESS_TILES, charts=4)
+    go_to(page, "Progress", PROGRESS_TILES, charts=PROGRESS_CHARTS)
     assert helpers.kpis(page)["Leads"] == f"{handled:,}"
     states = funnel_counts(page)
     assert sum(states.values()) == handled
     in_state = states.get(STATE, 0)
     assert 0 < in_state < handled, states
 
-    helpers.choose(page, "Lead progress", STATE_LABEL)
+    helpers.choose(page, "Lead progress", STATE)
     chosen = {"agent": [agent], "progress": [STATE]}
     assert helpers.query(page.url) == chosen
     helpers.eventually(
@@ -120,7 +131,7 @@ def test_an_agent_bar_click_and_a_progress_state_travel_in_a_fresh_link(
         lambda: helpers.kpis(page).get("Leads") == f"{in_state:,}",
         f"the Leads tile shows the {in_state:,} {STATE} leads of {agent!r}",
     )
-    helpers.wait_for_charts(page, 2)
+    helpers.wait_for_charts(page, PROGRESS_CHARTS)
     assert funnel_counts(page) == {STATE: in_state}
     progress_tiles = helpers.kpis(page)
     funnel = helpers.figure(page, FUNNEL_CHART)
@@ -141,10 +152,12 @@ def test_an_agent_bar_click_and_a_progress_state_travel_in_a_fresh_link(
     fresh = new_context()
     fresh_watch = helpers.Watch(base).attach(fresh)
     other = fresh.new_page()
-    helpers.open_page(other, link, heading="Progress", charts=4, metrics=len(PROGRESS_TILES))
+    helpers.open_page(
+        other, link, heading="Progress", charts=PROGRESS_CHARTS, metrics=len(PROGRESS_TILES)
+    )
     assert helpers.query(other.url) == chosen
     assert helpers.tags(other, "Agent") == [agent]
-    assert helpers.tags(other, "Lead progress") == [STATE_LABEL]
+    assert helpers.tags(other, "Lead progress") == [STATE]
     assert helpers.kpis(other) == progress_tiles
     assert helpers.figure(other, FUNNEL_CHART) == funnel
     go_to(other, "Overview", KPI_LABELS, charts=3)
@@ -154,9 +167,9 @@ def test_an_agent_bar_click_and_a_progress_state_travel_in_a_fresh_link(
     assert helpers.kpis(other) == agents_tiles
 
     # Another path to the same leads: the lead-status filter instead of the progress state.
-    by_status = f"{base}/?agent={quote(agent, safe='')}&status={STATE_LABEL}"
+    by_status = f"{base}/?agent={quote(agent, safe='')}&status={STATUS}"
     helpers.open_page(other, by_status, heading="Overview", charts=3, metrics=len(KPI_LABELS))
-    assert helpers.tags(other, "Lead status") == [STATE_LABEL]
+    assert helpers.tags(other, "Lead status") == [STATUS]
     assert helpers.kpis(other) == overview_tiles
     assert fresh_watch.problems() == []
     fresh.close()
