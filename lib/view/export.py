@@ -13,13 +13,16 @@ Workbooks need no such quote: xlsxwriter writes every string as a string, never 
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import tempfile
 from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 # The first characters that make a spreadsheet read a cell as a formula (OWASP); '-' first, so
@@ -94,28 +97,63 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def frames_xlsx(sheets: Mapping[str, pd.DataFrame]) -> bytes:
     """Small frames (a page's tables, as on screen) as one .xlsx workbook, a sheet each (named
-    by the key, at most 31 characters), header bold; cells typed text and numbers, never
-    formulas or links, and NaN or NA a blank cell. The leads export has its own streaming
+    by the key, at most 31 characters), header bold; cells typed text, numbers and dates, never
+    formulas or links, and NaN, NA or NaT a blank cell. A date and time is an Excel date shown
+    yyyy-mm-dd hh:mm (a day yyyy-mm-dd, a time of day hh:mm:ss), in the wall-clock time the
+    table shows: a time zone is dropped, the time kept. The leads export has its own streaming
     writer (`lib.view.metrics.leads.export_xlsx`)."""
     import xlsxwriter
 
     buffer = io.BytesIO()
     workbook = xlsxwriter.Workbook(
-        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+        buffer,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "remove_timezone": True,  # Excel has no time zones: keep the wall clock
+            "default_date_format": "yyyy-mm-dd hh:mm",
+        },
     )
     bold = workbook.add_format({"bold": True})
+    day = workbook.add_format({"num_format": "yyyy-mm-dd"})  # a date without a time
+    clock = workbook.add_format({"num_format": "hh:mm:ss"})  # a time of day without a date
     for name, frame in sheets.items():
         worksheet = workbook.add_worksheet(name[:31])
         worksheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
         worksheet.freeze_panes(1, 0)
         for index, values in enumerate(frame.itertuples(index=False), start=1):
-            worksheet.write_row(index, 0, [_xlsx_cell(v) for v in values])
+            for column, value in enumerate(values):
+                cell = _xlsx_cell(value)
+                is_day = isinstance(cell, date) and not isinstance(cell, datetime)
+                shape = day if is_day else clock if isinstance(cell, time) else None
+                worksheet.write(index, column, cell, shape)
     workbook.close()
     return buffer.getvalue()
 
 
 def _xlsx_cell(value: Any) -> Any:
-    """A value xlsxwriter writes as typed: NaN and NA as None, numpy scalars as Python."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    """A value xlsxwriter writes as typed: NaN, NA and NaT as None (a blank cell); a Timestamp
+    (or numpy datetime64) as a datetime in its own wall-clock time, without its zone; numpy
+    scalars as Python; a Timedelta, an infinite float and anything not a scalar (a list, a
+    dict) as its text."""
+    if value is None or isinstance(value, str):
+        return value
+    if not pd.api.types.is_scalar(value):
+        return str(value)
+    if pd.isna(value):
         return None
-    return value.item() if hasattr(value, "item") else value
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, np.timedelta64):
+        value = pd.Timedelta(value)
+    if isinstance(value, pd.Timestamp):
+        return value.tz_localize(None).to_pydatetime(warn=False)
+    if isinstance(value, pd.Timedelta | timedelta):
+        return str(pd.Timedelta(value))  # a duration as text: a date format would misread it
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None)
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"  # as the CSV has it; Excel has no infinite number
+    return value
