@@ -3,7 +3,7 @@
 
 import streamlit as st
 
-from lib.view import agent_charts, export, metrics, ui
+from lib.view import agent_charts, metrics, ui
 from lib.view.filters import NO_AGENT, P_AGENT
 
 ui.page_header(
@@ -38,26 +38,13 @@ st.caption(
     'percentile, in seconds). Wrap-up timeouts = dispositions starting with "Wrap up time '
     "exceeded\" among the agent's leads that have a disposition."
 )
-left, right, _ = st.columns([1, 1, 4])
-left.download_button(
-    "Export CSV",
-    data=lambda: export.frame_csv(table),
-    file_name="agents.csv",
-    mime="text/csv",
-    key="agents_export_csv",
-    on_click="ignore",
-    icon=":material/download:",
+ui.downloads(
+    table,
+    key="agents_export",
+    file_stem="agents",
+    sheet="Agents",
     help="The table above, with its column names.",
-)
-right.download_button(
-    "Export Excel",
-    data=lambda: export.frames_xlsx({"Agents": table}),
-    file_name="agents.xlsx",
-    mime=export.XLSX_MIME,
-    key="agents_export_xlsx",
-    on_click="ignore",
-    icon=":material/download:",
-    help="The table above, with its column names.",
+    labels=("Export CSV", "Export Excel"),
 )
 
 st.subheader("Conversions by agent", anchor=False)
@@ -132,13 +119,5 @@ st.dataframe(
         for name, help_text in metrics.TALK_HELP.items()
     },
 )
-st.download_button(
-    "Download CSV",
-    data=lambda: export.frame_csv(shown),
-    file_name="talk_time_per_campaign.csv",
-    mime="text/csv",
-    key="agents_talk_csv",
-    on_click="ignore",
-    icon=":material/download:",
-)
+ui.downloads(shown, key="agents_talk", file_stem="talk_time_per_campaign", sheet="Talk time")
 ui.show_leads_link()

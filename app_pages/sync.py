@@ -1,6 +1,6 @@
-"""Sync (`/sync`): freshness per campaign, the request log, failed deliveries, the delivery
-inspector and re-ingest progress, the rate limit, "Sync now", and one hand-made Campaign Dial
-Status request with every API parameter."""
+"""Sync (`/sync`): freshness per campaign, the request log, failed deliveries (each with its CSV
+and Excel download), the delivery inspector and re-ingest progress, the rate limit, "Sync now",
+and one hand-made Campaign Dial Status request with every API parameter."""
 
 from datetime import datetime, time
 
@@ -124,6 +124,7 @@ else:
             "newest_update": st.column_config.DatetimeColumn("newest lead update"),
         },
     )
+    ui.downloads(fresh, key="sync_freshness", file_stem="sync_freshness", sheet="Freshness")
 
 st.subheader("Request log", anchor=False)
 if requests.empty:
@@ -131,6 +132,7 @@ if requests.empty:
 else:
     st.dataframe(requests, hide_index=True, key="sync_requests")
     st.caption("The newest 200 requests; parameters are stored with the callback secret redacted.")
+    ui.downloads(requests, key="sync_requests", file_stem="sync_requests", sheet="Requests")
 
 st.subheader("Deliveries not read", anchor=False)
 if failed.empty:
@@ -141,6 +143,9 @@ else:
         "retrying: a transient failure (the file host answered 5xx or did not answer), tried "
         "again by itself, 3 attempts in all; failed: given up. Bodies are kept on disk beside "
         "the database (file) for inspection."
+    )
+    ui.downloads(
+        failed, key="sync_failed_deliveries", file_stem="sync_failed_deliveries", sheet="Not read"
     )
 
 st.subheader("Delivery inspector", anchor=False)

@@ -245,8 +245,45 @@ def kpi_tiles(
         st.caption(f"Changes compare with the {period}; “was” is that period's value.")
 
 
+def downloads(
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    file_stem: str,
+    sheet: str,
+    help: str | None = None,
+    labels: tuple[str, str] = ("Download CSV", "Download Excel"),
+) -> None:
+    """A table's two downloads side by side: its CSV (`{key}_csv`, `{file_stem}.csv`) and the
+    same rows as an Excel workbook of one sheet (`{key}_xlsx`, `{file_stem}.xlsx`). Each file is
+    built on click, from the frame as shown."""
+    csv_label, xlsx_label = labels
+    with st.container(horizontal=True, gap="small"):
+        st.download_button(
+            csv_label,
+            data=lambda: export.frame_csv(frame),  # on click; formula-like text neutralised
+            file_name=f"{file_stem}.csv",
+            mime="text/csv",
+            key=f"{key}_csv",
+            on_click="ignore",
+            icon=":material/download:",
+            help=help,
+        )
+        st.download_button(
+            xlsx_label,
+            data=lambda: export.frames_xlsx({sheet: frame}),  # on click; text never a formula
+            file_name=f"{file_stem}.xlsx",
+            mime=export.XLSX_MIME,
+            key=f"{key}_xlsx",
+            on_click="ignore",
+            icon=":material/download:",
+            help=help,
+        )
+
+
 def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numbers") -> None:
-    """A chart's numbers one click away: a table and its CSV download.
+    """A chart's numbers one click away: a table and its CSV and Excel downloads (`file_name`
+    names the CSV; the workbook is the same name ending .xlsx).
 
     Built only while the expander is open: a closed one costs the browser nothing, so a page of
     charts draws as fast as its charts alone."""
@@ -255,15 +292,8 @@ def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numb
         return
     with expander:
         st.dataframe(frame, hide_index=True)
-        st.download_button(
-            "Download CSV",
-            data=lambda: export.frame_csv(frame),  # on click; formula-like text neutralised
-            file_name=file_name,
-            mime="text/csv",
-            key=f"{key}_csv",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        stem = file_name.removesuffix(".csv")
+        downloads(frame, key=key, file_stem=stem, sheet=stem.replace("_", " ").capitalize())
 
 
 def chart(
