@@ -39,7 +39,7 @@ def message(troubles: list[Trouble], limit: int = NAMED) -> str:
     ]
     if count > limit:
         lines.append(f"- and {count - limit} more")
-    return f"**{head}.** The pages show the data stored so far.\n\n" + "\n".join(lines)
+    return f"**{head}.**\n\n" + "\n".join(lines)
 
 
 @st.fragment(run_every=ui.REFRESH_EVERY)

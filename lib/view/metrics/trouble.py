@@ -53,12 +53,12 @@ class Trouble:
 
 
 def duration_words(seconds: float) -> str:
-    """45 s, 5 min, 2 h 5 min, 3 days 4 h."""
+    """45 s, 5 min, 1 h 5 min, 3 days 4 h."""
     seconds = max(0, int(seconds))
     if seconds < 90:
         return f"{seconds} s"
     minutes = seconds // 60
-    if minutes < 120:
+    if minutes < 60:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
