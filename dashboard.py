@@ -47,6 +47,7 @@ from lib.view.filters import (
     widget_values,
 )
 from lib.view.pages import DEFAULT_PAGE, PAGES
+from lib.view.trouble_banner import show as show_trouble_banner
 
 STARTED = "_dialstatus_started"
 NOTICES = "_dialstatus_notices"
@@ -322,6 +323,7 @@ if notices:
             st.warning(ui.md_escape(notice), icon=":material/link_off:")
         st.button("Dismiss", key="dismiss_notices", on_click=_dismiss_notices)
 
+show_trouble_banner(page.url_path)  # every page: a failed or old sync, by campaign
 st.session_state[ui.PAGE_RUNNING_KEY] = True
 try:
     page.run()
