@@ -23,12 +23,11 @@ from lib.sync import record_failed_delivery
 from lib.view import metrics
 from lib.view.metrics.trouble import Trouble, duration_words, troubled_campaigns
 from lib.view.pages import page
-from lib.view.trouble_banner import message
+from lib.view.trouble_banner import LINK_LABEL, message
 from tests.conftest import CAMPAIGNS, EMPTY_CAMPAIGN
 
 INTERVAL_S = 300  # the default DIALSTATUS_SYNC_INTERVAL (the tests' configuration sets none)
 SECRET = "test-secret-0123456789"  # the tests' DIALSTATUS_CALLBACK_SECRET (tests/conftest.py)
-BANNER_LINK = "Open Sync for the details"
 
 
 def _body(store, data: bytes) -> int:
@@ -234,7 +233,7 @@ def _sync_links(at) -> list:
     return [
         link.proto
         for link in at.get("page_link")
-        if link.proto.label == BANNER_LINK and link.proto.page == page("sync").path
+        if link.proto.label == LINK_LABEL and link.proto.page == page("sync").path
     ]
 
 
@@ -288,14 +287,15 @@ def test_old_data_alone_is_a_warning(running):
 
 
 def test_no_banner_when_every_campaign_is_healthy(running):
-    for path in (None, "agents", "sync"):
+    for path in (None, "agents", "leads"):
         at = _app(path)
         assert "last sync failed" not in _texts(at.error) + _texts(at.warning)
         assert " old (sync every" not in _texts(at.warning)
         assert not _sync_links(at)
 
 
-def test_the_sync_page_shows_the_banner_without_a_link_to_itself(running):
+def test_the_sync_page_itself_shows_no_banner(running):
+    # Its campaign table says it all; the page's own messages stay the first there.
     with running.store.writing() as cursor:
         cursor.execute(
             "UPDATE sync_state SET last_error = 'No callback within 600 s.' "
@@ -303,9 +303,16 @@ def test_the_sync_page_shows_the_banner_without_a_link_to_itself(running):
             [EMPTY_CAMPAIGN],
         )
     at = _app("sync")
-    shown = _texts(at.error)
-    assert f"- **{EMPTY_CAMPAIGN}**: last sync failed: No callback within 600 s." in shown
+    assert "last sync failed" not in _texts(at.error)
     assert not _sync_links(at)
+    fresh = next(d.value for d in at.dataframe if "last_error" in d.value.columns)
+    shown = fresh.set_index("campaign")["last_error"]
+    assert shown[EMPTY_CAMPAIGN] == "No callback within 600 s."
+    at.switch_page(page("overview").file).run()  # and the next page shows it again
+    assert f"- **{EMPTY_CAMPAIGN}**: last sync failed: No callback within 600 s." in _texts(
+        at.error
+    )
+    assert len(_sync_links(at)) == 1
 
 
 def test_without_a_sync_engine_in_this_process_there_is_no_banner(seeded):

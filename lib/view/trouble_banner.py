@@ -1,9 +1,10 @@
 """The sync-trouble banner above every page (dashboard.py calls `show` once, before the page).
 
 It names the campaigns `metrics.trouble.troubled_campaigns` finds (an error when a last sync
-failed, else a warning for old data), at most `NAMED` of them, with a link to the Sync page. It
-is a fragment refreshed with the header's freshness line (`ui.REFRESH_EVERY`): a failure or data
-growing old changes no data version, so it must not wait for the next full run.
+failed, else a warning for old data), at most `NAMED` of them, with a link to the Sync page, on
+every page but the Sync page itself. It is a fragment refreshed with the header's freshness line
+(`ui.REFRESH_EVERY`): a failure or data growing old changes no data version, so it must not wait
+for the next full run.
 
 It reports on the sync this process runs: with no engine here (`DIALSTATUS_SYNC_ENABLED=false`,
 which serves the stored data only, or the UI started without the launcher, as in AppTest)
@@ -22,6 +23,8 @@ from lib.view.pages import page
 
 NAMED = 3  # campaigns named in the banner; the rest are counted
 BANNER_KEY = "trouble_banner"
+SYNC_PATH = "sync"
+LINK_LABEL = "Open Sync for the details"
 
 
 def message(troubles: list[Trouble], limit: int = NAMED) -> str:
@@ -42,12 +45,20 @@ def message(troubles: list[Trouble], limit: int = NAMED) -> str:
     return f"**{head}.**\n\n" + "\n".join(lines)
 
 
-@st.fragment(run_every=ui.REFRESH_EVERY)
 def show(current_path: str = "") -> None:
-    """Draws the banner when a campaign is in trouble (nothing otherwise); on the Sync page
-    itself (`current_path` "sync") without the link to it."""
+    """The banner above the page at `current_path` (its `url_path`), when a campaign is in
+    trouble; nothing otherwise. Not on the Sync page itself: its campaign table shows every
+    campaign's last error and data as of, and its own messages (Sync now, the hand-made request)
+    stay the first there."""
+    if current_path == SYNC_PATH or ui.services().sync is None:
+        return
+    _banner()
+
+
+@st.fragment(run_every=ui.REFRESH_EVERY)
+def _banner() -> None:
     services = ui.services()
-    if services.sync is None:
+    if services.sync is None:  # stopped since the full run
         return
     settings = services.settings
     secrets = (settings.callback_secret, settings.cloudagent.api_key, settings.admin_token)
@@ -58,8 +69,7 @@ def show(current_path: str = "") -> None:
     if not troubles:
         return
     alert = st.error if any(t.failed for t in troubles) else st.warning
+    sync = page(SYNC_PATH)
     with st.container(key=BANNER_KEY):
         alert(message(troubles), icon=":material/sync_problem:")
-        if current_path != "sync":
-            sync = page("sync")
-            st.page_link(sync.file, label="Open Sync for the details", icon=sync.material_icon)
+        st.page_link(sync.file, label=LINK_LABEL, icon=sync.material_icon)
