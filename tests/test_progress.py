@@ -403,6 +403,19 @@ def test_the_calling_window_list_is_the_counted_leads_with_phones_masked(cursor)
     assert list(shown["Last call"]) == sorted(frame["Last call"], reverse=True)[:2]
 
 
+def test_the_calling_window_list_is_the_newest_leads_at_every_limit(cursor):
+    """The list reads the leads from the day the summary names on: every limit, from one lead
+    to more than there are, still gives the newest ones."""
+    outside = [
+        r for r in ROWS if attempted(r) and not 9 <= r["updated_at"].astimezone(ZONE).hour < 21
+    ]
+    newest = sorted((r["updated_at"].astimezone(ZONE) for r in outside), reverse=True)
+    assert len({t.date() for t in newest}) > 1  # several days: the day bound matters
+    for limit in range(1, len(newest) + 2):
+        frame = metrics.window_leads(cursor, Filters(), TZ, TODAY, limit=limit)
+        assert list(frame["Last call"]) == [f"{t:%Y-%m-%d %H:%M:%S}" for t in newest[:limit]]
+
+
 def test_the_stale_summary_and_the_leads_give_the_same_numbers(store, cursor):
     rules = {"window_start": 10, "window_end": 20, "stale_days": 2}
     filters = Filters(agents=("Asha", "Ravi"))

@@ -22,13 +22,13 @@ from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 from lib.store.policy import DialPolicy
 from lib.store.summary import summary_ready
 from lib.view.filters import (
-    PROGRESS_LABELS,
     PROGRESS_STATES,
     Filters,
     date_span,
     to_query_string,
     where_clause,
 )
+from lib.view.labels import PROGRESS_LABELS
 from lib.view.metrics.agents import WRAP_UP_SQL
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER_CAMPAIGNS, ranked
 from lib.view.metrics.leads import phone_sql
@@ -281,8 +281,16 @@ def window_leads(
     limit: int = WINDOW_LIST_LIMIT,
 ) -> pd.DataFrame:
     """The attempted leads whose last call (local hour of the last update) is outside
-    [window_start, window_end), newest first, at most `limit`; phones masked unless shown."""
+    [window_start, window_end), newest first, at most `limit`; phones masked unless shown.
+
+    The summary says from which local day on the newest `limit` of them lie, so the leads are
+    read from that day's start only (a cheap comparison before any time-zone conversion)."""
+    window = {"ws": int(window_start), "we": int(window_end), "limit": max(1, int(limit))}
     where, params = where_clause(filters, local_today(tz, today), tz)
+    since = _window_list_since(cursor, filters, tz, today, window)
+    if since is not None:
+        where += " AND updated_at >= CAST($since AS TIMESTAMPTZ)"
+        params = {**params, "since": since}
     return fetch_frame(
         cursor,
         f"""
@@ -296,8 +304,34 @@ def window_leads(
           AND (hour(updated_at) < $ws OR hour(updated_at) >= $we)
         ORDER BY updated_at DESC, campaign_name, lead_key LIMIT $limit
         """,
-        {**params, "ws": int(window_start), "we": int(window_end), "limit": max(1, int(limit))},
+        {**params, **window},
     )
+
+
+def _window_list_since(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None,
+    window: Mapping[str, int],
+) -> date | None:
+    """The latest local day on or after which at least `limit` outside-window leads were last
+    updated (the summary's counts per day); None without a ready summary or with fewer leads."""
+    if not summary_ready(cursor):
+        return None
+    base, params = filtered_groups(cursor, filters, tz, today, category=False)
+    row = cursor.execute(
+        f"""
+        SELECT max(updated_day) FILTER (WHERE newer >= $limit) FROM (
+            SELECT updated_day, sum(sum(leads)) OVER (ORDER BY updated_day DESC) AS newer
+            FROM ({base})
+            WHERE attempted AND (updated_hour < $ws OR updated_hour >= $we)
+            GROUP BY updated_day
+        )
+        """,
+        {**params, **window},
+    ).fetchone()
+    return row[0] if row else None
 
 
 # -- links to the Leads page -----------------------------------------------------------------
