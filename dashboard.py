@@ -2,9 +2,11 @@
 
 Run through the launcher (`streamlit run streamlit_app.py`); tests run this file with AppTest.
 The filters' keys are the public URL parameter names (lib/view/filters.py). On a session's first run
-the link's parameters are validated before any bound widget exists, so every ignored value gets
-a visible notice (the bound widgets drop the same values silently). Values the widgets keep but
-the filters ignore (a `from` after `to`) are shown with a warning in the sidebar.
+the link's parameters are validated before any widget exists, so every ignored value gets a
+visible notice (the bound widgets drop the same values silently). The filters that show labels
+(date range, basis, statuses, progress) are synced with the URL by lib/view/linked.py; the others
+are bound. Values the widgets keep but the filters ignore (a `from` after `to`) are shown with a
+warning in the sidebar.
 """
 
 from __future__ import annotations
@@ -15,13 +17,10 @@ from lib.config import ConfigError
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.services import get_services
 from lib.store import StoreError
-from lib.view import access, metrics, saved_views, ui
+from lib.view import access, linked, metrics, saved_views, ui
 from lib.view.filters import (
     BASES,
-    BASIS_LABELS,
     DATE_BOUNDS,
-    DEFAULT_BASIS,
-    DEFAULT_RANGE,
     NO_AGENT,
     P_AGENT,
     P_BASIS,
@@ -36,7 +35,6 @@ from lib.view.filters import (
     PARAM_NAMES,
     PROGRESS_HELP,
     PROGRESS_STATES,
-    RANGE_LABELS,
     RANGE_PRESETS,
     Filters,
     describe,
@@ -45,6 +43,13 @@ from lib.view.filters import (
     to_query_string,
     today_in,
     widget_values,
+)
+from lib.view.labels import (
+    BASIS_LABELS,
+    DIAL_STATUS_LABELS,
+    LEAD_STATUS_LABELS,
+    PROGRESS_LABELS,
+    RANGE_LABELS,
 )
 from lib.view.pages import DEFAULT_PAGE, PAGES
 from lib.view.trouble_banner import show as show_trouble_banner
@@ -115,11 +120,13 @@ agent_options: list[str] = ui.read(metrics.with_named, known["agents"], _named(P
 if STARTED not in st.session_state:
     # The session's first run: say what the link carried that is ignored. The bound widgets
     # below validate the same way (exact option values, ISO dates), drop what they reject from
-    # the URL, and hold the rest; the filters are always computed from what they hold.
+    # the URL, and hold the rest; the labelled ones start from this very parse. The filters are
+    # always computed from what the widgets hold.
     raw = {name: st.query_params.get_all(name) for name in PARAM_NAMES}
-    st.session_state[NOTICES] = parse_query_params(
+    linked_filters, st.session_state[NOTICES] = parse_query_params(
         raw, campaign_options, disposition_options, today, agent_options
-    )[1]
+    )
+    linked.seed(widget_values(linked_filters))
     st.session_state[STARTED] = True
 
 
@@ -141,13 +148,10 @@ with st.sidebar:
     chosen_range = st.selectbox(
         "Date range",
         RANGE_PRESETS,
-        index=RANGE_PRESETS.index(DEFAULT_RANGE),
+        format_func=RANGE_LABELS.get,
         key=P_RANGE,
-        bind="query-params",
-        help="Presets are relative to the day the page is opened (a shared `last_7d` link "
-        "always shows the last 7 days). "
-        + "; ".join(f"`{k}` = {v}" for k, v in RANGE_LABELS.items())
-        + f". Days are calendar days in {tz}.",
+        help="Presets are relative to the day the page is opened: a shared link to the last 7 "
+        f"days always shows the last 7 days. Days are calendar days in {tz}.",
     )
     if chosen_range == "custom":
         left, right = st.columns(2)
@@ -165,29 +169,28 @@ with st.sidebar:
     st.radio(
         "Date basis",
         BASES,
-        index=BASES.index(DEFAULT_BASIS),
+        format_func=BASIS_LABELS.get,
         key=P_BASIS,
-        bind="query-params",
         horizontal=True,
-        help="Which date of a lead the range applies to: `updated` = its "
-        f"{BASIS_LABELS['updated']}, `created` = its {BASIS_LABELS['created']}.",
+        help="Which date of a lead the range applies to: its last update, or the day it was "
+        "uploaded (created).",
     )
     st.multiselect(
         "Lead status",
         LEAD_STATUSES,
+        format_func=LEAD_STATUS_LABELS.get,
         key=P_STATUS,
-        bind="query-params",
         placeholder="Any status",
         help="An empty status counts as Pending.",
     )
     st.multiselect(
         "Dial status",
         DIAL_BUCKETS,
+        format_func=DIAL_STATUS_LABELS.get,
         key=P_DIALSTATUS,
-        bind="query-params",
         placeholder="Any dial status",
-        help="The API's buckets: `NoAnswer` groups not_answered, ring, NoResponse...; `Fail` is "
-        "any other outcome (busy, invalid number, congestion...); `Not dialled` = never dialled.",
+        help="The API's buckets: No answer groups not answered, ringing, no response...; Failed "
+        "is any other outcome (busy, invalid number, congestion...); Not dialled = never dialled.",
     )
     st.multiselect(
         "Disposition",
@@ -207,13 +210,14 @@ with st.sidebar:
     )
     st.multiselect(
         "Lead progress",
-        PROGRESS_STATES,  # the URL's own values: a bound format_func would write the labels
+        PROGRESS_STATES,
+        format_func=PROGRESS_LABELS.get,
         key=P_PROGRESS,
-        bind="query-params",
         placeholder="Any progress",
-        help="; ".join(f"`{state}` = {PROGRESS_HELP[state]}" for state in PROGRESS_STATES) + ".",
+        help="; ".join(f"{PROGRESS_LABELS[s]}: {PROGRESS_HELP[s]}" for s in PROGRESS_STATES) + ".",
     )
 
+linked.write_back()
 widget_state = {name: st.session_state.get(name) for name in PARAM_NAMES}
 if chosen_range != "custom":
     widget_state[P_FROM] = widget_state[P_TO] = None  # kept by the widgets, unused by presets

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from lib.config import DEFAULT_TIMEZONE
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.view.labels import BASIS_LABELS, RANGE_LABELS
 
 # Preset ranges keep their meaning when a link is opened later ("last_7d" = the 7 days ending on
 # the day the link is opened); custom ranges are absolute dates.
@@ -36,31 +37,13 @@ RANGE_PRESETS: tuple[str, ...] = (
     "all",
     "custom",
 )
-RANGE_LABELS: dict[str, str] = {
-    "today": "Today",
-    "yesterday": "Yesterday",
-    "last_7d": "Last 7 days (incl. today)",
-    "last_30d": "Last 30 days (incl. today)",
-    "this_month": "This month to date",
-    "last_month": "Last calendar month",
-    "all": "All dates",
-    "custom": "Custom dates",
-}
 DEFAULT_RANGE = "all"
 BASES: tuple[str, ...] = ("updated", "created")
 BASIS_COLUMNS: dict[str, str] = {"updated": "updated_at", "created": "created_at"}
-BASIS_LABELS: dict[str, str] = {"updated": "last update", "created": "creation (upload)"}
 DEFAULT_BASIS = "updated"
 
 # Lead progress (every lead in exactly one; lib/view/metrics/relation.py PROGRESS_SQL decides).
 PROGRESS_STATES: tuple[str, ...] = ("not_dialled", "retrying", "out_of_tries", "success", "failed")
-PROGRESS_LABELS: dict[str, str] = {
-    "not_dialled": "Not dialled",
-    "retrying": "Retrying",
-    "out_of_tries": "Out of tries",
-    "success": "Success",
-    "failed": "Failed",
-}
 PROGRESS_HELP: dict[str, str] = {
     "not_dialled": "no attempt yet",
     "retrying": "Pending with tries left",
@@ -502,7 +485,7 @@ def describe(filters: Filters, today: date) -> str:
     span = date_span(filters, today)
     label = RANGE_LABELS.get(filters.range, filters.range)
     if span is None:
-        return f"{label} (by {BASIS_LABELS[filters.basis]})"
+        return f"{label} (by {BASIS_LABELS[filters.basis].lower()})"
 
     def fmt(day: date) -> str:
         return f"{day.day} {day:%b %Y}"
@@ -515,4 +498,4 @@ def describe(filters: Filters, today: date) -> str:
         days = f"from {fmt(start)}"
     else:
         days = f"until {fmt(end - timedelta(days=1))}"  # type: ignore[operator]
-    return f"{label}: {days} (by {BASIS_LABELS[filters.basis]})"
+    return f"{label}: {days} (by {BASIS_LABELS[filters.basis].lower()})"

@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.view import charts
-from lib.view.filters import PROGRESS_LABELS, PROGRESS_STATES
+from lib.view.filters import PROGRESS_STATES
+from lib.view.labels import PROGRESS_LABELS
 
 PROGRESS_COLORS: dict[str, str] = {
     "not_dialled": "#8C8C8C",  # mid grey, like the never-dialled bucket

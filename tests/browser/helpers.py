@@ -262,10 +262,22 @@ def choose(page: Page, label: str, option: str) -> None:
     """Picks `option` in the sidebar select or multiselect labelled `label` and waits for the
     run it causes."""
 
+    box = sidebar(page).get_by_role("combobox", name=label, exact=True)
+    item = page.get_by_role("option", name=option, exact=True)
+
     def pick() -> None:
-        sidebar(page).get_by_role("combobox", name=label, exact=True).click()
-        page.get_by_role("option", name=option, exact=True).click()
-        page.keyboard.press("Escape")  # a multiselect stays open after a pick
+        # A run finishing meanwhile (the sync, the refresh fragment) can redraw the widget and
+        # close its list: open it again, a few times, before failing.
+        for _ in range(5):
+            box.click()
+            try:
+                item.click(timeout=5_000)
+            except PlaywrightTimeoutError:
+                page.keyboard.press("Escape")
+                continue
+            page.keyboard.press("Escape")  # a multiselect stays open after a pick
+            return
+        raise AssertionError(f"the {label!r} list never offered {option!r}")
 
     after_rerun(page, pick)
 

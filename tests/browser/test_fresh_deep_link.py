@@ -39,8 +39,8 @@ def test_deep_link_is_the_first_request_of_a_fresh_server(new_context, tmp_path)
         assert helpers.exceptions(page) == []
         assert page.get_by_test_id("stHeading").filter(has_text=CAMPAIGN).count() == 1
         assert helpers.tags(page, "Campaign") == [CAMPAIGN]
-        assert helpers.tags(page, "Dial status") == ["answered"]
-        assert helpers.selected(page, "Date range") == "last_30d"
+        assert helpers.tags(page, "Dial status") == ["Answered"]  # the link says answered
+        assert helpers.selected(page, "Date range") == "Last 30 days (incl. today)"
         assert urlsplit(page.url).path == "/campaign"
         assert helpers.query(page.url) == {
             "campaign": [CAMPAIGN],

@@ -27,9 +27,9 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
 
     helpers.choose(page, "Campaign", CAMPAIGN)
     assert helpers.query(page.url) == {"campaign": [CAMPAIGN]}
-    helpers.choose(page, "Dial status", "answered")
+    helpers.choose(page, "Dial status", "Answered")  # its label; the link says answered
     assert helpers.query(page.url) == {"campaign": [CAMPAIGN], "dialstatus": ["answered"]}
-    helpers.choose(page, "Date range", "last_30d")
+    helpers.choose(page, "Date range", "Last 30 days (incl. today)")
     chosen = {"campaign": [CAMPAIGN], "range": ["last_30d"], "dialstatus": ["answered"]}
     assert helpers.query(page.url) == chosen
     # Read once the page shows the last run: its sidebar caption names the 30-day range.
@@ -61,8 +61,8 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     assert helpers.kpis(other) == by_hand
     assert helpers.figure(other, "overview_dial_chart") == chart_by_hand
     assert helpers.tags(other, "Campaign") == [CAMPAIGN]
-    assert helpers.tags(other, "Dial status") == ["answered"]
-    assert helpers.selected(other, "Date range") == "last_30d"
+    assert helpers.tags(other, "Dial status") == ["Answered"]
+    assert helpers.selected(other, "Date range") == "Last 30 days (incl. today)"
     assert helpers.query(other.url) == chosen
 
     # The filters travel with the page menu: the Campaign page shows that campaign, same count.

@@ -1,0 +1,41 @@
+"""The labels people read for the raw values that links, the API and the database carry.
+
+One table per kind of value, read by the sidebar and the pages; a value with no label is shown
+as itself. URL parameters keep the raw values (lib/view/filters.py): a label is never parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+RANGE_LABELS: dict[str, str] = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "last_7d": "Last 7 days (incl. today)",
+    "last_30d": "Last 30 days (incl. today)",
+    "this_month": "This month to date",
+    "last_month": "Last calendar month",
+    "all": "All dates",
+    "custom": "Custom dates",
+}
+BASIS_LABELS: dict[str, str] = {"updated": "Last update", "created": "Upload date"}
+DIAL_STATUS_LABELS: dict[str, str] = {
+    "answered": "Answered",
+    "NoAnswer": "No answer",
+    "user_disconnected": "Customer disconnected",
+    "Fail": "Failed",
+    "Not dialled": "Not dialled",
+}
+LEAD_STATUS_LABELS: dict[str, str] = {"Success": "Success", "Fail": "Failed", "Pending": "Pending"}
+PROGRESS_LABELS: dict[str, str] = {
+    "not_dialled": "Not dialled",
+    "retrying": "Retrying",
+    "out_of_tries": "Out of tries",
+    "success": "Success",
+    "failed": "Failed",
+}
+
+
+def label(labels: Mapping[str, str], value: object) -> str:
+    """`value`'s label in `labels`, or the value itself as text."""
+    return labels.get(str(value), str(value))
