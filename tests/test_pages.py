@@ -259,11 +259,19 @@ def test_chart_click_callback_sets_the_filter(monkeypatch):
 def test_overview_chart_specs(seeded):
     at = app()
     spec = json.loads(at.get_by_key("overview_dial_chart").proto.spec)
-    traces = {t["name"]: t for t in spec["data"]}
+    traces = {t["legendgroup"]: t for t in spec["data"]}  # the raw bucket, as a click sends it
     assert set(traces) == {"answered", "NoAnswer", "user_disconnected", "Fail", "Not dialled"}
+    assert {group: t["name"] for group, t in traces.items()} == {
+        "answered": "Answered",
+        "NoAnswer": "No answer",
+        "user_disconnected": "Customer disconnected",
+        "Fail": "Failed",
+        "Not dialled": "Not dialled",
+    }
     for name, trace in traces.items():
         assert trace["marker"]["color"] == BUCKET_COLORS[name]
         assert {c[0] for c in trace["customdata"]} == {name}
+        assert {c[2] for c in trace["customdata"]} == {trace["name"]}  # the hover's label
     raw_names = {c[1] for t in spec["data"] for c in t["customdata"]}
     assert raw_names == set(CAMPAIGNS)  # raw values survive; labels are escaped
     assert all("<script>" not in y for t in spec["data"] for y in t["y"])
@@ -292,7 +300,7 @@ def test_a_chart_is_built_once_per_distinct_set_of_numbers():
     assert ui.figure(charts.bucket_bar, counts.copy()) is first
     shown = ui.figure(charts.bucket_bar, moved)
     assert shown is not first
-    assert {t.name: list(t.x) for t in shown.data} == {"answered": [30], "NoAnswer": [11]}
+    assert {t.legendgroup: list(t.x) for t in shown.data} == {"answered": [30], "NoAnswer": [11]}
     assert ui.figure(charts.bucket_bar, counts, True) is not first  # percent bars: another figure
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.metrics import NO_DISPOSITION, OTHER, RANK, RANKED_LAST, WEEKDAYS
 
 BUCKET_COLORS: dict[str, str] = {
@@ -112,9 +113,12 @@ def stacked_bars(
     percent: bool,
     clickable: Iterable[str] | None = None,
     height: int | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Horizontal stacked bars: one bar per `category` value (e.g. campaign), one trace per
-    `series` value (e.g. bucket). `frame` has columns category, series, leads, share (0-1)."""
+    `series` value (e.g. bucket). `frame` has columns category, series, leads, share (0-1).
+    A trace is named by its label in `names` (else the value itself); its legend group and a
+    click keep the raw value."""
     categories = list(dict.fromkeys(frame[category]))
     labels = unique_labels(categories)
     clickable_set = set(series_order if clickable is None else clickable)
@@ -124,17 +128,18 @@ def stacked_bars(
         if part.empty or int(part["leads"].sum()) == 0:
             continue
         value = name if name in clickable_set else ""
+        shown = label((names or {}).get(name, name))
         shares = [_percent(s) for s in part["share"]]
         fig.add_trace(
             go.Bar(
-                name=label(name),
+                name=shown,
                 legendgroup=str(name),
                 orientation="h",
                 y=[labels[c] for c in part[category]],
                 x=(part["share"] * 100).round(2) if percent else part["leads"],
                 marker_color=colors.get(name, OTHER_COLOR),
                 customdata=[
-                    [value, raw, label(name), int(n), s]
+                    [value, raw, shown, int(n), s]
                     for raw, n, s in zip(part[category], part["leads"], shares, strict=True)
                 ],
                 text=[f"{int(n):,} ({s})" for n, s in zip(part["leads"], shares, strict=True)],
@@ -161,6 +166,7 @@ def dial_bucket_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         series_order=DIAL_BUCKETS,
         colors=BUCKET_COLORS,
         percent=percent,
+        names=DIAL_STATUS_LABELS,
     )
 
 
@@ -200,6 +206,7 @@ def bucket_bar(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         colors=BUCKET_COLORS,
         percent=percent,
         height=200,
+        names=DIAL_STATUS_LABELS,
     )
 
 
@@ -330,8 +337,8 @@ def status_matrix(matrix: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=matrix.values,
-            x=list(matrix.columns),
-            y=list(matrix.index),
+            x=[DIAL_STATUS_LABELS.get(c, c) for c in matrix.columns],
+            y=[LEAD_STATUS_LABELS.get(r, r) for r in matrix.index],
             text=text,
             texttemplate="%{text}",
             colorscale=SEQUENTIAL,
@@ -357,7 +364,7 @@ def sunburst(paths: pd.DataFrame) -> go.Figure:
             continue
         sid = f"s:{status}"
         ids.append(sid)
-        labels.append(status)
+        labels.append(LEAD_STATUS_LABELS[status])
         parents.append("")
         values.append(int(part["leads"].sum()))
         colors.append(STATUS_COLORS[status])
@@ -367,7 +374,7 @@ def sunburst(paths: pd.DataFrame) -> go.Figure:
                 continue
             bid = f"{sid}/b:{bucket}"
             ids.append(bid)
-            labels.append(bucket)
+            labels.append(DIAL_STATUS_LABELS[bucket])
             parents.append(sid)
             values.append(int(sub["leads"].sum()))
             colors.append(BUCKET_COLORS[bucket])
@@ -400,15 +407,16 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
     for bucket in DIAL_BUCKETS:
         if bucket not in frame or int(frame[bucket].sum()) == 0:
             continue
+        shown = DIAL_STATUS_LABELS[bucket]
         fig.add_trace(
             go.Bar(
-                name=bucket,
+                name=shown,
                 legendgroup=bucket,
                 x=days,
                 y=frame[bucket],
                 marker_color=BUCKET_COLORS[bucket],
                 customdata=[[bucket]] * len(frame),
-                hovertemplate="%{x|%d %b %Y}<br>" + bucket + ": %{y:,}<extra></extra>",
+                hovertemplate="%{x|%d %b %Y}<br>" + shown + ": %{y:,}<extra></extra>",
             )
         )
     fig.add_trace(

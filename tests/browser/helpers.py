@@ -98,7 +98,8 @@ _CONTENT_HEIGHT_JS = """
 
 _FIGURE_JS = """
 (plot) => plot.data.map((t) => ({
-  name: t.name, type: t.type, customdata: t.customdata ? Array.from(t.customdata) : null,
+  name: t.name, group: t.legendgroup || null, type: t.type,
+  customdata: t.customdata ? Array.from(t.customdata) : null,
 }))
 """
 

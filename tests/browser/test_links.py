@@ -47,7 +47,7 @@ def test_filters_chosen_by_hand_write_the_url_and_the_link_reopens_the_same_numb
     assert by_hand["Answered"] == by_hand["Leads"] == by_hand["Attempted"]
     assert by_hand["Answer rate"] == "100.0%"
     assert helpers.number(by_hand["Leads"]) < helpers.number(everything["Leads"])
-    assert [t["name"] for t in chart_by_hand] == ["answered"]
+    assert [(t["group"], t["name"]) for t in chart_by_hand] == [("answered", "Answered")]
     assert [row[1] for row in chart_by_hand[0]["customdata"]] == [CAMPAIGN]
 
     # The Share popover offers the same filters (it also names the defaults, basis=updated).
