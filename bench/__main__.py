@@ -1,7 +1,10 @@
 """`python -m bench [--quick] [--only SECTION ...]`: every benchmark, a table and a JSON file.
 
 Sections: economy (API requests, simulated hour), queries (page queries at several sizes),
-ingest (POST to the running server), browser (bytes, memory, time to charts in Chromium).
+pages (the Progress, Agents and best-time queries, issue 14, at the same sizes), ingest (POST to
+the running server), history (issue 15: ingest with the lead history's events, a delivery
+changing 10k stored leads, the activity and what-changed queries over 20M events), browser
+(bytes, memory, time to charts in Chromium).
 `--quick` uses small sizes and single runs (about 2 minutes on 2 cores); the full mode uses the
 issue's sizes (100k/1M/5M leads) and takes about 15-20 minutes. Databases and bodies go to
 --work (default /tmp/dialstatus-bench), never into the repository; the results go to
@@ -33,7 +36,7 @@ from bench.common import (
 )
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
-SECTIONS = ("economy", "queries", "ingest", "browser")
+SECTIONS = ("economy", "queries", "pages", "ingest", "history", "browser")
 
 FULL = {
     "economy_leads": 50_000,
@@ -54,6 +57,9 @@ FULL = {
     "memory_size": 5_000_000,
     "memory_views": 50,
     "direct_build_from": 5_000_000,  # sizes from here on: set-based insert, not ingest
+    "history_ingest_size": 1_000_000,  # records per delivery, first load and incremental
+    "history_size": 5_000_000,  # focus leads of the database given 4 events per focus lead
+    "history_rounds": 3,
 }
 QUICK = {
     "economy_leads": 2_000,
@@ -69,6 +75,9 @@ QUICK = {
     "memory_size": 100_000,
     "memory_views": 3,
     "direct_build_from": 0,  # quick: every database by the set-based insert (seconds, not tens)
+    "history_ingest_size": 20_000,
+    "history_size": 100_000,  # at least 50,000: the 10k changes are of leads 1..50,000
+    "history_rounds": 1,
 }
 
 
@@ -161,10 +170,86 @@ def run_queries(cfg: dict, dbs: Databases) -> dict:
     return out
 
 
+def run_pages(cfg: dict, dbs: Databases) -> dict:
+    """Issue 14: the Progress, Agents and best-time queries at the query sizes, and the
+    summaries' row counts against the leads'."""
+    from bench import pages, queries
+    from lib.store import Store
+
+    out: dict = {"sizes": {}}
+    for n in cfg["query_sizes"]:
+        store = Store(dbs.path(n), TZ)
+        try:
+            result = pages.measure(store, dbs.now.date(), cfg["query_rounds"])
+        finally:
+            store.close()
+        out["sizes"][str(n)] = result
+        rows = result["rows"]
+        print(
+            f"   {n:>9,} leads ({rows['leads']:,} rows): lead_summary {rows['lead_summary']:,} "
+            f"rows ({rows['lead_summary_per_lead']:.4f} per lead), lead_counts "
+            f"{rows['lead_counts']:,} ({rows['lead_counts_per_lead']:.4f}); summary ready "
+            f"{result['summary_ready'] and result['summary_ready_after']}",
+            flush=True,
+        )
+        for page in pages.PAGES:
+            for view, r in result[page].items():
+                print(
+                    f"      {page}/{view}: project {r['project_s']:.3f} s, SQL {r['sql_s']:.3f} s"
+                    f" = {r['ratio']:.2f}x; agree {r['agree']} {' '.join(r['disagree'])}",
+                    flush=True,
+                )
+    for page, (_, _, _, views) in pages.PAGES.items():
+        for view in views:
+            for side in ("project_s", "sql_s"):
+                points = [(n, out["sizes"][str(n)][page][view][side]) for n in cfg["query_sizes"]]
+                out.setdefault("growth_exponent", {}).setdefault(f"{page}/{view}", {})[side] = (
+                    queries.growth_exponent(points)
+                )
+    for table in ("lead_summary", "lead_counts"):  # rows against leads (1 = one row per lead)
+        points = [
+            (out["sizes"][str(n)]["rows"]["leads"], out["sizes"][str(n)]["rows"][table])
+            for n in cfg["query_sizes"]
+        ]
+        out.setdefault("rows_growth_exponent", {})[table] = queries.growth_exponent(points)
+    return out
+
+
 def run_ingest(cfg: dict, work: Path) -> dict:
     from bench import ingest
 
     return ingest.measure(work, cfg["ingest_sizes"], cfg["ingest_rounds"])
+
+
+def run_history(cfg: dict, dbs: Databases, work: Path) -> dict:
+    """Issue 15: ingest with the events, a 10k-lead change of a large stored set, the history's
+    queries over 4 events per focus lead."""
+    from bench import history
+
+    n = cfg["history_ingest_size"]
+    out = {"ingest": history.measure_ingest(work, n, cfg["history_rounds"], dbs.now)}
+    i = out["ingest"]
+    print(
+        f"   ingest {n:,} records with events: first load {i['first']['project_s']:.2f} s vs "
+        f"read_json {i['first']['baseline_s']:.2f} s = {i['first']['ratio']:.2f}x; incremental "
+        f"{i['incremental']['project_s']:.2f} s vs {i['incremental']['baseline_s']:.2f} s = "
+        f"{i['incremental']['ratio']:.2f}x; events per delivery {i['events']}",
+        flush=True,
+    )
+    size = cfg["history_size"]
+    out.update(history.measure_history(dbs.path(size), work, size, dbs.now, cfg["history_rounds"]))
+    for key, seconds in out["queries"]["seconds"].items():
+        print(f"      {key}: {seconds:.3f} s", flush=True)
+    d = out["delivery"]["seconds"]
+    print(
+        f"   delivery changing {history.CHANGED:,} stored leads: ingest {d['ingest']:.3f} s, "
+        f"events {d['events']:.3f} s (record_changes {d['record_changes']:.3f}, add_event_hours "
+        f"{d['add_event_hours']:.3f}); read_json of the records {d['read_json']:.3f} s",
+        flush=True,
+    )
+    for phases in out["delivery"]["phases"]:
+        print(f"      phases: {phases}", flush=True)
+    return out
 
 
 def run_browser(cfg: dict, dbs: Databases, work: Path) -> dict:
@@ -285,6 +370,8 @@ def evaluate(cfg: dict, results: dict, quick: bool) -> list[dict]:
                 f"slowest view {slowest:.3f} s",
             )
         )
+    goals += _pages_goals(cfg, results.get("pages"), sizes_note)
+    goals += _history_goals(cfg, results.get("history"), sizes_note)
     browser = results.get("browser")
     if browser:
         b = browser["bytes"]
@@ -342,6 +429,110 @@ def evaluate(cfg: dict, results: dict, quick: bool) -> list[dict]:
     return goals
 
 
+PAGE_GOALS = {  # issue 14: per page, every view's queries
+    "progress": ("2e", "Progress page"),
+    "agents": ("2f", "Agents page"),
+    "best_time": ("2g", "Campaign Trends best time"),
+}
+PAGE_SECONDS = 0.3  # at the largest size
+PAGE_RATIO = 1.5  # against bare SQL, at every size
+
+
+def _pages_goals(cfg: dict, pages: dict | None, sizes_note: str) -> list[dict]:
+    if not pages:
+        return []
+    goals = []
+    sizes = cfg["query_sizes"]
+    top = str(sizes[-1])
+    for page, (number, title) in PAGE_GOALS.items():
+        views = pages["sizes"][top][page]
+        slowest = max(r["project_s"] for r in views.values())
+        worst = max(pages["sizes"][str(n)][page][v]["ratio"] for n in sizes for v in views)
+        agree = all(pages["sizes"][str(n)][page][v]["agree"] for n in sizes for v in views)
+        per_size = "; ".join(
+            f"{int(n):,}: "
+            + ", ".join(
+                f"{v} {r['project_s']:.3f} vs {r['sql_s']:.3f} s = {r['ratio']:.2f}x"
+                for v, r in pages["sizes"][str(n)][page].items()
+            )
+            for n in sizes
+        )
+        goals.append(
+            _goal(
+                f"{number} {title} queries <= {PAGE_SECONDS} s at {int(top):,}, <= {PAGE_RATIO}x "
+                "bare SQL" + sizes_note,
+                slowest <= PAGE_SECONDS and worst <= PAGE_RATIO and agree,
+                f"slowest view {slowest:.3f} s, worst ratio {worst:.2f}x, agree {agree} "
+                f"({per_size})",
+            )
+        )
+    rows = pages["sizes"][top]["rows"]
+    goals.append(
+        _goal(
+            f"2h summaries grow with groups, not leads ({int(top):,})",
+            None,
+            ", ".join(
+                f"{int(n):,}: leads {pages['sizes'][str(n)]['rows']['leads']:,}, lead_summary "
+                f"{pages['sizes'][str(n)]['rows']['lead_summary']:,}, lead_counts "
+                f"{pages['sizes'][str(n)]['rows']['lead_counts']:,}"
+                for n in sizes
+            )
+            + f" (at {int(top):,}: {rows['lead_summary_per_lead']:.4f} / "
+            f"{rows['lead_counts_per_lead']:.4f} rows per lead; growth exponent of rows over "
+            "leads, 1 = one row per lead: "
+            + ", ".join(
+                f"{t} {e:.2f}" if e is not None else f"{t} n/a"
+                for t, e in pages.get("rows_growth_exponent", {}).items()
+            )
+            + ")",
+        )
+    )
+    return goals
+
+
+HISTORY_SECONDS = 0.3  # each history query, at history_size
+HISTORY_EVENTS_SECONDS = 0.5  # the events of a delivery changing 10k stored leads
+
+
+def _history_goals(cfg: dict, h: dict | None, sizes_note: str) -> list[dict]:
+    if not h:
+        return []
+    n, size = cfg["history_ingest_size"], cfg["history_size"]
+    i, d, q = h["ingest"], h["delivery"], h["queries"]
+    worst = max(i["first"]["ratio"], i["incremental"]["ratio"])
+    seconds = {k: v for k, v in q["seconds"].items() if k != "scan"}
+    slowest = max(seconds, key=seconds.get)
+    return [
+        _goal(
+            f"7a ingest {n:,} records with events <= 2x read_json, first load and incremental"
+            + sizes_note,
+            worst <= 2.0,
+            f"first load {i['first']['project_s']:.2f} vs {i['first']['baseline_s']:.2f} s = "
+            f"{i['first']['ratio']:.2f}x, incremental (every lead changed) "
+            f"{i['incremental']['project_s']:.2f} vs {i['incremental']['baseline_s']:.2f} s = "
+            f"{i['incremental']['ratio']:.2f}x; events per delivery: first seen "
+            f"{i['events']['first']}, changes {i['events']['incremental']}",
+        ),
+        _goal(
+            f"7b a delivery changing {d['changed']:,} of {size:,} stored leads: events <= "
+            f"{HISTORY_EVENTS_SECONDS} s" + sizes_note,
+            d["seconds"]["events"] <= HISTORY_EVENTS_SECONDS,
+            f"events {d['seconds']['events']:.3f} s (record_changes "
+            f"{d['seconds']['record_changes']:.3f}, add_event_hours "
+            f"{d['seconds']['add_event_hours']:.3f}); whole ingest {d['seconds']['ingest']:.3f} s;"
+            f" read_json of the records {d['seconds']['read_json']:.3f} s",
+        ),
+        _goal(
+            f"7c history queries <= {HISTORY_SECONDS} s each at {size:,} leads, "
+            f"{h['database']['events']:,} events" + sizes_note,
+            seconds[slowest] <= HISTORY_SECONDS,
+            f"slowest {slowest} {seconds[slowest]:.3f} s; "
+            + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
+            + f"; one scan of lead_events {q['seconds']['scan']:.3f} s",
+        ),
+    ]
+
+
 def print_table(goals: list[dict]) -> None:
     width = max(len(g["goal"]) for g in goals)
     print("\n" + "goal".ljust(width) + "  met   figures")
@@ -382,9 +573,15 @@ def main(argv: list[str] | None = None) -> int:
         if "queries" in chosen:
             with section("Page queries: project vs bare SQL vs pandas"):
                 report["results"]["queries"] = run_queries(cfg, dbs)
+        if "pages" in chosen:
+            with section("New pages' queries (issue 14): Progress, Agents, best time vs bare SQL"):
+                report["results"]["pages"] = run_pages(cfg, dbs)
         if "ingest" in chosen:
             with section("Ingest: POST to the callback route vs read_json"):
                 report["results"]["ingest"] = run_ingest(cfg, work)
+        if "history" in chosen:
+            with section("Lead history (issue 15): ingest with events, a 10k change, queries"):
+                report["results"]["history"] = run_history(cfg, dbs, work)
         if "browser" in chosen:
             with section("Browser: memory, bytes, time to charts (Chromium)"):
                 report["results"]["browser"] = run_browser(cfg, dbs, work)
