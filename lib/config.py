@@ -64,6 +64,14 @@ REQUEST_ENCODINGS = ("json", "form", "query")
 AUTH_STYLES = ("apikey", "basic", "token")
 TOKEN_PATH = "/ca_apis/CAToken/generateToken"  # noqa: S105 (a URL path, not a secret)
 DATE_ORDERS = ("DMY", "MDY")  # how an ambiguous delivered date (no day over 12) is read
+# How numbers read on screen (lib/view/numbers.py): lakh/crore grouping or thousands/millions.
+NUMBER_FORMATS = ("indian", "international")
+INDIAN_ZONES = ("Asia/Kolkata", "Asia/Calcutta")  # the zones whose default is `indian`
+
+
+def default_number_format(timezone: str) -> str:
+    """`indian` for an account in India's zone, else `international`."""
+    return "indian" if timezone in INDIAN_ZONES else "international"
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class Settings:
     # `[fields]` of secrets.toml: delivered field name -> dashboard column (lib/fields.py).
     fields: Mapping[str, str] = field(default_factory=dict)
     date_order: str = "DMY"  # `[dialstatus] date_order`: how ambiguous delivered dates are read
+    number_format: str = "indian"  # `[dialstatus] number_format`: indian or international
 
     @property
     def data_dir(self) -> Path:
@@ -349,5 +358,16 @@ def load_settings(
             _pick(env, table, "DIALSTATUS_DATE_ORDER", "date_order", "DMY"),
             "DIALSTATUS_DATE_ORDER (date_order)",
             DATE_ORDERS,
+        ),
+        number_format=_choice(
+            _pick(
+                env,
+                table,
+                "DIALSTATUS_NUMBER_FORMAT",
+                "number_format",
+                default_number_format(timezone),
+            ),
+            "DIALSTATUS_NUMBER_FORMAT (number_format)",
+            NUMBER_FORMATS,
         ),
     )
