@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.view import charts, ui
+from lib.view import charts, numbers, ui
 from lib.view.filters import Filters
 from lib.view.metrics import activity, history
 
@@ -29,9 +29,9 @@ def _day_text(day) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-def hourly(frame: pd.DataFrame, measure: str) -> go.Figure:
+def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT) -> go.Figure:
     """One measure per local hour (frame of activity.activity_hours): a bar per hour for
-    yesterday and for today, side by side. customdata = [day (ISO), hour]."""
+    yesterday and for today, side by side. customdata = [day (ISO), hour, value text]."""
     name = activity.MEASURES[measure]
     fig = go.Figure()
     for label, rows in frame.groupby("day_label", sort=False):
@@ -42,9 +42,12 @@ def hourly(frame: pd.DataFrame, measure: str) -> go.Figure:
                 x=[int(h) for h in rows["hour"]],
                 y=[int(v) for v in rows[measure]],
                 marker_color=DAY_COLORS[label],
-                customdata=[[f"{day:%Y-%m-%d}", int(h)] for h in rows["hour"]],
+                customdata=[
+                    [f"{day:%Y-%m-%d}", int(h), numbers.count(v, number_format)]
+                    for h, v in zip(rows["hour"], rows[measure], strict=True)
+                ],
                 hovertemplate=f"{label} %{{x:02d}}:00–%{{x:02d}}:59<br>{name.lower()}: "
-                "%{y:,}<extra></extra>",
+                "%{customdata[2]}<extra></extra>",
             )
         )
     return charts.layout(
@@ -56,7 +59,7 @@ def hourly(frame: pd.DataFrame, measure: str) -> go.Figure:
     )
 
 
-def daily(frame: pd.DataFrame) -> go.Figure:
+def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Dials, answered and conversions per local day (frame of activity.activity_days)."""
     days = [f"{day:%Y-%m-%d}" for day in frame["day"]]
     fig = go.Figure()
@@ -67,7 +70,10 @@ def daily(frame: pd.DataFrame) -> go.Figure:
                 x=days,
                 y=[int(v) for v in frame[measure]],
                 marker_color=MEASURE_COLORS[measure],
-                hovertemplate="%{x|%a %d %b %Y}<br>" + name.lower() + ": %{y:,}<extra></extra>",
+                customdata=[[numbers.count(v, number_format)] for v in frame[measure]],
+                hovertemplate="%{x|%a %d %b %Y}<br>"
+                + name.lower()
+                + ": %{customdata[0]}<extra></extra>",
             )
         )
     return charts.layout(
@@ -106,11 +112,11 @@ def section(filters: Filters, key: str) -> None:
         today, before = so_far["today"][measure], so_far["last_week"][measure]
         column.metric(
             f"{name} today so far",
-            f"{today:,}",
-            delta=activity.change_text(today, before),
+            ui.fmt_count(today),
+            delta=activity.change_text(today, before, ui.number_format()),
             delta_color="normal" if today != before else "off",
             help=f"{activity.MEASURE_HELP[measure]} Last {week_day:%A} up to {now:%H:%M}: "
-            f"{before:,}.",
+            f"{ui.fmt_count(before)}.",
             border=True,
         )
     st.caption(
@@ -156,13 +162,13 @@ def section(filters: Filters, key: str) -> None:
 
     st.subheader("Pace and finish estimate", anchor=False, help=activity.FORECAST_HELP)
     table = ui.query(activity.forecast_table, scope, now=now)
-    st.dataframe(
-        table[list(activity.FORECAST_COLUMNS)],
+    st.dataframe(  # the numbers' format from the Styler: a column_config format would win
+        ui.shown(
+            table[list(activity.FORECAST_COLUMNS)],
+            counts=["Retries left"],
+            decimals={"Pace (dials per working hour)": 1},
+        ),
         hide_index=True,
         key=f"{key}_forecast",
-        column_config={
-            "Retries left": st.column_config.NumberColumn(format="%d"),
-            "Pace (dials per working hour)": st.column_config.NumberColumn(format="%.1f"),
-        },
     )
     st.caption(ui.md_escape(f"{activity.FORECAST_HELP} Times in {tz}, from {now:%H:%M}."))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.view import charts
+from lib.view import charts, numbers
 from lib.view.metrics import TALK_BAND_LABELS
 
 CONVERSION_COLOR = charts.CATEGORY_COLORS["Sale"]
@@ -24,9 +24,10 @@ BAND_COLORS: dict[str, str] = dict(
 )
 
 
-def conversion_bars(frame: pd.DataFrame) -> go.Figure:
+def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Conversions per agent (bars) and the conversion rate (markers, right axis), from
-    metrics.agent_conversions; the "Other" bar is grey and not clickable."""
+    metrics.agent_conversions; the "Other" bar is grey and not clickable. customdata: [filter
+    value, conversions, answered, conversions text, answered text]."""
     labels = charts.unique_labels(list(frame["agent"]))
     x = [labels[a] for a in frame["agent"]]
     values = [
@@ -35,7 +36,7 @@ def conversion_bars(frame: pd.DataFrame) -> go.Figure:
     ]
     rates = [None if pd.isna(r) else round(float(r) * 100, 1) for r in frame["conversion_rate"]]
     custom = [
-        [value, int(c), int(a)]
+        [value, int(c), int(a), numbers.count(c, number_format), numbers.count(a, number_format)]
         for value, c, a in zip(values, frame["conversions"], frame["answered"], strict=True)
     ]
     fig = go.Figure()
@@ -48,10 +49,10 @@ def conversion_bars(frame: pd.DataFrame) -> go.Figure:
                 charts.OTHER_COLOR if other else CONVERSION_COLOR for other in frame["is_other"]
             ],
             customdata=custom,
-            text=[f"{int(c):,}" for c in frame["conversions"]],
+            text=[row[3] for row in custom],
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{x}<br>%{y:,} conversions of %{customdata[2]:,} answered"
+            hovertemplate="%{x}<br>%{customdata[3]} conversions of %{customdata[4]} answered"
             "<extra></extra>",
         )
     )
@@ -65,7 +66,7 @@ def conversion_bars(frame: pd.DataFrame) -> go.Figure:
             marker={"color": charts.LINE_COLOR, "size": 9, "symbol": "diamond"},
             customdata=custom,
             hovertemplate="%{x}<br>conversion rate %{y:.1f}% "
-            "(%{customdata[1]:,} of %{customdata[2]:,} answered)<extra></extra>",
+            "(%{customdata[3]} of %{customdata[4]} answered)<extra></extra>",
         )
     )
     return charts.layout(
@@ -77,7 +78,7 @@ def conversion_bars(frame: pd.DataFrame) -> go.Figure:
     )
 
 
-def talk_time_bars(frame: pd.DataFrame) -> go.Figure:
+def talk_time_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Each campaign's answered leads over the talk-time bands, as 100% stacked bars (from
     metrics.talk_time_bands); bands are no filter, so nothing is clickable."""
     return charts.stacked_bars(
@@ -88,4 +89,5 @@ def talk_time_bars(frame: pd.DataFrame) -> go.Figure:
         colors=BAND_COLORS,
         percent=True,
         clickable=(),
+        number_format=number_format,
     )

@@ -8,16 +8,19 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.view.charts import hour_weekday_heatmap
+from lib.view import numbers
+from lib.view.charts import FORMAT, hour_weekday_heatmap
 from lib.view.metrics import BEST_TIME_MIN, WEEKDAYS
 
 THIN_GREY = "#D9D9D9"
 
 
-def hour_weekday_greyed(frame: pd.DataFrame, minimum: int = BEST_TIME_MIN) -> go.Figure:
+def hour_weekday_greyed(
+    frame: pd.DataFrame, minimum: int = BEST_TIME_MIN, number_format: str = FORMAT
+) -> go.Figure:
     """The heatmap of `hour_weekday`'s frame; cells with fewer than `minimum` attempted leads
     are a second, grey trace (hover says why) instead of a colour."""
-    fig = hour_weekday_heatmap(frame)
+    fig = hour_weekday_heatmap(frame, number_format=number_format)
     thin = frame[frame["attempted"] < minimum]
     if thin.empty:
         return fig
@@ -29,7 +32,7 @@ def hour_weekday_greyed(frame: pd.DataFrame, minimum: int = BEST_TIME_MIN) -> go
     for row in thin.itertuples(index=False):
         d, h = int(row.weekday) - 1, int(row.hour)
         rates[d][h], text[d][h] = None, ""
-        grey[d][h], grey_text[d][h] = 1, f"({int(row.attempted)})"
+        grey[d][h], grey_text[d][h] = 1, f"({numbers.count(row.attempted, number_format)})"
     colour.update(z=rates, text=text)
     fig.add_trace(
         go.Heatmap(
@@ -42,7 +45,7 @@ def hour_weekday_greyed(frame: pd.DataFrame, minimum: int = BEST_TIME_MIN) -> go
             colorscale=[[0, THIN_GREY], [1, THIN_GREY]],
             showscale=False,
             hoverongaps=False,
-            hovertemplate="%{y} %{x}:00: %{customdata[0]:,} of %{customdata[1]:,} attempted "
+            hovertemplate="%{y} %{x}:00: %{customdata[2]} of %{customdata[3]} attempted "
             f"answered, under {minimum} attempted: greyed, not advised<extra></extra>",
         )
     )

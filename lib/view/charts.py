@@ -5,6 +5,9 @@ on light and dark themes). Text labels go through `label()` because plotly rende
 HTML in tick and hover text: a campaign named `<b>x</b>` must show as typed. Clickable bar traces
 carry the raw filter value in `customdata[0]` (empty when the segment is not a filter value,
 like "Other"); `selection_value()` reads it back from a Streamlit selection point.
+
+Numbers in bar labels and hover text are written by `lib.view.numbers` in the builder's
+`number_format` (d3's formats cannot group by lakh), passed as text; axes keep plotly's ticks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
+from lib.view import numbers
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.metrics import NO_DISPOSITION, OTHER, RANK, RANKED_LAST, WEEKDAYS
 
@@ -99,8 +103,11 @@ def percent_axis(title: str, top: int = 105) -> dict[str, Any]:
     }
 
 
-def _percent(value: float | None) -> str:
-    return "" if value is None or pd.isna(value) else f"{value * 100:.1f}%"
+FORMAT = numbers.DEFAULT_FORMAT  # a builder's default number format (ui.figure passes the set one)
+
+
+def _percent(value: float | None, number_format: str = FORMAT) -> str:
+    return numbers.percent(value, number_format)
 
 
 def stacked_bars(
@@ -114,11 +121,13 @@ def stacked_bars(
     clickable: Iterable[str] | None = None,
     height: int | None = None,
     names: Mapping[str, str] | None = None,
+    number_format: str = FORMAT,
 ) -> go.Figure:
     """Horizontal stacked bars: one bar per `category` value (e.g. campaign), one trace per
     `series` value (e.g. bucket). `frame` has columns category, series, leads, share (0-1).
     A trace is named by its label in `names` (else the value itself); its legend group and a
-    click keep the raw value."""
+    click keep the raw value. customdata: [filter value, raw category, series label, leads,
+    share text, leads text]."""
     categories = list(dict.fromkeys(frame[category]))
     labels = unique_labels(categories)
     clickable_set = set(series_order if clickable is None else clickable)
@@ -129,7 +138,8 @@ def stacked_bars(
             continue
         value = name if name in clickable_set else ""
         shown = label((names or {}).get(name, name))
-        shares = [_percent(s) for s in part["share"]]
+        shares = [_percent(s, number_format) for s in part["share"]]
+        counts = [numbers.count(n, number_format) for n in part["leads"]]
         fig.add_trace(
             go.Bar(
                 name=shown,
@@ -139,13 +149,15 @@ def stacked_bars(
                 x=(part["share"] * 100).round(2) if percent else part["leads"],
                 marker_color=colors.get(name, OTHER_COLOR),
                 customdata=[
-                    [value, raw, shown, int(n), s]
-                    for raw, n, s in zip(part[category], part["leads"], shares, strict=True)
+                    [value, raw, shown, int(n), s, c]
+                    for raw, n, s, c in zip(
+                        part[category], part["leads"], shares, counts, strict=True
+                    )
                 ],
-                text=[f"{int(n):,} ({s})" for n, s in zip(part["leads"], shares, strict=True)],
+                text=[f"{c} ({s})" for c, s in zip(counts, shares, strict=True)],
                 textposition="inside",
                 insidetextanchor="middle",
-                hovertemplate="%{y}<br>%{customdata[2]}: %{customdata[3]:,} leads "
+                hovertemplate="%{y}<br>%{customdata[2]}: %{customdata[5]} leads "
                 "(%{customdata[4]})<extra></extra>",
             )
         )
@@ -157,7 +169,9 @@ def stacked_bars(
     return layout(fig, height=height or max(220, 60 + 42 * len(categories)))
 
 
-def dial_bucket_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+def dial_bucket_bars(
+    frame: pd.DataFrame, percent: bool = False, number_format: str = FORMAT
+) -> go.Figure:
     """Dial-status breakdown per campaign (frame of metrics.dial_buckets_by_campaign)."""
     return stacked_bars(
         frame,
@@ -167,6 +181,7 @@ def dial_bucket_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         colors=BUCKET_COLORS,
         percent=percent,
         names=DIAL_STATUS_LABELS,
+        number_format=number_format,
     )
 
 
@@ -178,7 +193,9 @@ def disposition_colors(names: Iterable[str]) -> dict[str, str]:
     return colors
 
 
-def disposition_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+def disposition_bars(
+    frame: pd.DataFrame, percent: bool = False, number_format: str = FORMAT
+) -> go.Figure:
     """Disposition breakdown per campaign (frame of metrics.dispositions_by_campaign)."""
     order_frame = frame.groupby(["disposition", "is_other"], as_index=False)["leads"].sum()
     order_frame = order_frame.sort_values(["is_other", "leads"], ascending=[True, False])
@@ -192,10 +209,13 @@ def disposition_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         colors=disposition_colors(order),
         percent=percent,
         clickable=clickable,
+        number_format=number_format,
     )
 
 
-def bucket_bar(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+def bucket_bar(
+    frame: pd.DataFrame, percent: bool = False, number_format: str = FORMAT
+) -> go.Figure:
     """One campaign's dial-status breakdown as one stacked bar (frame of metrics.bucket_counts)."""
     data = frame.assign(campaign="Selection")
     return stacked_bars(
@@ -207,15 +227,17 @@ def bucket_bar(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         percent=percent,
         height=200,
         names=DIAL_STATUS_LABELS,
+        number_format=number_format,
     )
 
 
-def pareto(frame: pd.DataFrame) -> go.Figure:
+def pareto(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
     """Disposition Pareto: sorted bars (coloured by category) + cumulative % line."""
     labels = unique_labels(list(frame["disposition"]))
     x = [labels[d] for d in frame["disposition"]]
     swatches = _pareto_swatches(frame)
-    shares = [_percent(s) for s in frame["share"]]
+    shares = [_percent(s, number_format) for s in frame["share"]]
+    counts = [numbers.count(n, number_format) for n in frame["leads"]]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
@@ -225,15 +247,20 @@ def pareto(frame: pd.DataFrame) -> go.Figure:
             y=frame["leads"],
             marker_color=[color for _, color in swatches],
             customdata=[
-                ["" if other else d, label(cat or "-"), s]
-                for d, cat, other, s in zip(
-                    frame["disposition"], frame["category"], frame["is_other"], shares, strict=True
+                ["" if other else d, label(cat or "-"), s, c]
+                for d, cat, other, s, c in zip(
+                    frame["disposition"],
+                    frame["category"],
+                    frame["is_other"],
+                    shares,
+                    counts,
+                    strict=True,
                 )
             ],
-            text=[f"{int(n):,} ({s})" for n, s in zip(frame["leads"], shares, strict=True)],
+            text=[f"{c} ({s})" for c, s in zip(counts, shares, strict=True)],
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{x}<br>%{y:,} leads (%{customdata[2]})<br>category: "
+            hovertemplate="%{x}<br>%{customdata[3]} leads (%{customdata[2]})<br>category: "
             "%{customdata[1]}<extra></extra>",
         )
     )
@@ -291,14 +318,22 @@ def _swatch(name: str, color: str) -> go.Scatter:
 RANKED_COLOR = "#0072B2"  # blue: a rank, not a dial status
 
 
-def ranked_bars(frame: pd.DataFrame, kpi_name: str, is_rate: bool) -> go.Figure:
+def ranked_bars(
+    frame: pd.DataFrame, kpi_name: str, is_rate: bool, number_format: str = FORMAT
+) -> go.Figure:
     """The ranked comparison as horizontal bars, rank 1 on top (`metrics.ranked_chart_frame`):
     a rate ranked last for a small sample is drawn grey and labelled so."""
     names = unique_labels(list(frame["Campaign"]))
     values = frame[kpi_name].astype("float64")
     thin = list(frame[RANKED_LAST])
     shown = [
-        ("-" if pd.isna(v) else f"{v:.1f}%" if is_rate else f"{int(v):,}")
+        (
+            "-"
+            if pd.isna(v)
+            else numbers.points(v, number_format)
+            if is_rate
+            else numbers.count(v, number_format)
+        )
         + (" (small sample, ranked last)" if small else "")
         for v, small in zip(values, thin, strict=True)
     ]
@@ -323,13 +358,17 @@ def ranked_bars(frame: pd.DataFrame, kpi_name: str, is_rate: bool) -> go.Figure:
     return layout(fig, height=max(160, 60 + 28 * len(frame)))
 
 
-def status_matrix(matrix: pd.DataFrame) -> go.Figure:
+def status_matrix(matrix: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
     """Lead status x dial bucket heatmap: counts with each row's share."""
     totals = matrix.sum(axis=1).replace(0, pd.NA)
     shares = matrix.div(totals, axis=0)
+    counts = [
+        [numbers.count(matrix.iat[i, j], number_format) for j in range(matrix.shape[1])]
+        for i in range(matrix.shape[0])
+    ]
     text = [
         [
-            f"{int(matrix.iat[i, j]):,}<br>({_percent(shares.iat[i, j]) or '-'})"
+            f"{counts[i][j]}<br>({_percent(shares.iat[i, j], number_format) or '-'})"
             for j in range(matrix.shape[1])
         ]
         for i in range(matrix.shape[0])
@@ -341,9 +380,10 @@ def status_matrix(matrix: pd.DataFrame) -> go.Figure:
             y=[LEAD_STATUS_LABELS.get(r, r) for r in matrix.index],
             text=text,
             texttemplate="%{text}",
+            customdata=counts,
             colorscale=SEQUENTIAL,
             showscale=False,
-            hovertemplate="status %{y}, %{x}: %{z:,} leads<extra></extra>",
+            hovertemplate="status %{y}, %{x}: %{customdata} leads<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed", type="category")
@@ -351,7 +391,7 @@ def status_matrix(matrix: pd.DataFrame) -> go.Figure:
     return layout(fig, height=260)
 
 
-def sunburst(paths: pd.DataFrame) -> go.Figure:
+def sunburst(paths: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
     """Status -> dial status bucket -> disposition, sized by leads."""
     ids: list[str] = []
     labels: list[str] = []
@@ -392,7 +432,8 @@ def sunburst(paths: pd.DataFrame) -> go.Figure:
             values=values,
             branchvalues="total",
             marker={"colors": colors},
-            hovertemplate="%{label}: %{value:,} leads (%{percentParent:.1%} of %{parent})"
+            customdata=[numbers.count(v, number_format) for v in values],
+            hovertemplate="%{label}: %{customdata} leads (%{percentParent:.1%} of %{parent})"
             "<extra></extra>",
             insidetextorientation="radial",
         )
@@ -400,7 +441,7 @@ def sunburst(paths: pd.DataFrame) -> go.Figure:
     return layout(fig, height=460)
 
 
-def daily_trend(frame: pd.DataFrame) -> go.Figure:
+def daily_trend(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
     """Stacked bars of leads per day by bucket + the answer-rate line (right axis)."""
     fig = go.Figure()
     days = pd.to_datetime(frame["day"])
@@ -415,8 +456,8 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
                 x=days,
                 y=frame[bucket],
                 marker_color=BUCKET_COLORS[bucket],
-                customdata=[[bucket]] * len(frame),
-                hovertemplate="%{x|%d %b %Y}<br>" + shown + ": %{y:,}<extra></extra>",
+                customdata=[[bucket, numbers.count(n, number_format)] for n in frame[bucket]],
+                hovertemplate="%{x|%d %b %Y}<br>" + shown + ": %{customdata[1]}<extra></extra>",
             )
         )
     fig.add_trace(
@@ -428,9 +469,12 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
             mode="lines+markers",
             line={"color": LINE_COLOR, "width": 2, "dash": "dot"},
             marker={"color": LINE_COLOR, "size": 6},
-            customdata=list(zip(frame["n_answered"], frame["n_attempted"], strict=True)),
+            customdata=[
+                [a, n, numbers.count(a, number_format), numbers.count(n, number_format)]
+                for a, n in zip(frame["n_answered"], frame["n_attempted"], strict=True)
+            ],
             hovertemplate="%{x|%d %b %Y}<br>answer rate %{y:.1f}% "
-            "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
+            "(%{customdata[2]} of %{customdata[3]})<extra></extra>",
         )
     )
     fig.update_layout(
@@ -449,17 +493,23 @@ def daily_trend(frame: pd.DataFrame) -> go.Figure:
     return layout(fig, height=380)
 
 
-def hour_weekday_heatmap(frame: pd.DataFrame) -> go.Figure:
+def hour_weekday_heatmap(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
     """Answer rate by weekday x hour of each lead's last update; cell text shows volumes."""
     hours = list(range(24))
     rates = [[None] * 24 for _ in WEEKDAYS]
     text = [[""] * 24 for _ in WEEKDAYS]
-    custom = [[[0, 0]] * 24 for _ in WEEKDAYS]
+    custom = [[[0, 0, "0", "0"]] * 24 for _ in WEEKDAYS]
     for row in frame.itertuples(index=False):
         d, h = int(row.weekday) - 1, int(row.hour)
         rates[d][h] = round(float(row.answer_rate) * 100, 1)
         text[d][h] = f"{int(row.attempted)}"
-        custom[d][h] = [int(row.answered), int(row.attempted)]
+        answered, attempted = int(row.answered), int(row.attempted)
+        custom[d][h] = [
+            answered,
+            attempted,
+            numbers.count(answered, number_format),
+            numbers.count(attempted, number_format),
+        ]
     fig = go.Figure(
         go.Heatmap(
             z=rates,
@@ -474,7 +524,7 @@ def hour_weekday_heatmap(frame: pd.DataFrame) -> go.Figure:
             colorbar={"title": "answer %"},
             hoverongaps=False,
             hovertemplate="%{y} %{x}:00: answer rate %{z:.1f}% "
-            "(%{customdata[0]:,} of %{customdata[1]:,} attempted)<extra></extra>",
+            "(%{customdata[2]} of %{customdata[3]} attempted)<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed", type="category")

@@ -19,6 +19,7 @@ from babel import Locale
 from babel.numbers import format_compact_decimal, format_decimal, format_percent
 
 LOCALES = {"indian": "en_IN", "international": "en_US"}
+DEFAULT_FORMAT = "indian"  # Settings' own default (DEFAULT_TIMEZONE is Asia/Kolkata)
 MISSING = ""  # what None and NaN read as, unless the caller names its own (tiles show "–")
 
 
@@ -61,6 +62,13 @@ def count(n: Any, number_format: str, missing: str = MISSING) -> str:
         return missing
     locale = locale_of(number_format)
     return format_decimal(round(float(n)), _pattern(locale, "decimal", 0), locale=locale)
+
+
+def number(x: Any, number_format: str, missing: str = MISSING) -> str:
+    """Any number in the locale's own pattern (grouped, up to 3 decimals): 1,23,456.75."""
+    if _missing(x):
+        return missing
+    return format_decimal(x, locale=locale_of(number_format))
 
 
 def signed_count(n: Any, number_format: str, missing: str = MISSING) -> str:
@@ -115,10 +123,12 @@ def styled(
     decimals: Mapping[str, int] | None = None,
     percents: Iterable[str] = (),
     suffixes: Mapping[str, str] | None = None,
+    others: bool = True,
 ) -> Any:
     """A pandas Styler showing the frame's numbers in this format, the values kept numeric
     (st.dataframe sorts by them). `counts`: whole numbers; `decimals`: column -> digits;
     `percents`: percentages already 0-100; `suffixes`: text after a column's number (" s").
+    `others`: every other numeric column too (integers as counts, the rest as `number`).
     A column format given in st.column_config would override these: leave it out there."""
     decimals = dict(decimals or {})
     suffixes = dict(suffixes or {})
@@ -139,17 +149,16 @@ def styled(
     for column in percents:
         if column in frame.columns:
             formatters[column] = with_suffix(column, lambda v: points(v, number_format))
+    if others:
+        for column in frame.columns:
+            if column in formatters or not _numeric(frame[column]):
+                continue
+            if pd.api.types.is_integer_dtype(frame[column]):
+                formatters[column] = with_suffix(column, lambda v: count(v, number_format))
+            else:
+                formatters[column] = with_suffix(column, lambda v: number(v, number_format))
     return frame.style.format(formatters, na_rep="")
 
 
-def integer_columns(frame: pd.DataFrame) -> list[str]:
-    """The frame's integer columns (booleans aside)."""
-    return [
-        str(c)
-        for c in frame.columns
-        if pd.api.types.is_integer_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-    ]
-
-
-def float_columns(frame: pd.DataFrame) -> list[str]:
-    return [str(c) for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)

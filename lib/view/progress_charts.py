@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.view import charts
+from lib.view import charts, numbers
 from lib.view.filters import PROGRESS_STATES
 from lib.view.labels import PROGRESS_LABELS
 
@@ -22,7 +22,9 @@ PROGRESS_COLORS: dict[str, str] = {
 OUTCOME_COLORS = {"Leads": "#8C8C8C", "Answered": "#009E73", "Conversions": "#0072B2"}
 
 
-def funnel_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
+def funnel_bars(
+    frame: pd.DataFrame, percent: bool = False, number_format: str = charts.FORMAT
+) -> go.Figure:
     """Lead progress per campaign (frame of metrics.progress_funnel). A segment's customdata[0]
     is its raw state, so a click sets the sidebar's progress filter."""
     fig = charts.stacked_bars(
@@ -32,6 +34,7 @@ def funnel_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
         series_order=PROGRESS_STATES,
         colors=PROGRESS_COLORS,
         percent=percent,
+        number_format=number_format,
     )
     for trace in fig.data:
         name = PROGRESS_LABELS[trace.legendgroup]
@@ -40,7 +43,7 @@ def funnel_bars(frame: pd.DataFrame, percent: bool = False) -> go.Figure:
     return fig
 
 
-def attempt_outcomes(frame: pd.DataFrame) -> go.Figure:
+def attempt_outcomes(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Leads, answered and conversions by attempt number (frame of metrics.attempt_outcomes),
     with the answer rate on the right axis."""
     x = [f"attempt {label}" for label in frame["label"]]
@@ -56,7 +59,8 @@ def attempt_outcomes(frame: pd.DataFrame) -> go.Figure:
                 x=x,
                 y=frame[column],
                 marker_color=OUTCOME_COLORS[name],
-                hovertemplate="%{x}<br>" + name.lower() + ": %{y:,}<extra></extra>",
+                customdata=[[numbers.count(n, number_format)] for n in frame[column]],
+                hovertemplate="%{x}<br>" + name.lower() + ": %{customdata[0]}<extra></extra>",
             )
         )
     fig.add_trace(
@@ -68,9 +72,12 @@ def attempt_outcomes(frame: pd.DataFrame) -> go.Figure:
             mode="lines+markers",
             line={"color": charts.LINE_COLOR, "width": 2, "dash": "dot"},
             marker={"color": charts.LINE_COLOR, "size": 7},
-            customdata=list(zip(frame["answered"], frame["leads"], strict=True)),
+            customdata=[
+                [a, n, numbers.count(a, number_format), numbers.count(n, number_format)]
+                for a, n in zip(frame["answered"], frame["leads"], strict=True)
+            ],
             hovertemplate="%{x}<br>answer rate %{y:.1f}% "
-            "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
+            "(%{customdata[2]} of %{customdata[3]})<extra></extra>",
         )
     )
     fig.update_layout(

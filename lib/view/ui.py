@@ -10,6 +10,7 @@ today, options), so fresh data is never hidden behind a stale cache entry.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import streamlit as st
 
 from lib.services import Services, get_services
 from lib.view import charts, export, metrics
+from lib.view import numbers as fmt
 from lib.view.filters import (
     P_CAMPAIGN,
     P_DIALSTATUS,
@@ -152,10 +154,21 @@ def options(db: str, version: int, configured: tuple[str, ...]) -> dict[str, Any
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _cached_figure(
-    name: str, _build: Callable[..., go.Figure], frame: pd.DataFrame, args: tuple[Any, ...]
+    name: str,
+    _build: Callable[..., go.Figure],
+    frame: pd.DataFrame,
+    args: tuple[Any, ...],
+    number_format: str,
 ) -> go.Figure:
     del name  # cache key only: it stands for `_build`, which is not hashed
+    if _takes_number_format(_build):
+        return _build(frame, *args, number_format=number_format)
     return _build(frame, *args)
+
+
+@functools.cache
+def _takes_number_format(build: Callable[..., Any]) -> bool:
+    return "number_format" in inspect.signature(build).parameters
 
 
 def figure(build: Callable[..., go.Figure], frame: pd.DataFrame, *args: Any) -> go.Figure:
@@ -164,8 +177,9 @@ def figure(build: Callable[..., go.Figure], frame: pd.DataFrame, *args: Any) -> 
 
     Building a plotly figure validates every property (20-30 ms a chart, the largest part of
     a cached page run); st.plotly_chart only reads the figure (it sends a copy), so one shared
-    object serves every view of the same numbers."""
-    return _cached_figure(qualified_name(build), build, frame, args)
+    object serves every view of the same numbers. The number format is part of the key and is
+    passed as `number_format=` to a builder that takes it (its labels and hover text)."""
+    return _cached_figure(qualified_name(build), build, frame, args, number_format())
 
 
 # -- filters changed by clicks ------------------------------------------------------------------
@@ -187,12 +201,25 @@ def _on_focus_campaign(select_key: str) -> None:
 # -- display ------------------------------------------------------------------------------------
 
 
+def number_format() -> str:
+    """The settings' `number_format` (indian or international): pass it to figure builders and
+    `lib.view.numbers`, so a cached figure or table keys on it."""
+    return services().settings.number_format
+
+
+def shown(frame: pd.DataFrame, **columns: Any) -> Any:
+    """The frame as st.dataframe shows it: a Styler writing its numbers in the current format
+    (`lib.view.numbers.styled`'s column options); the values stay numbers, so sorting is
+    numeric, and exports are given the frame itself, never this."""
+    return fmt.styled(frame, number_format(), **columns)
+
+
 def fmt_count(value: int | None) -> str:
-    return "–" if value is None else f"{int(value):,}"
+    return fmt.count(value, number_format(), missing="–")
 
 
 def fmt_pct(value: float | None) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value * 100:.1f}%"
+    return fmt.percent(value, number_format(), missing="–")
 
 
 def _tile_args(value: metrics.KpiValue, previous: metrics.KpiValue | None, period: str) -> dict:
@@ -200,7 +227,7 @@ def _tile_args(value: metrics.KpiValue, previous: metrics.KpiValue | None, perio
     help_text = kpi.help
     if kpi.is_rate:
         shown = fmt_pct(value.value)  # type: ignore[arg-type]
-        detail = f"{value.numerator:,} of {value.denominator or 0:,}"
+        detail = f"{fmt_count(value.numerator)} of {fmt_count(value.denominator or 0)}"
         if value.small_sample:
             detail += " · small sample"
             help_text += f" Small sample: the denominator is under {metrics.SMALL_SAMPLE}."
@@ -218,7 +245,7 @@ def _tile_args(value: metrics.KpiValue, previous: metrics.KpiValue | None, perio
             args["delta"] = f"{(value.value - previous.value) * 100:+.1f} pp"
         prev_text = fmt_pct(previous.value)  # type: ignore[arg-type]
     else:
-        args["delta"] = f"{value.numerator - previous.numerator:+,}"
+        args["delta"] = fmt.signed_count(value.numerator - previous.numerator, number_format())
         prev_text = fmt_count(previous.numerator)
     if kpi.column in ("leads", "pending"):
         args["delta_color"] = "off"
@@ -291,7 +318,7 @@ def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numb
     if not expander.open:
         return
     with expander:
-        st.dataframe(frame, hide_index=True)
+        st.dataframe(shown(frame), hide_index=True)  # the downloads get the plain frame
         stem = file_name.removesuffix(".csv")
         downloads(frame, key=key, file_stem=stem, sheet=stem.replace("_", " ").capitalize())
 
@@ -511,7 +538,7 @@ def comparison(table: pd.DataFrame, *, key: str) -> None:
     def highlight(column: pd.Series) -> list[str]:
         return [css.get(marks.get((i, str(column.name)), ""), "") for i in range(len(column))]
 
-    styled = table.style.apply(highlight, axis=0)
+    styled = shown(table).apply(highlight, axis=0)
     rates = {
         k.name: st.column_config.NumberColumn(k.name, format="%.1f%%", help=k.help)
         for k in metrics.KPIS

@@ -35,6 +35,7 @@ import pandas as pd
 
 from lib.store.events import hours_select
 from lib.store.summary import summary_ready
+from lib.view import numbers
 from lib.view.filters import Filters, date_span
 from lib.view.metrics.history import DIALS_CAPTION
 from lib.view.metrics.progress import progress_table
@@ -207,11 +208,11 @@ def today_so_far(
     }
 
 
-def change_text(today: int, before: int) -> str:
+def change_text(today: int, before: int, number_format: str = numbers.DEFAULT_FORMAT) -> str:
     """A tile's delta: the change as a percentage of last week's count, or the difference when
-    that was 0."""
+    that was 0 (grouped in `number_format`)."""
     if before == 0:
-        return f"{today:+,}" if today else "±0"
+        return numbers.signed_count(today, number_format) if today else "±0"
     return f"{(today - before) / before:+.0%}"
 
 
