@@ -25,13 +25,22 @@ config = {}
 for name, help_text in metrics.AGENT_HELP.items():
     if name in percent:
         config[name] = st.column_config.NumberColumn(name, format="%.1f%%", help=help_text)
-    elif name in seconds:
-        config[name] = st.column_config.NumberColumn(name, format="%.1f s", help=help_text)
+    elif name in seconds:  # counts and seconds formatted by the Styler below
+        config[name] = st.column_config.NumberColumn(name, help=help_text)
     elif name in ("Agent", "Top dispositions"):
         config[name] = st.column_config.TextColumn(name, help=help_text)
     else:
-        config[name] = st.column_config.NumberColumn(name, format="%d", help=help_text)
-st.dataframe(table, hide_index=True, key="agents_table", column_config=config)
+        config[name] = st.column_config.NumberColumn(name, help=help_text)
+st.dataframe(
+    ui.shown(
+        table,
+        decimals=dict.fromkeys(seconds, 1),
+        suffixes=dict.fromkeys(seconds, " s"),
+    ),
+    hide_index=True,
+    key="agents_table",
+    column_config=config,
+)
 st.caption(
     "Click a column header to sort; hover it for its definition. Conversion rate = "
     "Conversions / Answered. Talk time = CallDuration of answered leads (median and 90th "
@@ -104,14 +113,19 @@ if not bands.empty:
         + "."
     )
 shown = talk.drop(columns=["is_total", "is_other"])
-st.dataframe(
-    shown,
+talk_seconds = [name for name in shown.columns if "talk time" in name]
+st.dataframe(  # counts and seconds formatted by the Styler (a column_config format would win)
+    ui.shown(
+        shown,
+        decimals=dict.fromkeys(talk_seconds, 1),
+        suffixes=dict.fromkeys(talk_seconds, " s"),
+    ),
     hide_index=True,
     key="agents_talk_table",
     column_config={
         name: st.column_config.NumberColumn(
             name,
-            format="%.1f s" if "talk time" in name else "%.1f%%" if "share" in name else "%d",
+            format="%.1f%%" if "share" in name else None,
             help=help_text,
         )
         if name != "Campaign"

@@ -57,19 +57,20 @@ with table_slot:
     if total == 0:
         st.info("No lead matches the search.", icon=":material/search_off:")
     else:
-        event = st.dataframe(
-            rows.drop(columns=["lead_key"]),
+        event = st.dataframe(  # Attempts formatted by the Styler; values stay numbers
+            ui.shown(rows.drop(columns=["lead_key"]), counts=["Attempts"], others=False),
             key="leads_table",
             on_select="rerun",
             selection_mode="single-row",
             hide_index=True,
             column_config={
-                "Attempts": st.column_config.NumberColumn(format="%d"),
+                "Attempts": st.column_config.NumberColumn(),
                 "Comments": st.column_config.TextColumn(width="large"),
             },
         )
         st.caption(
-            f"Rows {offset + 1:,} to {offset + len(rows):,} of {total:,} · times in {current.tz}"
+            f"Rows {ui.fmt_count(offset + 1)} to {ui.fmt_count(offset + len(rows))} of "
+            f"{ui.fmt_count(total)} · times in {current.tz}"
             " · select a row to see the lead's full record"
         )
 
@@ -87,7 +88,7 @@ left.download_button(
     key="leads_export_csv",
     on_click="ignore",
     icon=":material/download:",
-    help=f"All {total:,} filtered leads, not just this page.",
+    help=f"All {ui.fmt_count(total)} filtered leads, not just this page.",
 )
 right.download_button(
     "Export Excel",
@@ -97,7 +98,8 @@ right.download_button(
     key="leads_export_xlsx",
     on_click="ignore",
     icon=":material/download:",
-    help=f"All {total:,} filtered leads (Excel holds up to {metrics.EXCEL_MAX_ROWS:,} rows).",
+    help=f"All {ui.fmt_count(total)} filtered leads (Excel holds up to "
+    f"{ui.fmt_count(metrics.EXCEL_MAX_ROWS)} rows).",
 )
 excel_notice = metrics.excel_notice(total)
 if excel_notice is not None:
@@ -134,10 +136,9 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
             )
         else:
             st.dataframe(
-                timeline,
+                ui.shown(timeline, counts=["Attempts"], others=False),
                 hide_index=True,
                 key="lead_timeline_table",
-                column_config={"Attempts": st.column_config.NumberColumn(format="%d")},
             )
             st.caption(
                 f"Every observed state of this lead, newest first; times are its last call's "

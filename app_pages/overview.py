@@ -52,12 +52,12 @@ else:
             "No campaign in the selection has leads or observed changes.", icon=":material/info:"
         )
     else:
-        st.dataframe(
-            changed,
+        st.dataframe(  # counts formatted by the Styler (a column_config format would win)
+            ui.shown(changed, counts=list(history.CHANGE_HELP)),
             hide_index=True,
             key="overview_what_changed",
             column_config={
-                name: st.column_config.NumberColumn(name, format="%d", help=help_text)
+                name: st.column_config.NumberColumn(name, help=help_text)
                 for name, help_text in history.CHANGE_HELP.items()
             },
         )

@@ -47,7 +47,7 @@ def _tile(column, key: str, value: str, detail: str = "") -> None:
 
 
 def _rate_detail(numerator: int, denominator: int) -> str:
-    return f"{numerator:,} of {denominator:,}"
+    return f"{ui.fmt_count(numerator)} of {ui.fmt_count(denominator)}"
 
 
 leads = int(selection["leads"])
@@ -74,8 +74,9 @@ st.caption(
 )
 if int(selection["retries_unknown"]):
     st.caption(
-        f"{int(selection['retries_unknown']):,} open leads belong to campaigns with no attempt "
-        "count at all: their retries are not counted (set the attempts allowed on Settings)."
+        f"{ui.fmt_count(selection['retries_unknown'])} open leads belong to campaigns with no "
+        "attempt count at all: their retries are not counted (set the attempts allowed on "
+        "Settings)."
     )
 
 st.subheader("Lead progress", anchor=False)
@@ -118,16 +119,16 @@ def _linked_table(columns: tuple[str, ...], key: str) -> None:
             config[label] = st.column_config.TextColumn(help=helps["allowed"])
         elif not any(row_links.get(column) for row_links in links):
             shown[label] = values
-            config[label] = st.column_config.NumberColumn(format="%d", help=helps[column])
+            config[label] = st.column_config.NumberColumn(help=helps[column])  # Styler formats
         else:
             # The link carries its count after "#", which the cell shows (a count no filter
             # can name, 0 or the lumped campaigns', is "#n" alone: the count, no Leads link).
             shown[label] = [
-                f"{row_links.get(column) or ''}#{int(n):,}"
+                f"{row_links.get(column) or ''}#{ui.fmt_count(n)}"
                 for n, row_links in zip(values, links, strict=True)
             ]
             config[label] = st.column_config.LinkColumn(display_text=r"#(.+)$", help=helps[column])
-    st.dataframe(shown, hide_index=True, key=key, column_config=config)
+    st.dataframe(ui.shown(shown), hide_index=True, key=key, column_config=config)
 
 
 _linked_table(
@@ -208,11 +209,12 @@ window_rows = ui.query(
 if window_rows.empty:
     st.success("Every last call in the selection is inside the calling window.")
 else:
-    st.dataframe(window_rows, hide_index=True, key="progress_window_leads")
+    st.dataframe(ui.shown(window_rows), hide_index=True, key="progress_window_leads")
     more = outside - len(window_rows)
     st.caption(
-        f"The {len(window_rows):,} most recent of {outside:,}, times in {current.tz}"
-        + (f" ({more:,} more not shown)" if more > 0 else "")
+        f"The {ui.fmt_count(len(window_rows))} most recent of {ui.fmt_count(outside)}, times in "
+        f"{current.tz}"
+        + (f" ({ui.fmt_count(more)} more not shown)" if more > 0 else "")
         + ("" if current.show_phones else "; phone numbers show their last 4 digits only")
         + "."
     )
