@@ -4,7 +4,7 @@ connection check, field and value mappings, re-ingest."""
 import pandas as pd
 import streamlit as st
 
-from lib.view import access, operations, saved_views, ui
+from lib.view import access, operations, saved_views, tables, ui
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
@@ -51,7 +51,7 @@ table = operations.campaign_table()
 if table.empty:
     st.info("No campaign configured yet: add the first one below.", icon=":material/campaign:")
 else:
-    st.dataframe(table, hide_index=True, key="settings_campaigns_table")
+    tables.table(table, current.tz, key="settings_campaigns_table")
 
 operator = access.is_operator()
 if operator:
@@ -123,7 +123,7 @@ def _reset_categories(names: list[str]) -> None:
 if mapping.empty:
     st.info("No disposition seen yet: they appear here after the first sync.")
 elif not operator:
-    st.dataframe(mapping, hide_index=True, key="settings_dispositions_table")
+    tables.table(mapping, current.tz, key="settings_dispositions_table")
     access.operator_notice("change the categories")
 else:
     st.data_editor(
@@ -357,7 +357,7 @@ def _save_fields(shown: pd.DataFrame) -> None:
 if field_table.empty and not operator:
     st.info("No delivery read yet: its fields appear here after the first sync.")
 elif not operator:
-    st.dataframe(field_table, hide_index=True, key="settings_fields_table")
+    tables.table(field_table, current.tz, key="settings_fields_table")
     access.operator_notice("change the field mapping")
 else:
     st.data_editor(
@@ -416,7 +416,7 @@ def _save_values(shown: pd.DataFrame) -> None:
 if value_table.empty:
     st.caption("Every value delivered so far is in the known vocabulary.")
 elif not operator:
-    st.dataframe(value_table, hide_index=True, key="settings_values_table")
+    tables.table(value_table, current.tz, key="settings_values_table")
 else:
     st.data_editor(
         value_table,
@@ -530,7 +530,7 @@ view_table = saved_views.table()
 if view_table.empty:
     st.info("No saved view yet.", icon=":material/bookmark:")
 else:
-    st.dataframe(view_table.drop(columns="id"), hide_index=True, key="settings_views_table")
+    tables.table(view_table.drop(columns="id"), current.tz, key="settings_views_table")
 if operator and not view_table.empty:
     view_names = dict(zip(view_table["id"], view_table["name"], strict=True))
     if st.session_state.get(VIEW_PICK) not in view_names:  # none chosen yet, or deleted

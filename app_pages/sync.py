@@ -6,12 +6,13 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from lib.view import access, metrics, operations, ui
+from lib.view import access, metrics, operations, tables, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
 svc = ui.services()
 engine = svc.sync
+tz = svc.settings.timezone
 
 
 @st.fragment(run_every="5s")
@@ -51,7 +52,7 @@ def engine_status() -> None:
         + (f" · queue: {ui.md_escape(', '.join(queue[:10]))}" if queue else "")
     )
     if in_flight:
-        st.dataframe(in_flight, hide_index=True, key="sync_in_flight")
+        tables.table(in_flight, tz, key="sync_in_flight")
 
 
 def imposed_waits() -> None:
@@ -64,12 +65,13 @@ def imposed_waits() -> None:
         until = longest["wait_until"].tz_convert(svc.settings.zone)
         st.warning(
             f"CloudAgent asked us to wait: no request is sent before "
-            f"{until:%Y-%m-%d %H:%M:%S} ({ui.md_escape(longest['reason'] or 'no reason given')}).",
+            f"{tables.time_text(until, svc.settings.zone, seconds=True)} "
+            f"({ui.md_escape(longest['reason'] or 'no reason given')}).",
             icon=":material/hourglass_top:",
         )
     if not waits.empty:
         with st.expander(f"Waits CloudAgent imposed (newest {len(waits)})"):
-            st.dataframe(waits, hide_index=True, key="sync_imposed_waits")
+            tables.table(waits, tz, key="sync_imposed_waits")
 
 
 st.subheader("Engine and rate limit", anchor=False)
@@ -115,22 +117,15 @@ else:
             "agents' clocks. They are stored; the sync goes on from now.",
             icon=":material/schedule:",
         )
-    st.dataframe(
-        fresh,
-        hide_index=True,
-        key="sync_freshness",
-        column_config={
-            "data_as_of": st.column_config.DatetimeColumn("data as of"),
-            "newest_update": st.column_config.DatetimeColumn("newest lead update"),
-        },
-    )
+    tables.table(tables.with_age(fresh, "data_as_of", datetime.now(svc.settings.zone)), tz,
+                 key="sync_freshness")  # fmt: skip
     ui.downloads(fresh, key="sync_freshness", file_stem="sync_freshness", sheet="Freshness")
 
 st.subheader("Request log", anchor=False)
 if requests.empty:
     st.caption("No request sent yet.")
 else:
-    st.dataframe(requests, hide_index=True, key="sync_requests")
+    tables.table(requests, tz, key="sync_requests")
     st.caption("The newest 200 requests; parameters are stored with the callback secret redacted.")
     ui.downloads(requests, key="sync_requests", file_stem="sync_requests", sheet="Requests")
 
@@ -138,7 +133,7 @@ st.subheader("Deliveries not read", anchor=False)
 if failed.empty:
     st.caption("None: every delivery received so far was read.")
 else:
-    st.dataframe(failed, hide_index=True, key="sync_failed_deliveries")
+    tables.table(failed, tz, key="sync_failed_deliveries")
     st.caption(
         "retrying: a transient failure (the file host answered 5xx or did not answer), tried "
         "again by itself, 3 attempts in all; failed: given up. Bodies are kept on disk beside "
@@ -171,8 +166,9 @@ def reingest_progress() -> None:
         )
     else:
         outcome = f"stopped ({run.error})" if run.error else "finished"
+        started = tables.time_text(run.started_at, svc.settings.zone)
         st.caption(
-            f"Last re-ingest ({ui.md_escape(scope)}, {run.started_at:%Y-%m-%d %H:%M}): {outcome}; "
+            f"Last re-ingest ({ui.md_escape(scope)}, {started}): {outcome}; "
             f"{run.done:,} read again, {run.skipped:,} skipped (body pruned), {run.failed:,} "
             "still not readable."
         )
@@ -193,7 +189,9 @@ if deliveries.empty:
     st.caption("No delivery received yet.")
 else:
     labels = {
-        int(row.id): f"#{row.id} · {row.received_at:%Y-%m-%d %H:%M:%S} · "
+        int(
+            row.id
+        ): f"#{row.id} · {tables.time_text(row.received_at, svc.settings.zone, seconds=True)} · "
         f"{row.campaign or 'campaign unknown'} · {row.state}"
         for row in deliveries.itertuples()
     }
@@ -204,7 +202,11 @@ else:
     if detail is not None:
         report = detail.report
         a, b, c, d = st.columns(4)
-        a.metric("Received", f"{detail.received_at:%H:%M:%S}", help=str(detail.received_at))
+        a.metric(
+            "Received",
+            f"{detail.received_at.astimezone(svc.settings.zone):%H:%M:%S}",
+            help=tables.time_text(detail.received_at, svc.settings.zone, seconds=True),
+        )
         b.metric("Size", f"{detail.size_bytes:,} bytes")
         c.metric("Rows stored", f"{report.get('rows', detail.rows or 0):,}")
         d.metric("With warnings", f"{detail.warnings:,}", help="Records with a value not read.")
@@ -219,18 +221,18 @@ else:
         )
         if detail.error:
             st.error(ui.md_escape(detail.error), icon=":material/error:")
-        st.dataframe(detail.fields(), hide_index=True, key="sync_inspect_fields")
+        tables.table(detail.fields(), tz, key="sync_inspect_fields")
         formats = detail.formats()
         if not formats.empty:
-            st.dataframe(formats, hide_index=True, key="sync_inspect_formats")
+            tables.table(formats, tz, key="sync_inspect_formats")
         failures = detail.failures()
         if failures.empty:
             st.caption("Every date, duration and number was read.")
         else:
-            st.dataframe(failures, hide_index=True, key="sync_inspect_failures")
+            tables.table(failures, tz, key="sync_inspect_failures")
         unknown = detail.unknown_values()
         if not unknown.empty:
-            st.dataframe(unknown, hide_index=True, key="sync_inspect_values")
+            tables.table(unknown, tz, key="sync_inspect_values")
         if operator and not detail.pruned and detail.size_bytes <= metrics.MAX_DOWNLOAD_BYTES:
             body = operations.delivery_body_for_download(detail.id)
             if body is not None:
@@ -315,7 +317,7 @@ a.metric("Bodies kept", f"{kept.bodies_kept:,}", help="Raw delivery bodies still
 b.metric("Bodies pruned", f"{kept.bodies_pruned:,}", help="Deleted by retention; rows stay.")
 c.metric("Deliveries folder", f"{kept.folder_bytes / 1024**2:,.1f} MB")
 d.metric("Free disk", f"{kept.disk.free_mb:,} MB", help="Deliveries are refused below the floor.")
-st.dataframe(kept.logs, hide_index=True, key="sync_log_tables")
+tables.table(kept.logs, tz, key="sync_log_tables")
 st.caption(
     f"Bodies are deleted {kept.keep_days:g} days after ingest (DIALSTATUS_KEEP_DELIVERIES_DAYS), "
     f"log rows after {kept.log_keep_days} days; the floor is DIALSTATUS_MIN_FREE_MB="

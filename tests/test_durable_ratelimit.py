@@ -221,7 +221,7 @@ def test_the_sync_page_names_a_wait_in_force_and_lists_past_ones(seeded):
 
     journal.record_wait(USER, now, now + 3600, "Retry-After 3600 s")
     at = app("sync")
-    until = datetime.fromtimestamp(now + 3600, ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S")
+    until = datetime.fromtimestamp(now + 3600, ZoneInfo(TZ)).strftime("%d %b, %H:%M:%S")
     shown = texts(at.warning)
     assert f"no request is sent before {until} (Retry-After 3600 s)" in shown, shown
     assert "Waits CloudAgent imposed (newest 2)" in [e.label for e in at.expander]

@@ -1,0 +1,125 @@
+"""How the operational tables (Sync, Settings) read: people's column headers, and every time as
+"02 Dec, 21:32" in the account's zone.
+
+Only the display changes: `column_config` labels and formats the columns, so the frames keep
+their names and typed values (a time column still sorts by time; a download writes the data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lib.view.metrics.trouble import duration_words
+
+TIME_FORMAT = "DD MMM, HH:mm"  # momentjs, as st.column_config draws it: "02 Dec, 21:32"
+TIME_TEXT = "%d %b, %H:%M"  # the same, for a time in a sentence or a label
+
+
+def time_text(moment: datetime, zone: tzinfo, *, seconds: bool = False) -> str:
+    """`moment` as TIME_TEXT in the account's `zone` ("02 Dec, 21:32", or "21:32:05" kept to
+    the second where two times a few seconds apart must differ)."""
+    local = moment.astimezone(zone)
+    return f"{local:{TIME_TEXT}}" + (f":{local:%S}" if seconds else "")
+
+
+# Column names the stored tables and the engine use -> what the page calls them. A name not
+# here is read by `header`'s rules (snake case in words, `_at` dropped, `_s` as "(s)").
+HEADERS: dict[str, str] = {
+    "id": "#",
+    "campaign": "Campaign",
+    "campaign_name": "Campaign",
+    "enabled": "Synced",
+    "source": "Listed by",
+    "leads": "Leads",
+    "newest_update": "Newest lead update",
+    "dated_after_now": "Dated after now",
+    "last_success_at": "Last successful sync",
+    "last_delivery_at": "Last delivery",
+    "data_as_of": "Data as of",
+    "data_age": "Age",
+    "full_load_done": "Full load done",
+    "last_error": "Last error",
+    "last_error_at": "Last error at",
+    "kind": "Kind",
+    "state": "State",
+    "params": "Parameters",
+    "unique_id": "uniqueId",
+    "request_id": "Request #",
+    "queued_at": "Queued",
+    "sent_at": "Sent",
+    "accepted_at": "Accepted",
+    "delivered_at": "Delivered",
+    "received_at": "Received",
+    "rows": "Rows",
+    "error": "Error",
+    "content_type": "Content type",
+    "size_bytes": "Size (bytes)",
+    "attempts": "Attempts",
+    "file": "Body file",
+    "asked_at": "Asked at",
+    "wait_until": "No request before",
+    "reason": "Reason",
+    "in_force": "In force",
+}
+
+
+def header(name: str) -> str:
+    """The header people read for column `name`."""
+    if name in HEADERS:
+        return HEADERS[name]
+    words = str(name)
+    for suffix, replacement in (("_at", ""), ("_s", " (s)"), ("_ms", " (ms)")):
+        if words.endswith(suffix):
+            words = words[: -len(suffix)] + replacement
+            break
+    words = words.replace("_", " ").strip()
+    return words[:1].upper() + words[1:] if words else str(name)
+
+
+def column_config(
+    frame: pd.DataFrame, tz: str, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`st.dataframe`'s column_config for `frame`: every column under its header, every time
+    column (aware or naive datetimes) as TIME_FORMAT in `tz`; `overrides` win."""
+    config: dict[str, Any] = {}
+    for name in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):
+            config[name] = st.column_config.DatetimeColumn(
+                header(name), format=TIME_FORMAT, timezone=tz
+            )
+        else:
+            config[name] = header(name)
+    config.update(overrides or {})
+    return config
+
+
+def table(frame: pd.DataFrame | list, tz: str, *, key: str, **options: Any) -> None:
+    """An operational table as people read it (see `column_config`); `options` go to
+    st.dataframe (`column_config` among them, as overrides)."""
+    shown = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    overrides = options.pop("column_config", None)
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key=key,
+        column_config=column_config(shown, tz, overrides),
+        **options,
+    )
+
+
+def with_age(frame: pd.DataFrame, column: str, now: datetime) -> pd.DataFrame:
+    """`frame` with `data_age` after `column`: how long ago it was ("3 min ago"), where
+    freshness matters; blank without a time."""
+    moments = pd.to_datetime(frame[column], utc=True)
+    ages = [
+        "" if pd.isna(moment) else f"{duration_words((now - moment).total_seconds())} ago"
+        for moment in moments
+    ]
+    result = frame.copy()
+    result.insert(result.columns.get_loc(column) + 1, "data_age", ages)
+    return result

@@ -1,0 +1,64 @@
+"""The operational tables read as people do: headers, times as "02 Dec, 21:32" in the account's
+zone, and how long ago where freshness matters; the frames themselves stay as they were."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from lib.view import tables
+
+TZ = "Asia/Kolkata"
+
+
+def test_headers_name_the_columns_in_words():
+    assert tables.header("last_success_at") == "Last successful sync"
+    assert tables.header("full_load_done") == "Full load done"
+    assert tables.header("unique_id") == "uniqueId"
+    # Names the table does not list: words, a trailing _at dropped, _s read as seconds.
+    assert tables.header("noted_at") == "Noted"
+    assert tables.header("call_duration_s") == "Call duration (s)"
+    assert tables.header("attempts allowed") == "Attempts allowed"
+
+
+def test_time_columns_show_day_month_and_time_in_the_zone_and_keep_their_values():
+    frame = pd.DataFrame(
+        {
+            "campaign": ["A"],
+            "last_success_at": pd.to_datetime(["2026-12-02 16:02:39"]).tz_localize(UTC),
+            "rows": [3],
+        }
+    )
+    config = tables.column_config(frame, TZ, {"rows": "Rows stored"})
+    assert config["campaign"] == "Campaign" and config["rows"] == "Rows stored"
+    time_column = config["last_success_at"]
+    assert time_column == st.column_config.DatetimeColumn(
+        "Last successful sync", format="DD MMM, HH:mm", timezone=TZ
+    )
+    assert list(frame.columns) == ["campaign", "last_success_at", "rows"]  # not renamed
+
+
+def test_a_time_in_a_sentence_reads_the_same_way():
+    moment = datetime(2026, 12, 2, 16, 2, 39, tzinfo=UTC)  # 21:32:39 in Kolkata
+    assert tables.time_text(moment, ZoneInfo(TZ)) == "02 Dec, 21:32"
+    assert tables.time_text(moment, ZoneInfo(TZ), seconds=True) == "02 Dec, 21:32:39"
+
+
+def test_the_age_follows_the_time_it_measures():
+    now = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "campaign": ["A", "B", "C"],
+            "data_as_of": pd.to_datetime(
+                ["2026-12-02 17:57:00", "2026-12-02 16:55:00", None]
+            ).tz_localize(UTC),
+            "leads": [1, 2, 3],
+        }
+    )
+    aged = tables.with_age(frame, "data_as_of", now)
+    assert list(aged.columns) == ["campaign", "data_as_of", "data_age", "leads"]
+    assert list(aged["data_age"]) == ["3 min ago", "1 h 5 min ago", ""]
+    assert "data_age" not in frame  # the page's frame is left as it was
