@@ -65,6 +65,12 @@ HEADERS: dict[str, str] = {
     "wait_until": "No request before",
     "reason": "Reason",
     "in_force": "In force",
+    "phone_number": "Phone",
+    "call_duration_s": "Talk time (s)",
+    "lead_key": "Lead key",
+    "lead_id": "Lead id",
+    "updated_at": "Last update",
+    "dial_bucket": "Dial status group",
 }
 
 
