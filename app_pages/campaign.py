@@ -131,7 +131,8 @@ def _best_time(focus: Filters, heat: pd.DataFrame, tz: str) -> None:
     counts = ui.query(metrics.kpi_counts, focus)  # the tiles' counts: cached already
     advice = metrics.best_windows(heat, counts["answered"], counts["attempted"])
     if advice.windows:
-        st.markdown("\n".join(f"- {ui.md_escape(line)}" for line in advice.lines()))
+        lines = advice.lines(ui.number_format())
+        st.markdown("\n".join(f"- {ui.md_escape(line)}" for line in lines))
     else:
         st.info(metrics.NOT_ENOUGH_CALLS, icon=":material/info:")
     st.caption(

@@ -101,7 +101,7 @@ right.download_button(
     help=f"All {ui.fmt_count(total)} filtered leads (Excel holds up to "
     f"{ui.fmt_count(metrics.EXCEL_MAX_ROWS)} rows).",
 )
-excel_notice = metrics.excel_notice(total)
+excel_notice = metrics.excel_notice(total)  # counts in the default (indian) grouping
 if excel_notice is not None:
     st.warning(ui.md_escape(excel_notice), icon=":material/table_rows:")
 

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import pandas as pd
 
+from lib.view import numbers
 from lib.view.metrics.breakdowns import WEEKDAYS
 
 BEST_TIME_MIN = 30  # attempted leads a cell needs to be coloured and advised
@@ -68,12 +69,14 @@ class BestTime:
     def overall_rate(self) -> float | None:
         return self.answered / self.attempted if self.attempted else None
 
-    def lines(self) -> list[str]:
+    def lines(self, number_format: str = numbers.DEFAULT_FORMAT) -> list[str]:
         """One sentence per window, e.g. "Tue 10:00–12:00: 41% answered (212 calls) vs 28%
-        overall" (no window means the selection has attempts, so the overall rate exists)."""
+        overall" (no window means the selection has attempts, so the overall rate exists); the
+        calls grouped in `number_format`."""
         overall = _percent(self.overall_rate or 0.0)
         return [
-            f"{w.label}: {_percent(w.rate)} answered ({w.attempted:,} calls) vs {overall} overall"
+            f"{w.label}: {_percent(w.rate)} answered ({numbers.count(w.attempted, number_format)} "
+            f"calls) vs {overall} overall"
             for w in self.windows
         ]
 

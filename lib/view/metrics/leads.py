@@ -15,7 +15,7 @@ import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
 from lib.store.lead_sql import AGENT_SQL
-from lib.view import export
+from lib.view import export, numbers
 from lib.view.filters import Filters, where_clause
 from lib.view.metrics.relation import fetch_frame, lead_relation, local_today
 
@@ -150,13 +150,20 @@ EXCEL_MAX_ROWS = 1_048_575  # one header row + this many rows is Excel's sheet l
 _EXCEL_BATCH = 10_000
 
 
-def excel_notice(total: int, max_rows: int = EXCEL_MAX_ROWS) -> str | None:
-    """What the Excel export leaves out, in words; None when every lead fits."""
+def excel_notice(
+    total: int, max_rows: int = EXCEL_MAX_ROWS, number_format: str = numbers.DEFAULT_FORMAT
+) -> str | None:
+    """What the Excel export leaves out, in words (counts in `number_format`); None when every
+    lead fits."""
     if total <= max_rows:
         return None
+
+    def n(value: int) -> str:
+        return numbers.count(value, number_format)
+
     return (
-        f"Excel holds {max_rows:,} rows: the Excel file leaves out {total - max_rows:,} of "
-        f"{total:,} leads (the last in the export's order). The CSV export has them all."
+        f"Excel holds {n(max_rows)} rows: the Excel file leaves out {n(total - max_rows)} of "
+        f"{n(total)} leads (the last in the export's order). The CSV export has them all."
     )
 
 
