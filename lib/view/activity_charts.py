@@ -31,7 +31,8 @@ def _day_text(day) -> str:
 
 def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT) -> go.Figure:
     """One measure per local hour (frame of activity.activity_hours): a bar per hour for
-    yesterday and for today, side by side. customdata = [day (ISO), hour, value text]."""
+    yesterday and for today, side by side. customdata = [day (ISO), hour]; hovertext = the
+    value's text in `number_format`."""
     name = activity.MEASURES[measure]
     fig = go.Figure()
     for label, rows in frame.groupby("day_label", sort=False):
@@ -42,12 +43,10 @@ def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT
                 x=[int(h) for h in rows["hour"]],
                 y=[int(v) for v in rows[measure]],
                 marker_color=DAY_COLORS[label],
-                customdata=[
-                    [f"{day:%Y-%m-%d}", int(h), numbers.count(v, number_format)]
-                    for h, v in zip(rows["hour"], rows[measure], strict=True)
-                ],
+                customdata=[[f"{day:%Y-%m-%d}", int(h)] for h in rows["hour"]],
+                hovertext=[numbers.count(v, number_format) for v in rows[measure]],
                 hovertemplate=f"{label} %{{x:02d}}:00–%{{x:02d}}:59<br>{name.lower()}: "
-                "%{customdata[2]}<extra></extra>",
+                "%{hovertext}<extra></extra>",
             )
         )
     return charts.layout(
@@ -70,10 +69,9 @@ def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
                 x=days,
                 y=[int(v) for v in frame[measure]],
                 marker_color=MEASURE_COLORS[measure],
-                customdata=[[numbers.count(v, number_format)] for v in frame[measure]],
-                hovertemplate="%{x|%a %d %b %Y}<br>"
-                + name.lower()
-                + ": %{customdata[0]}<extra></extra>",
+                hovertext=[numbers.count(v, number_format) for v in frame[measure]],
+                hovertemplate=f"%{{x|%a %d %b %Y}}<br>{name.lower()}: "
+                "%{hovertext}<extra></extra>",
             )
         )
     return charts.layout(

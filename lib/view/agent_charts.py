@@ -27,7 +27,8 @@ BAND_COLORS: dict[str, str] = dict(
 def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Conversions per agent (bars) and the conversion rate (markers, right axis), from
     metrics.agent_conversions; the "Other" bar is grey and not clickable. customdata: [filter
-    value, conversions, answered, conversions text, answered text]."""
+    value, conversions, answered]; the counts' text (`number_format`) is the bar's text and
+    hovertext."""
     labels = charts.unique_labels(list(frame["agent"]))
     x = [labels[a] for a in frame["agent"]]
     values = [
@@ -36,9 +37,11 @@ def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> 
     ]
     rates = [None if pd.isna(r) else round(float(r) * 100, 1) for r in frame["conversion_rate"]]
     custom = [
-        [value, int(c), int(a), numbers.count(c, number_format), numbers.count(a, number_format)]
+        [value, int(c), int(a)]
         for value, c, a in zip(values, frame["conversions"], frame["answered"], strict=True)
     ]
+    converted = [numbers.count(c, number_format) for c in frame["conversions"]]
+    answered = [numbers.count(a, number_format) for a in frame["answered"]]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
@@ -49,11 +52,11 @@ def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> 
                 charts.OTHER_COLOR if other else CONVERSION_COLOR for other in frame["is_other"]
             ],
             customdata=custom,
-            text=[row[3] for row in custom],
+            text=converted,
+            hovertext=answered,
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{x}<br>%{customdata[3]} conversions of %{customdata[4]} answered"
-            "<extra></extra>",
+            hovertemplate="%{x}<br>%{text} conversions of %{hovertext} answered<extra></extra>",
         )
     )
     fig.add_trace(
@@ -65,8 +68,9 @@ def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> 
             mode="markers",
             marker={"color": charts.LINE_COLOR, "size": 9, "symbol": "diamond"},
             customdata=custom,
+            hovertext=[f"{c} of {a}" for c, a in zip(converted, answered, strict=True)],
             hovertemplate="%{x}<br>conversion rate %{y:.1f}% "
-            "(%{customdata[3]} of %{customdata[4]} answered)<extra></extra>",
+            "(%{hovertext} answered)<extra></extra>",
         )
     )
     return charts.layout(
