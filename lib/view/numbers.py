@@ -25,7 +25,7 @@ MISSING = ""  # what None and NaN read as, unless the caller names its own (tile
 
 def locale_for(settings: Any) -> str:
     """The Babel locale of these settings' `number_format`."""
-    return locale_of(getattr(settings, "number_format", "indian"))
+    return locale_of(getattr(settings, "number_format", DEFAULT_FORMAT))
 
 
 def locale_of(number_format: str) -> str:
@@ -45,9 +45,8 @@ def _missing(value: Any) -> bool:
 @functools.cache
 def _pattern(locale: str, kind: str, digits: int) -> str:
     """The locale's own decimal or percent pattern (its grouping) with exactly `digits`."""
-    formats = Locale.parse(locale).decimal_formats if kind == "decimal" else None
-    if formats is None:
-        formats = Locale.parse(locale).percent_formats
+    parsed = Locale.parse(locale)
+    formats = parsed.decimal_formats if kind == "decimal" else parsed.percent_formats
     pattern = formats[None].pattern.split(";")[0]
     fraction = "." + "0" * digits if digits > 0 else ""
     whole = re.sub(r"\.[0#]*", "", pattern)
