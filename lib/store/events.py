@@ -3,19 +3,21 @@ ingest in the delivery's own transaction, and `event_hours`, its counts per camp
 hour, which the activity, pace and "what changed" views read.
 
 The API returns each lead's current state only (its last call). Because the dashboard syncs
-every few minutes, comparing what arrives with what is stored shows every change: one
-INSERT ... SELECT joins the delivery's rows to the stored ones (`record_changes`) before they are
-overwritten. A lead seen for the first time gets one "first seen" row, which counts no dial; a
-stale copy (older than the stored state) or an identical one changes nothing and writes
-nothing, so a re-delivery adds nothing and a re-ingest of every kept body, in order, rebuilds
-the same table (`clear_events` before it).
+every few minutes, comparing what arrives with what is stored shows every change: one join of
+the delivery's rows to the stored ones (`record_changes`), before they are overwritten, gives
+the events, and the rows the general write then updates, inserts and subtracts from the summary
+(TEMP TABLE _changes), so the stored leads are joined once. A lead seen for the first time
+gets one "first seen" row, which counts no dial; a stale copy (older than the stored state) or
+an identical one changes nothing and writes nothing, so a re-delivery adds nothing and a
+re-ingest of every kept body, in order, rebuilds the same table (`clear_events` before it).
 
 Dials observed = the increase of the attempt count, placed at the new state's time: several
 calls between two syncs count as all of them, at the time of the last one. When the account
 delivers no attempt count, a newer state of an attempted lead counts one dial.
 
 `event_hours` grows with campaigns x hours, not with leads. It is current with the lead summary
-(lib/store/summary.py stamps both): ingest adds the delivery's events to it, and a category edit
+(lib/store/summary.py stamps both): ingest adds the delivery's events to it (for a delivery of
+first sights only, counted from its summary rows), and a category edit
 (which changes what a conversion is) makes the first reader rebuild it with the summary.
 """
 
@@ -79,9 +81,10 @@ HOUR_COLUMNS = (
 )
 
 
-def _select_changes(new: str, old: str | None, delivery_id: int) -> str:
-    """SELECT of event rows from the new states `new` (alias b) and, when `old` (alias leads)
-    is the stored state joined to them, the states they replace; NULL `old` = first seen."""
+def _select_changes(new: str, old: str | None, delivery_id: int, extra: str = "") -> str:
+    """SELECT of event rows (columns named as EVENT_COLUMNS, then `extra`) from the new states
+    `new` (alias b) and, when `old` (alias leads) is the stored state joined to them, the states
+    they replace; NULL `old` = first seen."""
     before = (lambda c: f"leads.{c}") if old else (lambda c: "NULL")
     first_seen = "leads.lead_key IS NULL" if old else "TRUE"
     attempted_after = ATTEMPTED_SQL.replace("attempts", "b.attempts").replace(
@@ -95,28 +98,49 @@ def _select_changes(new: str, old: str | None, delivery_id: int) -> str:
         else "0"
     )
     agent = AGENT_SQL.replace("agent_name", "b.agent_name").replace("agent_id", "b.agent_id")
-    return f"""
-        SELECT b.campaign_name, b.lead_key, b.updated_at,
-               (SELECT received_at FROM raw_deliveries WHERE id = {int(delivery_id)}),
-               {int(delivery_id)}, {first_seen}, {dials},
-               {before("attempts")}, b.attempts, {before("dial_status")}, b.dial_status,
-               {before("dial_bucket")}, b.dial_bucket, {before("lead_status")}, b.lead_status,
-               {before("disposition")}, b.disposition, {agent}, b.call_duration_s
-        FROM {new} AS b {old or ""}
-    """
+    values = (
+        "b.campaign_name", "b.lead_key", "b.updated_at",
+        f"(SELECT received_at FROM raw_deliveries WHERE id = {int(delivery_id)})",
+        str(int(delivery_id)), first_seen, dials,
+        before("attempts"), "b.attempts", before("dial_status"), "b.dial_status",
+        before("dial_bucket"), "b.dial_bucket", before("lead_status"), "b.lead_status",
+        before("disposition"), "b.disposition", agent, "b.call_duration_s",
+    )  # fmt: skip
+    named = ", ".join(f"{v} AS {c}" for v, c in zip(values, EVENT_COLUMNS, strict=True))
+    return f"SELECT {named}{', ' + extra if extra else ''} FROM {new} AS b {old or ''}"
+
+
+# The stored columns the lead summary needs beyond the event's own "before" ones, kept with the
+# staged changes so that its delta reads the replaced states without joining `leads` again.
+_STAGED_OLD = ("agent_name", "agent_id", "call_duration_s", "updated_at", "created_at")
+# The stored leads the staged changes replace, with the `leads` columns the summary reads.
+REPLACED_LEADS = (
+    "(SELECT campaign_name, lead_status_before AS lead_status, dial_bucket_before AS dial_bucket, "
+    "disposition_before AS disposition, attempts_before AS attempts, "
+    + ", ".join(f"_old_{c} AS {c}" for c in _STAGED_OLD)
+    + " FROM _changes WHERE _l_row IS NOT NULL)"
+)
 
 
 def record_changes(cursor: duckdb.DuckDBPyConnection, batch: str, newer: str, delivery_id: int):
     """Before the general write overwrites leads: one event per row of `batch` (alias b) that
     is new, or newer than and different from the stored lead (`newer`, the write's own
-    condition on `leads` and b)."""
+    condition on `leads` and b). The one join of the delivery to the stored leads: its rows are
+    kept in TEMP TABLE _changes (the event's columns, `_b_row` = the batch row's rowid, `_l_row`
+    = the stored lead's rowid, NULL for a new lead, and the stored `_old_` columns the summary
+    needs), which the write and the summary delta read (`REPLACED_LEADS`); the caller drops it."""
     joined = (
         "LEFT JOIN leads ON leads.campaign_name = b.campaign_name AND leads.lead_key = b.lead_key"
     )
+    extra = "b.rowid AS _b_row, leads.rowid AS _l_row, " + ", ".join(
+        f"leads.{c} AS _old_{c}" for c in _STAGED_OLD
+    )
     cursor.execute(
-        f"INSERT INTO lead_events ({_EVENT_LIST}) {_select_changes(batch, joined, delivery_id)} "
+        f"CREATE OR REPLACE TEMP TABLE _changes AS "
+        f"{_select_changes(batch, joined, delivery_id, extra)} "
         f"WHERE leads.lead_key IS NULL OR ({newer})"
     )
+    cursor.execute(f"INSERT INTO lead_events ({_EVENT_LIST}) SELECT {_EVENT_LIST} FROM _changes")
 
 
 def record_first_loads(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> None:
@@ -162,12 +186,27 @@ def rebuild_event_hours(cursor: duckdb.DuckDBPyConnection) -> None:
     cursor.execute(f"INSERT INTO event_hours ({HOUR_COLUMNS}) {hours_select('TRUE')}")
 
 
-def add_event_hours(cursor: duckdb.DuckDBPyConnection, delivery_id: int) -> None:
-    """Ingest: adds the delivery's events to `event_hours` (events are only ever added)."""
-    cursor.execute(
-        f"CREATE OR REPLACE TEMP TABLE _event_delta AS "
-        f"{hours_select(f'delivery_id = {int(delivery_id)}')}"
-    )
+def first_seen_hours_select(written: str) -> str:
+    """SELECT of `event_hours`' rows for a delivery whose every event is a first sight, from
+    `written`: its leads' summary rows (campaign_name, updated_day, updated_hour, leads), which
+    hold the same local day and hour of the same times. A first sight counts no dial, no
+    answer and no conversion."""
+    return f"""
+        SELECT campaign_name, updated_day, updated_hour, 0::BIGINT AS dials,
+               0::BIGINT AS answered, 0::BIGINT AS conversions,
+               sum(leads)::BIGINT AS first_seen, sum(leads)::BIGINT AS changes
+        FROM {written} WHERE updated_day IS NOT NULL GROUP BY ALL
+    """
+
+
+def add_event_hours(
+    cursor: duckdb.DuckDBPyConnection, delivery_id: int, delta: str | None = None
+) -> None:
+    """Ingest: adds the delivery's events to `event_hours` (events are only ever added); `delta`,
+    a SELECT of those events' hours when the caller has it (`first_seen_hours_select`), saves
+    reading them back."""
+    delta = delta or hours_select(f"delivery_id = {int(delivery_id)}")
+    cursor.execute(f"CREATE OR REPLACE TEMP TABLE _event_delta AS {delta}")
     if not cursor.execute("SELECT count(*) FROM _event_delta").fetchone()[0]:
         cursor.execute("DROP TABLE _event_delta")
         return

@@ -21,7 +21,7 @@ import duckdb
 
 from lib.store import connection  # a module: connection imports the schema, hence this file
 from lib.store.catalog import categorised
-from lib.store.events import add_event_hours, rebuild_event_hours
+from lib.store.events import add_event_hours, first_seen_hours_select, rebuild_event_hours
 from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 
 # Talk time of answered leads in bands (index into TALK_BANDS); NULL for the others.
@@ -171,17 +171,22 @@ def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> Non
     )
 
 
-def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool) -> None:
+def update_summary(
+    cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool, replaced: bool = True
+) -> None:
     """Ingest, after writing a delivery's leads (every written row carries its delivery_id) and
     bumping the data version, in the same transaction: adds the written rows to the summary
     and the delivery's events to `event_hours`, and subtracts the replaced ones
     (`begin_summary_delta`), or rebuilds them when they were not current before this delivery.
-    Cost: the delivery's rows plus the summary rows of its campaigns."""
+    `replaced` False: the delivery replaced no stored lead (every event a first sight), so its
+    hours come from the written rows' summary rows. Cost: the delivery's rows plus the summary
+    rows of its campaigns."""
     if not incremental:
         cursor.execute("DROP TABLE IF EXISTS _summary_delta")
         rebuild_summary(cursor)
         return
-    add_event_hours(cursor, delivery_id)
+    if replaced:
+        add_event_hours(cursor, delivery_id)
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
     )
@@ -189,6 +194,8 @@ def update_summary(cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremen
         f"INSERT INTO _summary_delta ({_SUMMARY_LIST}) "
         f"{summary_select('leads', f'delivery_id = {int(delivery_id)}')}"
     )
+    if not replaced:  # _summary_delta holds the written rows only (no replaced one subtracted)
+        add_event_hours(cursor, delivery_id, first_seen_hours_select("_summary_delta"))
     if not cursor.execute("SELECT count(*) FROM _summary_delta").fetchone()[0]:
         cursor.execute("DROP TABLE _summary_delta")
         stamp_summary(cursor)

@@ -107,6 +107,7 @@ def ingest_parsed(
         with contextlib.suppress(duckdb.Error):
             cursor.execute("DROP TABLE IF EXISTS _raw")
             cursor.execute("DROP TABLE IF EXISTS _batch")
+            cursor.execute("DROP TABLE IF EXISTS _changes")
             cursor.execute("DROP TABLE IF EXISTS _summary_delta")
 
 
@@ -138,7 +139,7 @@ def _transaction(
         phases.mark("report")
         result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request, report, replay)
         store.bump_data_version(cursor)
-        update_summary(cursor, delivery_id, incremental)
+        update_summary(cursor, delivery_id, incremental, replaced=loaded.updated > 0)
         phases.mark("summary")
         cursor.execute("COMMIT")
     except BaseException:
