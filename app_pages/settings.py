@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.view import access, operations, saved_views, tables, ui
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 
 current = ui.view()
 ui.page_header("Settings", "Stored in the database; changes apply to everyone at once.")
@@ -387,8 +388,11 @@ else:
 st.subheader("Dial status and status values", anchor=False)
 st.caption(
     "Values CloudAgent sent that are outside the known vocabulary, and the bucket each was "
-    "counted in. Choose another bucket to count them there (dial status: answered, NoAnswer, "
-    "user_disconnected, Fail, Not dialled; status: Success, Fail, Pending)."
+    "counted in. Choose another bucket to count them there, by its stored value (dial status: "
+    + ", ".join(f"`{v}` = {label}" for v, label in DIAL_STATUS_LABELS.items())
+    + "; status: "
+    + ", ".join(f"`{v}` = {label}" for v, label in LEAD_STATUS_LABELS.items())
+    + ")."
 )
 value_table = operations.value_mapping_table()
 

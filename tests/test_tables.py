@@ -20,8 +20,23 @@ def test_headers_name_the_columns_in_words():
     assert tables.header("unique_id") == "uniqueId"
     # Names the table does not list: words, a trailing _at dropped, _s read as seconds.
     assert tables.header("noted_at") == "Noted"
-    assert tables.header("call_duration_s") == "Call duration (s)"
+    assert tables.header("call_duration_s") == "Talk time (s)"  # named by the table
+    assert tables.header("wait_s") == "Wait (s)"
+    assert tables.header("NoAnswer") == "No answer"  # a dial status as a column
     assert tables.header("attempts allowed") == "Attempts allowed"
+
+
+def test_a_charts_numbers_read_as_people_do_and_keep_their_numbers():
+    frame = pd.DataFrame(
+        {"campaign": ["A", "A"], "bucket": ["NoAnswer", "user_disconnected"], "leads": [3, 1]}
+    )
+    shown = tables.for_people(frame)
+    assert list(shown.columns) == ["Campaign", "Dial status", "Leads"]
+    assert list(shown["Dial status"]) == ["No answer", "Customer disconnected"]
+    assert list(shown["Leads"]) == [3, 1] and list(frame["bucket"]) == [
+        "NoAnswer",
+        "user_disconnected",
+    ]
 
 
 def test_time_columns_show_day_month_and_time_in_the_zone_and_keep_their_values():

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS, PROGRESS_LABELS
 from lib.view.metrics.trouble import duration_words
 
 TIME_FORMAT = "DD MMM, HH:mm"  # momentjs, as st.column_config draws it: "02 Dec, 21:32"
@@ -70,14 +71,30 @@ HEADERS: dict[str, str] = {
     "lead_key": "Lead key",
     "lead_id": "Lead id",
     "updated_at": "Last update",
-    "dial_bucket": "Dial status group",
+    "dial_bucket": "Dial status",
+    "bucket": "Dial status",
+    "lead_status": "Lead status",
+    "progress": "Lead progress",
+    "share %": "Share %",
+    "day": "Day",
+    "n_answered": "Answered leads",
+    "n_attempted": "Attempted leads",
+}
+# Columns whose values are raw statuses, and the labels people read for them.
+_VALUE_LABELS: dict[str, Mapping[str, str]] = {
+    "bucket": DIAL_STATUS_LABELS,
+    "dial_bucket": DIAL_STATUS_LABELS,
+    "lead_status": LEAD_STATUS_LABELS,
+    "progress": PROGRESS_LABELS,
 }
 
 
 def header(name: str) -> str:
-    """The header people read for column `name`."""
+    """The header people read for column `name` (a dial status as a column: its label)."""
     if name in HEADERS:
         return HEADERS[name]
+    if name in DIAL_STATUS_LABELS:
+        return DIAL_STATUS_LABELS[name]
     words = str(name)
     for suffix, replacement in (("_at", ""), ("_s", " (s)"), ("_ms", " (ms)")):
         if words.endswith(suffix):
@@ -85,6 +102,16 @@ def header(name: str) -> str:
             break
     words = words.replace("_", " ").strip()
     return words[:1].upper() + words[1:] if words else str(name)
+
+
+def for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """A chart's numbers as people read them, on screen and in its downloads: every header in
+    words, statuses by their labels; the numbers untouched."""
+    result = frame.rename(columns={name: header(name) for name in frame.columns})
+    for name, labels in _VALUE_LABELS.items():
+        if name in frame.columns:
+            result[header(name)] = [labels.get(value, value) for value in frame[name]]
+    return result
 
 
 def column_config(

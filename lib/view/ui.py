@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.services import Services, get_services
-from lib.view import charts, export, metrics
+from lib.view import charts, export, metrics, tables
 from lib.view import numbers as fmt
 from lib.view.filters import (
     P_CAMPAIGN,
@@ -317,10 +317,11 @@ def numbers(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Numb
     expander = st.expander(label, icon=":material/table:", key=f"{key}_numbers", on_change="rerun")
     if not expander.open:
         return
+    people = tables.for_people(frame)
     with expander:
-        st.dataframe(shown(frame), hide_index=True)  # the downloads get the plain frame
+        st.dataframe(shown(people), hide_index=True)  # the downloads get the plain frame
         stem = file_name.removesuffix(".csv")
-        downloads(frame, key=key, file_stem=stem, sheet=stem.replace("_", " ").capitalize())
+        downloads(people, key=key, file_stem=stem, sheet=stem.replace("_", " ").capitalize())
 
 
 def chart(

@@ -73,15 +73,15 @@ def test_csv_download_matches_the_table_and_the_chart(page, watch, demo_server, 
 
     # The same columns and rows as the table shown (numbers compared as numbers: the grid
     # writes 37.0 as "37").
-    assert header == shown[0] == ["campaign", "bucket", "leads", "share %"]
+    assert header == shown[0] == ["Campaign", "Dial status", "Leads", "Share %"]
     assert len(rows) == len(shown) - 1 == 20  # 4 campaigns x 5 buckets
     for csv_row, table_row in zip(rows, shown[1:], strict=True):
         assert csv_row[:2] == table_row[:2]
         assert [float(v) for v in csv_row[2:]] == [helpers.number(v) for v in table_row[2:]]
 
-    # And the chart's segments: every (campaign, bucket) count and share.
+    # And the chart's segments: every (campaign, dial status label) count and share.
     segments = {
-        (point[1], point[0]): (point[3], point[4])
+        (point[1], point[2]): (point[3], point[4])
         for trace in helpers.figure(page, DIAL_CHART)
         for point in trace["customdata"]
     }
