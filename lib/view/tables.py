@@ -145,14 +145,16 @@ def table(frame: pd.DataFrame | list, tz: str, *, key: str, **options: Any) -> N
     )
 
 
+def ago(moment: datetime, now: datetime) -> str:
+    """How long before `now` `moment` was: "45 s ago", "3 min ago", "1 h 5 min ago"."""
+    return f"{duration_words((now - moment).total_seconds())} ago"
+
+
 def with_age(frame: pd.DataFrame, column: str, now: datetime) -> pd.DataFrame:
     """`frame` with `data_age` after `column`: how long ago it was ("3 min ago"), where
     freshness matters; blank without a time."""
     moments = pd.to_datetime(frame[column], utc=True)
-    ages = [
-        "" if pd.isna(moment) else f"{duration_words((now - moment).total_seconds())} ago"
-        for moment in moments
-    ]
+    ages = ["" if pd.isna(moment) else ago(moment, now) for moment in moments]
     result = frame.copy()
     result.insert(result.columns.get_loc(column) + 1, "data_age", ages)
     return result

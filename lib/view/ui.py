@@ -402,19 +402,6 @@ def campaign_focus(candidates: list[str]) -> str | None:
 # -- freshness, empty states, refresh ------------------------------------------------------------
 
 
-def _ago(moment: Any, now: datetime) -> str:
-    if moment is None or pd.isna(moment):
-        return "never"
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 90:
-        return f"{seconds} s ago"
-    if seconds < 90 * 60:
-        return f"{seconds // 60} min ago"
-    if seconds < 36 * 3600:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
-
-
 def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
     """ "Data as of (zone): Renewals: 26 Nov 14:05 (3 min ago) · ..." for the given campaigns."""
     now = datetime.now(ZoneInfo(tz))
@@ -425,7 +412,7 @@ def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
             when = "not synced yet"
         else:
             stamp = pd.Timestamp(moment).tz_convert(tz)
-            when = f"{stamp:%d %b %H:%M} ({_ago(stamp.to_pydatetime(), now)})"
+            when = f"{tables.time_text(stamp, now.tzinfo)} ({tables.ago(stamp, now)})"
         parts.append(f"{md_escape(charts.label(row.campaign, 30))}: {when}")
     if not parts:
         return "No campaign has data yet."
