@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from lib.view import export, metrics, ui
+from lib.view import export, metrics, tables, ui
 from lib.view.metrics import history
 
 current = ui.view()
@@ -121,7 +121,10 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
         st.subheader("Lead record", anchor=False)
         extra = record.pop("extra", None)
         fields = pd.DataFrame(
-            {"field": list(record), "value": ["" if v is None else str(v) for v in record.values()]}
+            {
+                "Field": [tables.header(name) for name in record],
+                "Value": ["" if v is None else str(v) for v in record.values()],
+            }
         )
         st.dataframe(fields, hide_index=True, key="lead_record_table")
         if extra:

@@ -377,9 +377,10 @@ def test_leads_page_rows_search_and_record(seeded):
     at.session_state["leads_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert "Lead record" in texts(at.subheader)
-    record = table(at, "field")
-    values = dict(zip(record["field"], record["value"], strict=True))
-    assert values["phone_number"].startswith("•")
+    record = table(at, "Field")
+    values = dict(zip(record["Field"], record["Value"], strict=True))
+    assert values["Phone"].startswith("•")  # the record's fields named in words, phone masked
+    assert "phone_number" not in values and "Talk time (s)" in values
     labels = [b.label for b in at.get("download_button")]
     assert "Export CSV" in labels and "Export Excel" in labels
 
