@@ -54,7 +54,9 @@ def test_deep_link_is_the_first_request_of_a_fresh_server(new_context, tmp_path)
         assert tiles["Answer rate"] == "100.0%"
         campaign_rows = next(c["rows"] for c in rows if c["name"] == CAMPAIGN)
         assert 0 < helpers.number(tiles["Leads"]) < campaign_rows
-        assert [t["name"] for t in helpers.figure(page, "campaign_dial_chart")] == ["answered"]
+        assert [(t["group"], t["name"]) for t in helpers.figure(page, "campaign_dial_chart")] == [
+            ("answered", "Answered")
+        ]
 
         assert watch.problems() == []
         assert "Traceback" not in server.log_text()

@@ -142,9 +142,9 @@ def _sign_in_as_operator(page: Page, server: ServerProcess) -> None:
 def _inspected_fields(page: Page) -> dict[str, tuple[str, str]]:
     """The Sync page's delivery inspector: delivered field -> (dashboard column, mapped by)."""
     # A keyed st.dataframe gets no st-key class (only widgets do): found by its header.
-    grid = page.get_by_test_id("stDataFrame").filter(has_text="delivered field")
+    grid = page.get_by_test_id("stDataFrame").filter(has_text="Delivered field")
     header, *rows = helpers.grid_rows(grid)
-    assert header == ["delivered field", "dashboard column", "mapped by"]
+    assert header == ["Delivered field", "Dashboard column", "Mapped by"]
     return {field: (column, how) for field, column, how in rows}
 
 
