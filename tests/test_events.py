@@ -5,7 +5,6 @@ dial, nothing for a stale, identical or duplicate delivery, the same table after
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from lib.store import Store
-from lib.store.ingest import ingest_delivery
-from lib.store.receive import register_raw
 from lib.store.reingest import start_replay, wait_for_replay
 from lib.store.retention import prune
 from lib.store.summary import summary_ready
+from tests.support.deliveries import deliver_json, lead_record
 
 TZ = "Asia/Kolkata"
 CAMPAIGN = "History"
@@ -31,32 +29,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def lead(key: str, updated: str, attempts: int, **fields) -> dict:
-    record = {
-        "LeadID": key,
-        "PhoneNumber": f"98{abs(hash(key)) % 10**8:08d}",
-        "CampaignName": CAMPAIGN,
-        "Status": "Pending",
-        "DialStatus": "NotDialed" if attempts == 0 else "not_answered",
-        "Disposition": "",
-        "AgentName": "",
-        "Attempts": attempts,
-        "CallDuration": "",
-        "CreatedDate": "2026-11-01 09:00:00",
-        "UpdatedDate": updated,
-    }
-    return record | fields
+    phone = f"98{abs(hash(key)) % 10**8:08d}"
+    return lead_record(CAMPAIGN, key, updated, attempts, phone=phone, **fields)
 
 
 def deliver(store: Store, records: list[dict], unique_id: str) -> int:
-    folder = store.path.parent / (store.path.stem + ".deliveries")
-    folder.mkdir(exist_ok=True)
-    part = folder / f"{unique_id}.part"
-    doc = {"status": "success", "uniqueId": unique_id, "campaignName": CAMPAIGN, "data": records}
-    part.write_bytes(json.dumps(doc).encode())
-    raw = register_raw(store, folder, part, "application/json")
-    if not raw.duplicate:
-        ingest_delivery(store, raw.id)
-    return raw.id
+    return deliver_json(store, CAMPAIGN, records, unique_id)
 
 
 EVENT_VIEW = (

@@ -5,7 +5,6 @@ come from the summary rows), and a mix of new, changed, stale and identical lead
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +12,8 @@ import pytest
 
 from lib.store import Store
 from lib.store.events import hours_select
-from lib.store.ingest import ingest_delivery
-from lib.store.receive import register_raw
 from lib.store.summary import summary_is_current, summary_select
+from tests.support.deliveries import deliver_json, lead_record
 
 TZ = "Asia/Kolkata"
 
@@ -28,31 +26,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def lead(campaign: str, key: str, updated: str, attempts: int, **fields) -> dict:
-    record = {
-        "LeadID": key,
-        "PhoneNumber": f"98{int(key) * 7919 % 10**8:08d}",
-        "CampaignName": campaign,
-        "Status": "Pending",
-        "DialStatus": "NotDialed" if attempts == 0 else "not_answered",
-        "Disposition": "",
-        "AgentName": "",
-        "Attempts": attempts,
-        "CallDuration": "",
-        "CreatedDate": "2026-11-01 09:00:00",
-        "UpdatedDate": updated,
-    }
-    return record | fields
-
-
-def deliver(store: Store, campaign: str, records: list[dict], unique_id: str) -> int:
-    folder = store.path.parent / (store.path.stem + ".deliveries")
-    folder.mkdir(exist_ok=True)
-    part = folder / f"{unique_id}.part"
-    doc = {"status": "success", "uniqueId": unique_id, "campaignName": campaign, "data": records}
-    part.write_bytes(json.dumps(doc).encode())
-    raw = register_raw(store, folder, part, "application/json")
-    ingest_delivery(store, raw.id)
-    return raw.id
+    phone = f"98{int(key) * 7919 % 10**8:08d}"
+    return lead_record(campaign, key, updated, attempts, phone=phone, **fields)
 
 
 def assert_as_rebuilt(store: Store) -> None:
@@ -73,14 +48,14 @@ def assert_as_rebuilt(store: Store) -> None:
 def test_incremental_hours_and_summary_equal_their_rebuild(store):
     first = [lead("A", str(i), f"2026-11-30 {9 + i % 3:02d}:15:00", i % 2) for i in range(1, 9)]
     first.append(lead("A", "9", "", 0))  # no update time: an event, but in no hour
-    deliver(store, "A", first, "a-first")
+    deliver_json(store, "A", first, "a-first")
     assert_as_rebuilt(store)
     second = [lead("B", str(i), "2026-11-30 10:05:00", 0) for i in range(1, 4)]
-    deliver(store, "B", [*second, lead("B", "4", "", 0)], "b")  # the direct write
+    deliver_json(store, "B", [*second, lead("B", "4", "", 0)], "b")  # the direct write
     assert_as_rebuilt(store)
     only_new = [lead("A", str(i), "2026-11-30 13:40:00", 1) for i in range(20, 23)]
     only_new.append(lead("A", "23", "", 0))
-    deliver(store, "A", only_new, "a-new")  # the general write, every lead first seen
+    deliver_json(store, "A", only_new, "a-new")  # the general write, every lead first seen
     assert_as_rebuilt(store)
     mixed = [
         lead("A", "1", "2026-11-30 14:00:00", 3, DialStatus="answered", Disposition="Sale"),
@@ -89,7 +64,7 @@ def test_incremental_hours_and_summary_equal_their_rebuild(store):
         lead("A", "9", "2026-11-30 15:30:00", 1),
         lead("A", "30", "2026-11-30 15:45:00", 0),
     ]
-    deliver(store, "A", mixed, "a-mixed")
+    deliver_json(store, "A", mixed, "a-mixed")
     assert_as_rebuilt(store)
     cursor = store.cursor()
     try:

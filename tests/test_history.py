@@ -5,7 +5,6 @@ observed is known). Expected values are written out by hand from the deliveries 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,10 +16,10 @@ from streamlit.testing.v1 import AppTest
 from lib.store import Store
 from lib.store.ingest import ingest_delivery
 from lib.store.policy import save_attempts_allowed
-from lib.store.receive import register_raw
 from lib.view.filters import Filters
 from lib.view.metrics import history
 from lib.view.pages import page as registered
+from tests.support.deliveries import lead_record, register_json
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -29,31 +28,13 @@ COLUMNS = ["Campaign", "New leads", "Dials", "Newly answered", "New conversions"
 
 
 def lead(campaign: str, key: str, updated: str, attempts: int, **fields) -> dict:
-    record = {
-        "LeadID": key,
-        "PhoneNumber": f"+91 98765{int(key[1:]):05d}",
-        "Name": key,
-        "CampaignName": campaign,
-        "Status": "Pending",
-        "DialStatus": "NotDialed" if attempts == 0 else "not_answered",
-        "Disposition": "",
-        "AgentName": "",
-        "Attempts": attempts,
-        "CallDuration": "",
-        "CreatedDate": "2026-11-01 09:00:00",
-        "UpdatedDate": updated,
-    }
-    return record | fields
+    phone = f"+91 98765{int(key[1:]):05d}"
+    return lead_record(campaign, key, updated, attempts, phone=phone, **{"Name": key, **fields})
 
 
 def deliver(store: Store, campaign: str, records: list[dict], name: str, received: str) -> None:
     """One callback body, registered, its receive time set to `received` (local), ingested."""
-    folder = store.path.parent / (store.path.stem + ".deliveries")
-    folder.mkdir(exist_ok=True)
-    part = folder / f"{name}.part"
-    doc = {"status": "success", "uniqueId": name, "campaignName": campaign, "data": records}
-    part.write_bytes(json.dumps(doc).encode())
-    raw = register_raw(store, folder, part, "application/json")
+    raw = register_json(store, campaign, records, name)
     at = datetime.fromisoformat(received).replace(tzinfo=ZONE)
     with store.writing() as cursor:
         cursor.execute("UPDATE raw_deliveries SET received_at = ? WHERE id = ?", [at, raw.id])
