@@ -211,7 +211,7 @@ def test_hostile_names_are_shown_literally_and_run_nothing(fresh, server):
     # A keyed st.dataframe gets no st-key class (only widgets do): found by its header.
     grid = settings.get_by_test_id("stDataFrame").filter(has_text="saved by")
     header, *rows = helpers.grid_rows(grid)
-    names = sorted(row[header.index("name")] for row in rows)
+    names = sorted(row[header.index("Name")] for row in rows)  # headers in words
     assert names == sorted([HOSTILE_HTML, HOSTILE_MD])
     _settings_pick(settings, HOSTILE_MD)  # the select box offers the names as typed
     assert settings.locator('img[src="x"], a[href^="javascript:"]').count() == 0
