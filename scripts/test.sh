@@ -11,7 +11,10 @@ python3 -m ruff format --check .
 if [ "$#" -gt 0 ]; then  # a chosen subset: pytest as asked
   exec python3 -m pytest "$@"
 fi
-# The quick tests share the 2 cores (pytest-xdist); then the slow and browser ones, which measure
-# answer times under load, run one at a time. The slowest are listed, to keep CI short.
+# The quick tests share the 2 cores (pytest-xdist); so do the browser tests and the slow ones
+# that time nothing but their own servers (each worker starts its own demo server). The load
+# tests, which measure answer times under the load they make, run alone. The slowest are
+# listed, to keep CI short.
 python3 -m pytest -n 2 -m "not slow and not browser" --durations=10
-python3 -m pytest -m "slow or browser" --durations=20
+python3 -m pytest -n 2 -m "(slow and not browser) or (browser and not slow)" --durations=20
+python3 -m pytest -m "slow and browser" --durations=5
