@@ -11,7 +11,7 @@ import os
 import secrets
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -36,6 +36,18 @@ DEMO_CAMPAIGNS = ("Renewals_Q4", "Loan Offers - Mumbai", "Credit Card Upsell", "
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the setting."""
+
+
+SECRET_MASK = "***"  # noqa: S105 - the mask, not a secret
+
+
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every one of `secrets` in it replaced by SECRET_MASK (text that came from
+    elsewhere, a sender's error say, before it is stored, logged or shown)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, SECRET_MASK)
+    return text
 
 
 def redact_callback_url(url: str) -> str:
@@ -120,6 +132,11 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def secret_values(self) -> tuple[str | None, ...]:
+        """What must never be stored, logged or shown: for `mask_secrets`."""
+        return (self.callback_secret, self.cloudagent.api_key, self.admin_token)
 
 
 def _read_secrets(path: Path) -> dict:

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lib.auth import BackoffByClient
-from lib.config import SANDBOX_PREFIX, Settings, presented_token
+from lib.config import SANDBOX_PREFIX, Settings, mask_secrets, presented_token
 from lib.engine_setup import sandbox_mount, start_engine
 from lib.services import Services, get_services
 from lib.store import StoreError, catalog
@@ -236,7 +236,7 @@ def _record_failed_delivery(services: Services, delivery_id: int, rejected: Deli
         record_failed_delivery(
             services.store,
             delivery_id,
-            rejected.message,
+            mask_secrets(rejected.message, services.settings.secret_values),  # stored and logged
             unique_id=rejected.unique_id,
             campaign=rejected.campaign_name,
         )

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from lib.config import DEMO_CAMPAIGNS, ConfigError, load_settings
+from lib.config import DEMO_CAMPAIGNS, ConfigError, load_settings, mask_secrets
 
 
 def _load(tmp_path, env=None, toml=""):
@@ -135,3 +135,21 @@ def test_a_crash_while_the_callback_secret_is_made_never_leaves_a_broken_one(tmp
     settings = _load(tmp_path)  # the next start works and makes a whole secret
     assert len(settings.callback_secret) >= 32
     assert (folder / "callback_secret").read_text() == settings.callback_secret
+
+
+def test_every_secret_of_the_settings_is_masked_in_text_from_elsewhere(tmp_path):
+    settings = _load(
+        tmp_path,
+        env={
+            "CLOUDAGENT_API_KEY": "KK-api-key-0123456789",
+            "CLOUDAGENT_USERNAME": "manager",
+            "DIALSTATUS_ADMIN_TOKEN": "admin-token-0123456789",
+        },
+    )
+    said = (
+        f"rejected apiKey KK-api-key-0123456789 for {settings.callback_secret}; "
+        "token admin-token-0123456789"
+    )
+    masked = mask_secrets(said, settings.secret_values)
+    assert masked == "rejected apiKey *** for ***; token ***"
+    assert mask_secrets("nothing secret", (None, "")) == "nothing secret"

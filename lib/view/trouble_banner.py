@@ -61,9 +61,10 @@ def _banner() -> None:
     if services.sync is None:  # stopped since the full run
         return
     settings = services.settings
-    secrets = (settings.callback_secret, settings.cloudagent.api_key, settings.admin_token)
     try:
-        troubles = ui.read(troubled_campaigns, datetime.now(UTC), settings.sync_interval_s, secrets)
+        troubles = ui.read(
+            troubled_campaigns, datetime.now(UTC), settings.sync_interval_s, settings.secret_values
+        )
     except Exception:  # the banner is a notice: a failed read must not break the page below
         return
     if not troubles:

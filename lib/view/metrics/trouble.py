@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from lib.config import mask_secrets
+
 STALE_AFTER = 2  # sync intervals: data older than this many is named
 MAX_ERROR_CHARS = 200  # a failure's text is cut there (the Sync page shows all of it)
-HIDDEN = "***"
 
 _TROUBLE_SQL = """
     WITH enabled AS (
@@ -67,13 +68,10 @@ def duration_words(seconds: float) -> str:
     return f"{days} days" + (f" {hours} h" if hours else "")
 
 
-def _hide(text: str, secrets: Iterable[str]) -> str:
-    """The stored text with every secret replaced (the client redacts what CloudAgent echoes;
-    a delivery's reason or a proxy's text is hidden here once more), then cut short."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, HIDDEN)
-    text = " ".join(text.split())
+def _hide(text: str, secrets: Iterable[str | None]) -> str:
+    """The stored text with every secret masked (the client redacts what CloudAgent echoes, the
+    server a failed delivery's reason; masked here once more), then cut short."""
+    text = " ".join(mask_secrets(text, secrets).split())
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
