@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 
 from bench.common import FOCUS, TZ, median, timed
-from lib.store.catalog import category_sql
+from bench.queries import categories_cte
 from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 from lib.store.policy import dial_policy
 from lib.store.summary import TALK_BANDS, summary_ready
@@ -115,15 +115,6 @@ def _where(filters: Filters) -> tuple[str, dict]:
     return "TRUE", {}
 
 
-def _cat(where: str) -> str:
-    category = category_sql("d.disposition", "dc.category")
-    return (
-        f"cat AS (SELECT d.disposition, {category} AS category FROM (SELECT DISTINCT disposition "
-        f"FROM leads WHERE {where} AND disposition IS NOT NULL) d "
-        "LEFT JOIN disposition_categories dc USING (disposition))"
-    )
-
-
 def _allowed(where: str) -> str:
     """Attempts allowed per campaign of the view (the views filter by campaign only, so the
     highest attempts seen over `where` is the campaign's)."""
@@ -149,7 +140,7 @@ def sql_progress(cursor, store, filters: Filters, today: date) -> dict:
     opened = "progress IN ('not_dialled', 'retrying')"
     table = cursor.execute(
         f"""
-        WITH {_cat(where)}, {_allowed(where)},
+        WITH {categories_cte(where)}, {_allowed(where)},
         l AS (
             SELECT campaign_name, lead_status, dial_bucket, disposition, attempts, updated_at,
                    {ATTEMPTED_SQL} AS attempted, a.allowed, cat.category, {_PROGRESS} AS progress
@@ -185,7 +176,7 @@ def sql_progress(cursor, store, filters: Filters, today: date) -> dict:
     ).fetchall()
     outcomes = cursor.execute(
         f"""
-        WITH {_cat(where)}, {_allowed(where)},
+        WITH {categories_cte(where)}, {_allowed(where)},
         per AS (
             SELECT campaign_name, {ATTEMPTED_SQL} AS attempted, coalesce(attempts, 1) AS k,
                    count(*) AS n, count(*) FILTER (WHERE {ANSWERED}) AS answered,
@@ -227,7 +218,7 @@ def sql_agents(cursor, store, filters: Filters, today: date) -> dict:
     agent = f"coalesce({AGENT_SQL}, $no_agent)"
     table = cursor.execute(
         f"""
-        WITH {_cat(where)},
+        WITH {categories_cte(where)},
         l AS (
             SELECT {agent} AS agent, disposition, dial_bucket, call_duration_s, cat.category
             FROM leads LEFT JOIN cat USING (disposition) WHERE {where}
@@ -256,7 +247,7 @@ def sql_agents(cursor, store, filters: Filters, today: date) -> dict:
     ).fetchall()
     conversions = cursor.execute(
         f"""
-        WITH {_cat(where)},
+        WITH {categories_cte(where)},
         per AS (
             SELECT {agent} AS agent, count(*) FILTER (WHERE {ANSWERED}) AS answered,
                    count(*) FILTER (WHERE cat.category = 'Sale') AS conversions

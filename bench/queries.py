@@ -92,7 +92,9 @@ DATA_AS_OF_SQL = """
 """
 
 
-def _cat(where: str) -> str:
+def categories_cte(where: str) -> str:
+    """The baselines' `cat` CTE: each disposition of the matching leads and its category, as
+    the product resolves it (stored, else guessed from the name)."""
     category = category_sql("d.disposition", "dc.category")
     return (
         f"cat AS (SELECT d.disposition, {category} AS category FROM (SELECT DISTINCT disposition "
@@ -105,7 +107,7 @@ def _counts(where: str, group: str = "") -> str:
     select = f"{group}, " if group else ""
     tail = f" GROUP BY {group}" if group else ""
     return (
-        f"WITH {_cat(where)} SELECT {select}count(*), "
+        f"WITH {categories_cte(where)} SELECT {select}count(*), "
         "count(*) FILTER (WHERE lead_status = 'Pending'), "
         f"count(*) FILTER (WHERE {ATTEMPTED}), count(*) FILTER (WHERE dial_bucket = 'answered'), "
         "count(*) FILTER (WHERE lead_status = 'Success'), "
@@ -141,8 +143,9 @@ def sql_campaign(cursor, campaign: str) -> dict:
             f"SELECT lead_status, dial_bucket, count(*) FROM leads WHERE {where} GROUP BY ALL"
         ),
         "pareto": run(
-            f"WITH {_cat(where)} SELECT disposition, any_value(category), count(*) FROM leads "
-            f"JOIN cat USING (disposition) WHERE {where} AND trim(disposition) <> '' GROUP BY 1"
+            f"WITH {categories_cte(where)} SELECT disposition, any_value(category), count(*) "
+            f"FROM leads JOIN cat USING (disposition) WHERE {where} AND trim(disposition) <> '' "
+            "GROUP BY 1"
         ),
         "sunburst": run(
             "SELECT lead_status, dial_bucket, coalesce(nullif(trim(disposition), ''), '(none)'), "
