@@ -2,6 +2,7 @@
 lead's full record and its timeline (every observed state, from the lead history)."""
 
 import math
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -63,10 +64,14 @@ with table_slot:
             on_select="rerun",
             selection_mode="single-row",
             hide_index=True,
-            column_config={
-                "Attempts": st.column_config.NumberColumn(),
-                "Comments": st.column_config.TextColumn(width="large"),
-            },
+            column_config=tables.column_config(
+                rows,
+                current.tz,
+                {
+                    "Attempts": st.column_config.NumberColumn(),
+                    "Comments": st.column_config.TextColumn(width="large"),
+                },
+            ),
         )
         st.caption(
             f"Rows {ui.fmt_count(offset + 1)} to {ui.fmt_count(offset + len(rows))} of "
@@ -118,12 +123,13 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
         metrics.lead_record, chosen["Campaign"], chosen["lead_key"], current.show_phones
     )
     if record is not None:
+        zone = ZoneInfo(current.tz)
         st.subheader("Lead record", anchor=False)
         extra = record.pop("extra", None)
         fields = pd.DataFrame(
             {
                 "Field": [tables.header(name) for name in record],
-                "Value": ["" if v is None else str(v) for v in record.values()],
+                "Value": [tables.cell_text(k, v, zone) for k, v in record.items()],
             }
         )
         st.dataframe(fields, hide_index=True, key="lead_record_table")
@@ -142,6 +148,7 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
                 ui.shown(timeline, counts=["Attempts"], others=False),
                 hide_index=True,
                 key="lead_timeline_table",
+                column_config=tables.column_config(timeline, current.tz),
             )
             st.caption(
                 f"Every observed state of this lead, newest first; times are its last call's "

@@ -6,7 +6,7 @@ Every count links to the Leads page with the matching filters; every definition 
 import pandas as pd
 import streamlit as st
 
-from lib.view import activity_charts, export, metrics, operations, progress_charts, ui
+from lib.view import activity_charts, export, metrics, operations, progress_charts, tables, ui
 from lib.view.filters import P_PROGRESS, PROGRESS_STATES
 
 current = ui.view()
@@ -209,7 +209,12 @@ window_rows = ui.query(
 if window_rows.empty:
     st.success("Every last call in the selection is inside the calling window.")
 else:
-    st.dataframe(ui.shown(window_rows), hide_index=True, key="progress_window_leads")
+    st.dataframe(
+        ui.shown(window_rows),
+        hide_index=True,
+        key="progress_window_leads",
+        column_config=tables.column_config(window_rows, current.tz),
+    )
     more = outside - len(window_rows)
     st.caption(
         f"The {ui.fmt_count(len(window_rows))} most recent of {ui.fmt_count(outside)}, times in "

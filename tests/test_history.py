@@ -128,6 +128,11 @@ def store(tmp_path: Path):
     store.close()
 
 
+def dec(day: int, hour: int, minute: int = 0) -> pd.Timestamp:
+    """A time of December 2026 in the account's zone, as a timeline's typed Time column holds it."""
+    return pd.Timestamp(datetime(2026, 12, day, hour, minute, tzinfo=ZONE))
+
+
 def rows(frame: pd.DataFrame) -> list[tuple]:
     return [tuple(r) for r in frame.itertuples(index=False)]
 
@@ -203,17 +208,17 @@ def test_a_lead_timeline_lists_every_observed_state_newest_first(store):
         frame = history.lead_timeline(cursor, "North", "N1")
     assert list(frame.columns) == list(history.TIMELINE_COLUMNS)
     assert rows(frame) == [
-        ("Wed 2 Dec 2026, 18:00:00", "1 dial", 3, "Busy", "Pending", "", "", ""),
-        ("Wed 2 Dec 2026, 11:00:00", "1 dial", 2, "answered", "Pending", "Sale Closed", "Ravi",
+        (dec(2, 18), "1 dial", 3, "Failed", "Busy", "Pending", "", "", ""),
+        (dec(2, 11), "1 dial", 2, "Answered", "answered", "Pending", "Sale Closed", "Ravi",
          "00:01:30"),
-        ("Tue 1 Dec 2026, 09:00:00", "First seen", 1, "not_answered", "Pending", "", "", ""),
+        (dec(1, 9), "First seen", 1, "No answer", "not_answered", "Pending", "", "", ""),
     ]  # fmt: skip
     with store.cursor() as cursor:
         n4 = history.lead_timeline(cursor, "North", "N4")
         n3 = history.lead_timeline(cursor, "North", "N3")
-    assert rows(n4)[0][:4] == ("Thu 3 Dec 2026, 08:45:00", "2 dials", 2, "answered")
-    assert rows(n4)[1][:4] == ("Tue 1 Dec 2026, 09:30:00", "First seen", 0, "NotDialed")
-    assert rows(n3)[0][1:6] == ("No new dial", 1, "answered", "Pending", "Sale Closed")
+    assert rows(n4)[0][:5] == (dec(3, 8, 45), "2 dials", 2, "Answered", "answered")
+    assert rows(n4)[1][:5] == (dec(1, 9, 30), "First seen", 0, "Not dialled", "NotDialed")
+    assert rows(n3)[0][1:7] == ("No new dial", 1, "Answered", "answered", "Pending", "Sale Closed")
     # Never a phone number, whatever the column.
     for shown in (frame, n3, n4):
         assert not shown.astype(str).apply(lambda c: c.str.contains("98765")).any().any()
@@ -320,9 +325,9 @@ def test_the_lead_record_shows_its_timeline(scenario_services):
     assert "Timeline" in texts(at.subheader)
     timeline = next(d.value for d in at.dataframe if "Change" in d.value.columns)
     assert rows(timeline) == [
-        ("Thu 3 Dec 2026, 08:45:00", "2 dials", 2, "answered", "Pending", "Not Interested",
+        (dec(3, 8, 45), "2 dials", 2, "Answered", "answered", "Pending", "Not Interested",
          "Ravi", "00:00:40"),
-        ("Tue 1 Dec 2026, 09:30:00", "First seen", 0, "NotDialed", "Pending", "", "", ""),
+        (dec(1, 9, 30), "First seen", 0, "Not dialled", "NotDialed", "Pending", "", "", ""),
     ]  # fmt: skip
     assert "newest first" in texts(at.caption)
     assert "98765" not in timeline.to_string()

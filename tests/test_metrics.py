@@ -15,6 +15,7 @@ import pytest
 from lib.fields import DIAL_BUCKETS
 from lib.view import metrics
 from lib.view.filters import Filters
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ, kept_rows
 from tests.support.expected import KPI_LABELS
 
@@ -263,7 +264,7 @@ def test_lead_page_paginates_in_sql_and_masks_phones(seeded, cursor):
         "Name",
         "Status",
         "Dial status",
-        "Dial bucket",
+        "CloudAgent dial status",
         "Disposition",
         "Attempts",
         "Agent",
@@ -281,11 +282,40 @@ def test_lead_page_shows_phones_when_configured(seeded, cursor):
     assert all(p == by_key[k] for p, k in zip(page["Phone"], page["lead_key"], strict=True))
 
 
-def test_timestamps_are_local_time_text(seeded, cursor):
-    page = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=3)
+def present(value):
+    """A frame's value, or None where the frame holds its missing marker (NaN, NaT)."""
+    return None if pd.isna(value) else value
+
+
+def test_the_page_has_typed_times_and_labelled_statuses(seeded, cursor):
+    """On screen the times are the stored moments (the page draws them in the account's zone)
+    and the statuses read as the filters name them; CloudAgent's own dial status stays beside."""
+    page = metrics.lead_page(cursor, Filters(), TZ, seeded.today, limit=500)
     by_key = {r["lead_key"]: r for r in seeded.rows}
-    for key, text in zip(page["lead_key"], page["Updated"], strict=True):
-        assert text == by_key[key]["updated_at"].astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    for row in page.itertuples():
+        lead = by_key[row.lead_key]
+        assert (present(row.Updated), present(row.Created)) == (
+            lead["updated_at"],
+            lead["created_at"],
+        )
+        assert row.Status == LEAD_STATUS_LABELS[lead["lead_status"]]
+        assert row._5 == DIAL_STATUS_LABELS[lead["dial_bucket"]]  # "Dial status"
+        assert present(row._6) == lead["dial_status"]  # "CloudAgent dial status"
+    assert {"No answer", "Customer disconnected"} <= set(page["Dial status"])
+    assert "Failed" in set(page["Status"])
+
+
+def test_exports_keep_the_stored_values_and_local_time_text(seeded, cursor):
+    frame = pd.read_csv(
+        io.StringIO(metrics.export_csv(cursor, Filters(), TZ, seeded.today).decode("utf-8-sig")),
+        dtype=str,
+        keep_default_na=False,
+    )
+    assert list(frame.columns[3:6]) == ["Status", "Dial status", "Dial bucket"]
+    assert set(frame["Dial bucket"]) <= set(DIAL_BUCKETS) and "Fail" in set(frame["Status"])
+    stamps = sorted(r["updated_at"].astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
+                    for r in seeded.rows if r["updated_at"] is not None)  # fmt: skip
+    assert sorted(t for t in frame["Updated"] if t) == stamps
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.view.charts import BUCKET_COLORS
 from lib.view.filters import Filters, date_span, parse_query_params, previous_span
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.pages import DEFAULT_PAGE, page_paths
 from lib.view.pages import page as registered
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
@@ -381,6 +382,11 @@ def test_leads_page_rows_search_and_record(seeded):
     values = dict(zip(record["Field"], record["Value"], strict=True))
     assert values["Phone"].startswith("•")  # the record's fields named in words, phone masked
     assert "phone_number" not in values and "Talk time (s)" in values
+    lead = next(r for r in seeded.rows if r["name"] == at.dataframe[0].value["Name"][0])
+    assert values["Last update"] == f"{lead['updated_at'].astimezone(ZONE):%d %b, %H:%M}"
+    assert values["Lead status"] == LEAD_STATUS_LABELS[lead["lead_status"]]
+    assert values["Dial status"] == DIAL_STATUS_LABELS[lead["dial_bucket"]]
+    assert values["CloudAgent dial status"] == (lead["dial_status"] or "")
     labels = [b.label for b in at.get("download_button")]
     assert "Export CSV" in labels and "Export Excel" in labels
 

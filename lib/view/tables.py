@@ -74,6 +74,8 @@ HEADERS: dict[str, str] = {
     "dial_bucket": "Dial status",
     "bucket": "Dial status",
     "lead_status": "Lead status",
+    "status": "CloudAgent status",
+    "dial_status": "CloudAgent dial status",
     "progress": "Lead progress",
     "share %": "Share %",
     "day": "Day",
@@ -102,6 +104,17 @@ def header(name: str) -> str:
             break
     words = words.replace("_", " ").strip()
     return words[:1].upper() + words[1:] if words else str(name)
+
+
+def cell_text(name: str, value: Any, zone: tzinfo) -> str:
+    """One value of column `name` as people read it in a record: a time as TIME_TEXT in `zone`,
+    a status by its label, nothing for a missing value."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return time_text(value, zone)
+    labels = _VALUE_LABELS.get(name)
+    return labels.get(value, str(value)) if labels else str(value)
 
 
 def for_people(frame: pd.DataFrame) -> pd.DataFrame:

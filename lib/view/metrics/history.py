@@ -30,6 +30,8 @@ import pandas as pd
 from lib.store.catalog import SALE, categorised
 from lib.store.summary import summary_ready
 from lib.view.filters import DATE_BOUNDS, Filters, shown, where_clause
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
+from lib.view.metrics.leads import labelled_sql
 from lib.view.metrics.relation import allowed_sql, fetch_frame, local_today
 
 P_SINCE = "since"  # the Overview's URL parameter
@@ -68,7 +70,6 @@ HISTORY_START_CAPTION = (
     "changes were never observed."
 )
 NO_HISTORY = "No history observed yet"
-TIMELINE_TIME_FORMAT = "%a %-d %b %Y, %H:%M:%S"  # DuckDB: "Thu 3 Dec 2026, 18:05:09"
 
 
 # -- the chosen time ---------------------------------------------------------------------------
@@ -214,6 +215,7 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
     "Change",
     "Attempts",
     "Dial status",
+    "CloudAgent dial status",
     "Lead status",
     "Disposition",
     "Agent",
@@ -222,20 +224,21 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
 
 
 def lead_timeline(cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: str) -> pd.DataFrame:
-    """Every observed state of one lead, newest first: its time (UpdatedDate, local text), the
-    change (first seen, the dials observed, or none), attempts, dial status (the raw value, else
-    its bucket), lead status, disposition, agent and talk time. Never a phone number."""
+    """Every observed state of one lead, newest first: its time (UpdatedDate, typed), the
+    change (first seen, the dials observed, or none), attempts, dial status (its label, then as
+    CloudAgent sent it), lead status, disposition, agent and talk time. Never a phone number."""
     frame = fetch_frame(
         cursor,
         f"""
-        SELECT strftime(updated_at, '{TIMELINE_TIME_FORMAT}') AS "Time",
+        SELECT updated_at AS "Time",
                CASE WHEN first_seen THEN 'First seen'
                     WHEN dials = 1 THEN '1 dial'
                     WHEN dials > 1 THEN dials || ' dials'
                     ELSE 'No new dial' END AS "Change",
                attempts_after AS "Attempts",
-               coalesce(nullif(trim(dial_status_after), ''), dial_bucket_after) AS "Dial status",
-               lead_status_after AS "Lead status",
+               {labelled_sql("dial_bucket_after", DIAL_STATUS_LABELS)} AS "Dial status",
+               nullif(trim(dial_status_after), '') AS "CloudAgent dial status",
+               {labelled_sql("lead_status_after", LEAD_STATUS_LABELS)} AS "Lead status",
                disposition_after AS "Disposition",
                agent AS "Agent",
                CAST(to_seconds(call_duration_s) AS VARCHAR) AS "Talk time"
@@ -245,6 +248,6 @@ def lead_timeline(cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: st
         """,
         {"campaign": campaign, "lead_key": lead_key},
     )
-    text = [c for c in TIMELINE_COLUMNS if c != "Attempts"]
+    text = [c for c in TIMELINE_COLUMNS if c not in ("Time", "Attempts")]
     frame[text] = frame[text].astype(object).where(frame[text].notna(), "")
     return frame.astype({"Attempts": "Int64"})

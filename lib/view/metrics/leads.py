@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lib.fields import API_TIMESTAMP_FORMAT
 from lib.store.lead_sql import AGENT_SQL
 from lib.view import export, numbers
 from lib.view.filters import Filters, where_clause
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.metrics.relation import fetch_frame, lead_relation, local_today
 
 LEAD_SORTS: dict[str, str] = {
@@ -41,6 +43,25 @@ MASKED_PHONE_SQL = (
 
 def phone_sql(show_phones: bool) -> str:
     return "phone_number" if show_phones else MASKED_PHONE_SQL
+
+
+def labelled_sql(column: str, labels: Mapping[str, str]) -> str:
+    """`column`'s values as the labels people read (lib/view/labels.py), in SQL; a value with
+    no label stays itself."""
+    cases = " ".join(f"WHEN {_literal(raw)} THEN {_literal(text)}" for raw, text in labels.items())
+    return f"CASE {column} {cases} ELSE {column} END"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# A lead's statuses on screen: its lead status and dial status by their labels (as the filters
+# and charts name them), then the dial status exactly as CloudAgent sent it.
+STATUS_COLUMNS_SQL = (
+    f'{labelled_sql("lead_status", LEAD_STATUS_LABELS)} AS "Status", '
+    f'{labelled_sql("dial_bucket", DIAL_STATUS_LABELS)} AS "Dial status"'
+)
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -68,19 +89,30 @@ def _lead_rows_sql(
     today: date | None,
     search: str | None,
     show_phones: bool,
-    with_key: bool = True,
+    on_screen: bool = True,
 ) -> tuple[str, dict[str, Any]]:
+    """The lead rows. On screen: statuses by their labels, times typed (the page draws them in
+    the account's zone), and the internal key for the record; in the exports: the values as
+    stored, times as local-time text, no key."""
     where, params = where_clause(filters, local_today(tz, today), tz)
     condition, search_params = _search_condition(search)
+    if on_screen:
+        statuses = f'{STATUS_COLUMNS_SQL}, dial_status AS "CloudAgent dial status"'
+        times = 'created_at AS "Created", updated_at AS "Updated"'
+    else:
+        statuses = (
+            'lead_status AS "Status", dial_status AS "Dial status", dial_bucket AS "Dial bucket"'
+        )
+        times = (
+            f"strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS \"Created\", "
+            f"strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS \"Updated\""
+        )
     sql = f"""
         SELECT campaign_name AS "Campaign", {phone_sql(show_phones)} AS "Phone",
-               name AS "Name", lead_status AS "Status", dial_status AS "Dial status",
-               dial_bucket AS "Dial bucket", disposition AS "Disposition",
+               name AS "Name", {statuses}, disposition AS "Disposition",
                attempts AS "Attempts", {AGENT_SQL} AS "Agent",
                CAST(to_seconds(call_duration_s) AS VARCHAR) AS "Talk time",
-               strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS "Created",
-               strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS "Updated",
-               comments AS "Comments"{", lead_key" if with_key else ""}
+               {times}, comments AS "Comments"{", lead_key" if on_screen else ""}
         FROM {lead_relation(cursor, filters)} WHERE {where} AND {condition}
     """
     return sql, {**params, **search_params}
@@ -111,7 +143,7 @@ def lead_page(
     sort: str = DEFAULT_SORT,
     show_phones: bool = False,
 ) -> pd.DataFrame:
-    """One page of lead rows (LIMIT/OFFSET in SQL); timestamps as local-time text."""
+    """One page of lead rows (LIMIT/OFFSET in SQL), as the page shows them."""
     sql, params = _lead_rows_sql(cursor, filters, tz, today, search, show_phones)
     order = LEAD_SORTS.get(sort, LEAD_SORTS[DEFAULT_SORT])
     params.update(limit=max(1, int(limit)), offset=max(0, int(offset)))
@@ -127,7 +159,7 @@ def _export_sql(
     show_phones: bool,
 ) -> tuple[str, dict[str, Any]]:
     """Every filtered lead row (the exports), in the default order, without the internal key."""
-    sql, params = _lead_rows_sql(cursor, filters, tz, today, search, show_phones, with_key=False)
+    sql, params = _lead_rows_sql(cursor, filters, tz, today, search, show_phones, on_screen=False)
     return f"{sql} ORDER BY {LEAD_SORTS[DEFAULT_SORT]}", params
 
 
@@ -214,12 +246,11 @@ _SENSITIVE_EXTRA = ("phone", "mobile", "msisdn", "number", "contact")
 def lead_record(
     cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: str, show_phones: bool = False
 ) -> dict[str, Any] | None:
-    """One lead's full stored record (every column; `extra` decoded), phones masked unless shown."""
+    """One lead's full stored record (every column, times typed; `extra` decoded), phones masked
+    unless shown."""
     cursor.execute(
-        f"SELECT * REPLACE ({phone_sql(show_phones)} AS phone_number, "
-        f"strftime(created_at, '{API_TIMESTAMP_FORMAT}') AS created_at, "
-        f"strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS updated_at) "
-        "FROM leads WHERE campaign_name = $c AND lead_key = $k",
+        f"SELECT * REPLACE ({phone_sql(show_phones)} AS phone_number) FROM leads "
+        "WHERE campaign_name = $c AND lead_key = $k",
         {"c": campaign, "k": lead_key},
     )
     row = cursor.fetchone()

@@ -17,7 +17,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.fields import API_TIMESTAMP_FORMAT
 from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
 from lib.store.policy import DialPolicy
 from lib.store.summary import summary_ready
@@ -31,7 +30,7 @@ from lib.view.filters import (
 from lib.view.labels import PROGRESS_LABELS
 from lib.view.metrics.agents import WRAP_UP_SQL
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER_CAMPAIGNS, ranked
-from lib.view.metrics.leads import phone_sql
+from lib.view.metrics.leads import STATUS_COLUMNS_SQL, phone_sql
 from lib.view.metrics.relation import (
     allowed_sql,
     count_sql,
@@ -295,9 +294,9 @@ def window_leads(
         cursor,
         f"""
         SELECT campaign_name AS "Campaign", {phone_sql(show_phones)} AS "Phone",
-               name AS "Name", lead_status AS "Status", dial_status AS "Dial status",
+               name AS "Name", {STATUS_COLUMNS_SQL},
                disposition AS "Disposition", {AGENT_SQL} AS "Agent", attempts AS "Attempts",
-               strftime(updated_at, '{API_TIMESTAMP_FORMAT}') AS "Last call",
+               updated_at AS "Last call",
                hour(updated_at) AS "Hour"
         FROM {lead_relation(cursor, filters)}
         WHERE {where} AND {ATTEMPTED_SQL}
