@@ -6,7 +6,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from lib.view import access, metrics, operations, tables, ui
+from lib.view import access, labels, metrics, operations, tables, ui
 
 current = ui.view()
 ui.page_header("Sync", "How fresh each campaign's data is, and what was asked of CloudAgent.")
@@ -65,7 +65,7 @@ def imposed_waits() -> None:
         until = longest["wait_until"].tz_convert(svc.settings.zone)
         st.warning(
             f"CloudAgent asked us to wait: no request is sent before "
-            f"{tables.time_text(until, svc.settings.zone, seconds=True)} "
+            f"{labels.time_text(until, svc.settings.zone, seconds=True)} "
             f"({ui.md_escape(longest['reason'] or 'no reason given')}).",
             icon=":material/hourglass_top:",
         )
@@ -166,7 +166,7 @@ def reingest_progress() -> None:
         )
     else:
         outcome = f"stopped ({run.error})" if run.error else "finished"
-        started = tables.time_text(run.started_at, svc.settings.zone)
+        started = labels.time_text(run.started_at, svc.settings.zone)
         st.caption(
             f"Last re-ingest ({ui.md_escape(scope)}, {started}): {outcome}; "
             f"{run.done:,} read again, {run.skipped:,} skipped (body pruned), {run.failed:,} "
@@ -188,15 +188,17 @@ if not warned.empty:
 if deliveries.empty:
     st.caption("No delivery received yet.")
 else:
-    labels = {
-        int(
-            row.id
-        ): f"#{row.id} · {tables.time_text(row.received_at, svc.settings.zone, seconds=True)} · "
+    delivery_names = {
+        int(row.id): f"#{row.id} · "
+        f"{labels.time_text(row.received_at, svc.settings.zone, seconds=True)} · "
         f"{row.campaign or 'campaign unknown'} · {row.state}"
         for row in deliveries.itertuples()
     }
     chosen = st.selectbox(
-        "Delivery", list(labels), format_func=labels.get, key="sync_inspect_delivery"
+        "Delivery",
+        list(delivery_names),
+        format_func=delivery_names.get,
+        key="sync_inspect_delivery",
     )
     detail = ui.read(metrics.delivery_detail, chosen) if chosen is not None else None
     if detail is not None:
@@ -205,7 +207,7 @@ else:
         a.metric(
             "Received",
             f"{detail.received_at.astimezone(svc.settings.zone):%H:%M:%S}",
-            help=tables.time_text(detail.received_at, svc.settings.zone, seconds=True),
+            help=labels.time_text(detail.received_at, svc.settings.zone, seconds=True),
         )
         b.metric("Size", f"{detail.size_bytes:,} bytes")
         c.metric("Rows stored", f"{report.get('rows', detail.rows or 0):,}")

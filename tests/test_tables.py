@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from lib.view import tables
+from lib.view import labels, tables
 
 TZ = "Asia/Kolkata"
 
@@ -58,8 +58,8 @@ def test_time_columns_show_day_month_and_time_in_the_zone_and_keep_their_values(
 
 def test_a_time_in_a_sentence_reads_the_same_way():
     moment = datetime(2026, 12, 2, 16, 2, 39, tzinfo=UTC)  # 21:32:39 in Kolkata
-    assert tables.time_text(moment, ZoneInfo(TZ)) == "02 Dec, 21:32"
-    assert tables.time_text(moment, ZoneInfo(TZ), seconds=True) == "02 Dec, 21:32:39"
+    assert labels.time_text(moment, ZoneInfo(TZ)) == "02 Dec, 21:32"
+    assert labels.time_text(moment, ZoneInfo(TZ), seconds=True) == "02 Dec, 21:32:39"
 
 
 def test_the_age_follows_the_time_it_measures():
@@ -77,3 +77,15 @@ def test_the_age_follows_the_time_it_measures():
     assert list(aged.columns) == ["campaign", "data_as_of", "data_age", "leads"]
     assert list(aged["data_age"]) == ["3 min ago", "1 h 5 min ago", ""]
     assert "data_age" not in frame  # the page's frame is left as it was
+
+
+def test_a_record_reads_its_times_and_statuses_as_people_do():
+    moment = datetime(2026, 12, 2, 16, 2, 39, tzinfo=UTC)
+    zone = ZoneInfo(TZ)
+    assert tables.cell_text("updated_at", moment, zone) == "02 Dec, 21:32"
+    assert tables.cell_text("dial_bucket", "NoAnswer", zone) == "No answer"
+    assert tables.cell_text("lead_status", "Fail", zone) == "Failed"
+    assert tables.cell_text("dial_status", "user_disconnected", zone) == "user_disconnected"
+    assert tables.cell_text("attempts", 3, zone) == "3"
+    assert tables.cell_text("comments", None, zone) == ""
+    assert tables.header("dial_status") == "CloudAgent dial status"

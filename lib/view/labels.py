@@ -7,6 +7,7 @@ as itself. URL parameters keep the raw values (lib/view/filters.py): a label is 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, tzinfo
 
 RANGE_LABELS: dict[str, str] = {
     "today": "Today",
@@ -39,3 +40,13 @@ PROGRESS_LABELS: dict[str, str] = {
 def label(labels: Mapping[str, str], value: object) -> str:
     """`value`'s label in `labels`, or the value itself as text."""
     return labels.get(str(value), str(value))
+
+
+TIME_TEXT = "%d %b, %H:%M"  # every time people read: "02 Dec, 21:32"
+
+
+def time_text(moment: datetime, zone: tzinfo | None = None, *, seconds: bool = False) -> str:
+    """`moment` as TIME_TEXT in the account's `zone` (else its own), or with ":05" kept to the
+    second where two times a few seconds apart must differ."""
+    local = moment if zone is None else moment.astimezone(zone)
+    return f"{local:{TIME_TEXT}}" + (f":{local:%S}" if seconds else "")

@@ -14,18 +14,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS, PROGRESS_LABELS
+from lib.view.labels import (
+    DIAL_STATUS_LABELS,
+    LEAD_STATUS_LABELS,
+    PROGRESS_LABELS,
+    time_text,
+)
 from lib.view.metrics.trouble import duration_words
 
-TIME_FORMAT = "DD MMM, HH:mm"  # momentjs, as st.column_config draws it: "02 Dec, 21:32"
-TIME_TEXT = "%d %b, %H:%M"  # the same, for a time in a sentence or a label
-
-
-def time_text(moment: datetime, zone: tzinfo, *, seconds: bool = False) -> str:
-    """`moment` as TIME_TEXT in the account's `zone` ("02 Dec, 21:32", or "21:32:05" kept to
-    the second where two times a few seconds apart must differ)."""
-    local = moment.astimezone(zone)
-    return f"{local:{TIME_TEXT}}" + (f":{local:%S}" if seconds else "")
+TIME_FORMAT = "DD MMM, HH:mm"  # momentjs for st.column_config: labels.TIME_TEXT's "02 Dec, 21:32"
 
 
 # Column names the stored tables and the engine use -> what the page calls them. A name not
@@ -107,8 +104,8 @@ def header(name: str) -> str:
 
 
 def cell_text(name: str, value: Any, zone: tzinfo) -> str:
-    """One value of column `name` as people read it in a record: a time as TIME_TEXT in `zone`,
-    a status by its label, nothing for a missing value."""
+    """One value of column `name` as people read it in a record: a time as labels.TIME_TEXT
+    in `zone`, a status by its label, nothing for a missing value."""
     if value is None:
         return ""
     if isinstance(value, datetime):

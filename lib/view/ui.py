@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.services import Services, get_services
-from lib.view import charts, export, metrics, tables
+from lib.view import charts, export, labels, metrics, tables
 from lib.view import numbers as fmt
 from lib.view.filters import (
     P_CAMPAIGN,
@@ -412,7 +412,7 @@ def freshness_text(frame: pd.DataFrame, tz: str, limit: int = 4) -> str:
             when = "not synced yet"
         else:
             stamp = pd.Timestamp(moment).tz_convert(tz)
-            when = f"{tables.time_text(stamp, now.tzinfo)} ({tables.ago(stamp, now)})"
+            when = f"{labels.time_text(stamp, now.tzinfo)} ({tables.ago(stamp, now)})"
         parts.append(f"{md_escape(charts.label(row.campaign, 30))}: {when}")
     if not parts:
         return "No campaign has data yet."

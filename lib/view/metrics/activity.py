@@ -37,6 +37,7 @@ from lib.store.events import hours_select
 from lib.store.summary import summary_ready
 from lib.view import numbers
 from lib.view.filters import Filters, date_span
+from lib.view.labels import time_text
 from lib.view.metrics.history import DIALS_CAPTION
 from lib.view.metrics.progress import progress_table
 from lib.view.metrics.relation import fetch_frame, local_today
@@ -321,8 +322,8 @@ def forecast(
 
 
 def when_text(moment: datetime | None) -> str:
-    """ "Thu 10 Dec 2026 14:30"; "later" when there is none (beyond the horizon)."""
-    return "later" if moment is None else f"{moment:%a} {moment.day} {moment:%b %Y %H:%M}"
+    """ "10 Dec, 14:30"; "later" when there is none (beyond the horizon)."""
+    return "later" if moment is None else time_text(moment)
 
 
 def forecast_text(result: Forecast) -> str:

@@ -30,7 +30,7 @@ import pandas as pd
 from lib.store.catalog import SALE, categorised
 from lib.store.summary import summary_ready
 from lib.view.filters import DATE_BOUNDS, Filters, shown, where_clause
-from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
+from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS, time_text
 from lib.view.metrics.leads import labelled_sql
 from lib.view.metrics.relation import allowed_sql, fetch_frame, local_today
 
@@ -111,9 +111,8 @@ def in_zone(picked: datetime, tz: str) -> datetime:
 
 
 def describe_since(since: datetime, tz: str) -> str:
-    """ "Wed 2 Dec 2026, 18:00" in the account's zone."""
-    moment = in_zone(since, tz).astimezone(ZoneInfo(tz))
-    return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
+    """ "02 Dec, 18:00" in the account's zone."""
+    return time_text(in_zone(since, tz), ZoneInfo(tz))
 
 
 # -- what changed ------------------------------------------------------------------------------
