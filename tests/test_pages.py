@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.view import tables
 from lib.view.charts import BUCKET_COLORS
 from lib.view.filters import Filters, date_span, parse_query_params, previous_span
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
@@ -368,6 +369,11 @@ def test_leads_page_rows_search_and_record(seeded):
     at = app("leads")
     rows = at.dataframe[0].value
     assert len(rows) == 50 and "lead_key" not in rows
+    shown_as = json.loads(at.dataframe[0].proto.columns)  # the grid's column config
+    for name in ("Created", "Updated"):  # typed times, drawn as "02 Dec, 21:32" in the zone
+        assert shown_as[name]["type_config"] == {
+            "type": "datetime", "format": tables.TIME_FORMAT, "timezone": TZ
+        }  # fmt: skip
     assert rows["Phone"].str.match(r"^•+\d{4}$").all()
     assert "Rows 1 to 50 of 232" in texts(at.caption)
 
