@@ -1,7 +1,8 @@
 """Ingest's incremental `event_hours` and lead summary (lib/store/events.py, summary.py) equal to
 their rebuild from every event and lead, after each kind of delivery: a first load (the direct
 write), a first load of a second campaign, only new leads through the general write (whose hours
-come from the summary rows), and a mix of new, changed, stale and identical leads."""
+come from the summary rows), a mix of new, changed, stale and identical leads, and a re-ingest
+of a delivery whose leads are still stored (a re-ingest since a time clears nothing)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from lib.store import Store
 from lib.store.events import hours_select
+from lib.store.ingest import reingest_delivery
 from lib.store.summary import summary_is_current, summary_select
 from tests.support.deliveries import deliver_json, lead_record
 
@@ -75,3 +77,13 @@ def test_incremental_hours_and_summary_equal_their_rebuild(store):
         cursor.close()
     assert [(fs, n) for _, fs, n in kinds] == [(True, 9), (True, 4), (True, 4), (False, 2),
                                                 (True, 1)]  # fmt: skip
+
+
+def test_reingest_over_its_own_stored_leads_counts_each_lead_once(store):
+    """The summary adds the states a delivery writes, not every stored row carrying its id: its
+    leads still stored as it left them are unchanged, written again by nobody."""
+    first = deliver_json(store, "A", [lead("A", str(i), "2026-11-30 09:00:00", 1)
+                                      for i in range(1, 6)], "a")  # fmt: skip
+    deliver_json(store, "A", [lead("A", str(i), "2026-11-30 11:00:00", 2) for i in (1, 2)], "b")
+    reingest_delivery(store, first)
+    assert_as_rebuilt(store)

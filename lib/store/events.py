@@ -5,10 +5,10 @@ hour, which the activity, pace and "what changed" views read.
 The API returns each lead's current state only (its last call). Because the dashboard syncs
 every few minutes, comparing what arrives with what is stored shows every change: one join of
 the delivery's rows to the stored ones (`record_changes`), before they are overwritten, gives
-the events, and the rows the general write then updates, inserts and subtracts from the summary
-(TEMP TABLE _changes), so the stored leads are joined once. A lead seen for the first time
-gets one "first seen" row, which counts no dial; a stale copy (older than the stored state) or
-an identical one changes nothing and writes nothing, so a re-delivery adds nothing and a
+the events, and the rows the general write then updates, inserts, subtracts from the summary and
+adds to it (TEMP TABLE _changes), so the stored leads are joined once. A lead seen for the first
+time gets one "first seen" row, which counts no dial; a stale copy (older than the stored state)
+or an identical one changes nothing and writes nothing, so a re-delivery adds nothing and a
 re-ingest of every kept body, in order, rebuilds the same table (`clear_events` before it).
 
 Dials observed = the increase of the attempt count, placed at the new state's time: several
@@ -110,15 +110,23 @@ def _select_changes(new: str, old: str | None, delivery_id: int, extra: str = ""
     return f"SELECT {named}{', ' + extra if extra else ''} FROM {new} AS b {old or ''}"
 
 
-# The stored columns the lead summary needs beyond the event's own "before" ones, kept with the
-# staged changes so that its delta reads the replaced states without joining `leads` again.
+# The columns the lead summary needs beyond the event's own, kept with the staged changes so
+# that its delta reads the replaced and the written states without reading `leads` again.
 _STAGED_OLD = ("agent_name", "agent_id", "call_duration_s", "updated_at", "created_at")
+_STAGED_NEW = ("agent_name", "agent_id", "created_at")
 # The stored leads the staged changes replace, with the `leads` columns the summary reads.
 REPLACED_LEADS = (
     "(SELECT campaign_name, lead_status_before AS lead_status, dial_bucket_before AS dial_bucket, "
     "disposition_before AS disposition, attempts_before AS attempts, "
     + ", ".join(f"_old_{c} AS {c}" for c in _STAGED_OLD)
     + " FROM _changes WHERE _l_row IS NOT NULL)"
+)
+# The states the general write stores (one per staged change), with those same columns.
+WRITTEN_LEADS = (
+    "(SELECT campaign_name, lead_status_after AS lead_status, dial_bucket_after AS dial_bucket, "
+    "disposition_after AS disposition, attempts_after AS attempts, call_duration_s, updated_at, "
+    + ", ".join(f"_new_{c} AS {c}" for c in _STAGED_NEW)
+    + " FROM _changes)"
 )
 
 
@@ -127,13 +135,16 @@ def record_changes(cursor: duckdb.DuckDBPyConnection, batch: str, newer: str, de
     is new, or newer than and different from the stored lead (`newer`, the write's own
     condition on `leads` and b). The one join of the delivery to the stored leads: its rows are
     kept in TEMP TABLE _changes (the event's columns, `_b_row` = the batch row's rowid, `_l_row`
-    = the stored lead's rowid, NULL for a new lead, and the stored `_old_` columns the summary
-    needs), which the write and the summary delta read (`REPLACED_LEADS`); the caller drops it."""
+    = the stored lead's rowid, NULL for a new lead, and the `_old_` and `_new_` columns the
+    summary needs), which the write and the summary delta read (`REPLACED_LEADS`,
+    `WRITTEN_LEADS`); the caller drops it."""
     joined = (
         "LEFT JOIN leads ON leads.campaign_name = b.campaign_name AND leads.lead_key = b.lead_key"
     )
-    extra = "b.rowid AS _b_row, leads.rowid AS _l_row, " + ", ".join(
-        f"leads.{c} AS _old_{c}" for c in _STAGED_OLD
+    extra = ", ".join(
+        ["b.rowid AS _b_row", "leads.rowid AS _l_row"]
+        + [f"leads.{c} AS _old_{c}" for c in _STAGED_OLD]
+        + [f"b.{c} AS _new_{c}" for c in _STAGED_NEW]
     )
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE _changes AS "

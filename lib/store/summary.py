@@ -172,15 +172,19 @@ def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> Non
 
 
 def update_summary(
-    cursor: duckdb.DuckDBPyConnection, delivery_id: int, incremental: bool, replaced: bool = True
+    cursor: duckdb.DuckDBPyConnection,
+    delivery_id: int,
+    incremental: bool,
+    written: str,
+    replaced: bool = True,
 ) -> None:
-    """Ingest, after writing a delivery's leads (every written row carries its delivery_id) and
-    bumping the data version, in the same transaction: adds the written rows to the summary
-    and the delivery's events to `event_hours`, and subtracts the replaced ones
-    (`begin_summary_delta`), or rebuilds them when they were not current before this delivery.
-    `replaced` False: the delivery replaced no stored lead (every event a first sight), so its
-    hours come from the written rows' summary rows. Cost: the delivery's rows plus the summary
-    rows of its campaigns."""
+    """Ingest, after writing a delivery's leads and bumping the data version, in the same
+    transaction: adds the written rows (`written`, a subquery giving exactly those states with
+    the `leads` columns the summary reads) to the summary and the delivery's events to
+    `event_hours`, and subtracts the replaced ones (`begin_summary_delta`), or rebuilds them
+    when they were not current before this delivery. `replaced` False: the delivery replaced no
+    stored lead (every event a first sight), so its hours come from the written rows' summary
+    rows. Cost: the delivery's rows plus the summary rows of its campaigns."""
     if not incremental:
         cursor.execute("DROP TABLE IF EXISTS _summary_delta")
         rebuild_summary(cursor)
@@ -190,10 +194,7 @@ def update_summary(
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
     )
-    cursor.execute(
-        f"INSERT INTO _summary_delta ({_SUMMARY_LIST}) "
-        f"{summary_select('leads', f'delivery_id = {int(delivery_id)}')}"
-    )
+    cursor.execute(f"INSERT INTO _summary_delta ({_SUMMARY_LIST}) {summary_select(written)}")
     if not replaced:  # _summary_delta holds the written rows only (no replaced one subtracted)
         add_event_hours(cursor, delivery_id, first_seen_hours_select("_summary_delta"))
     if not cursor.execute("SELECT count(*) FROM _summary_delta").fetchone()[0]:

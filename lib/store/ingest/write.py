@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from lib.store.events import REPLACED_LEADS, record_changes, record_first_loads
+from lib.store.events import REPLACED_LEADS, WRITTEN_LEADS, record_changes, record_first_loads
 from lib.store.ingest.mapping import LEADS_COLUMNS, Source, has_key_field, mapped_select
 from lib.store.ingest.phases import Phases
 from lib.store.receive import DeliveryRejected, ParsedDelivery
@@ -45,6 +45,7 @@ class Loaded:
     new: int = 0  # leads not stored before
     updated: int = 0  # stored leads this delivery changed (as new or newer, not identical)
     relation: str = "_batch"  # the delivery's mapped rows, for its report
+    written: str = WRITTEN_LEADS  # the states written, for the summary (the general write's)
 
     @property
     def unchanged(self) -> int:
@@ -69,7 +70,8 @@ def write_leads(
     """Writes the delivery's rows (the direct write when it may, else the general one); with
     `summary`, the general write records what the rows it overwrites counted in the summary."""
     if not source.keys:
-        return Loaded(0, [], relation="(SELECT * FROM leads WHERE FALSE)")
+        nothing = "(SELECT * FROM leads WHERE FALSE)"
+        return Loaded(0, [], relation=nothing, written=nothing)
     if not has_key_field(source.keys, source.mapping):
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
     select = mapped_select(source, delivery_id, delivery.campaign_name)
@@ -104,7 +106,7 @@ def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None
         [delivery_id],
     ).fetchall()
     written = f"(SELECT * FROM leads WHERE delivery_id = {int(delivery_id)})"
-    return Loaded(rows, per_campaign, new=rows, relation=written)
+    return Loaded(rows, per_campaign, new=rows, relation=written, written=written)
 
 
 def _general(
@@ -134,7 +136,6 @@ def _general(
         f"INSERT INTO leads ({columns}) SELECT {columns} FROM _batch AS b WHERE b.rowid IN "
         "(SELECT _b_row FROM _changes WHERE _l_row IS NULL)"
     ).fetchone()
-    cursor.execute("DROP TABLE _changes")
     phases.mark("update+insert")
     per_campaign = cursor.execute(
         "SELECT campaign_name, max(updated_at) FROM _batch GROUP BY campaign_name ORDER BY 1"
