@@ -132,7 +132,7 @@ def discover_source(store, cursor, records: RecordsFile, phases: Phases) -> Sour
     ).fetchone()
     keys = usable_keys(sample or [])
     # A file longer than the sample gets all its keys collected on the other core meanwhile.
-    scan = KeyScan(store, records) if sampled >= SAMPLE_RECORDS else None
+    scan = KeyScan(store, records, first or ()) if sampled >= SAMPLE_RECORDS else None
     if scan is not None:
         scan.start()
         if not keys:  # nothing to read yet: the whole file decides

@@ -63,21 +63,27 @@ def usable_keys(keys: Iterable[str]) -> list[str]:
 
 
 class KeyScan(threading.Thread):
-    """Collects the keys of every record (the whole file) on its own cursor."""
+    """Collects the keys of every record (the whole file) on its own cursor. `common`: the keys,
+    in order, of a record of the file (the first): records with exactly those add none, so only
+    the others' keys are unnested (most records of a delivery share one key list)."""
 
-    def __init__(self, store, source: RecordsFile) -> None:
+    def __init__(self, store, source: RecordsFile, common: Iterable[str] = ()) -> None:
         super().__init__(name="ingest-key-scan", daemon=True)
         self.cursor = store.cursor()
         self.source = source
+        self.common = [k for k in common if "\x00" not in k]
         self.keys: set[str] | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        listed = ", ".join(sql_literal(k) for k in self.common)
+        others = f"WHERE keys IS DISTINCT FROM [{listed}]" if self.common else ""
         try:
             rows = self.cursor.execute(
-                f"SELECT DISTINCT unnest(json_keys(json)) FROM {records_objects(self.source)}"
+                f"SELECT DISTINCT unnest(keys) FROM (SELECT json_keys(json) AS keys "
+                f"FROM {records_objects(self.source)}) {others}"
             ).fetchall()
-            self.keys = {r[0] for r in rows}
+            self.keys = {r[0] for r in rows} | set(self.common)
         except BaseException as exc:  # re-raised by the caller
             self.error = exc
         finally:
