@@ -38,6 +38,7 @@ def get_services() -> Services:
                 settings.timezone,
                 configured_fields=settings.fields,
                 date_order=settings.date_order,
+                secrets=settings.secret_values,
             )
             _services = Services(
                 settings=settings,

@@ -150,3 +150,19 @@ def test_the_access_log_never_prints_the_callback_secret(endpoint, caplog):
             time.sleep(0.05)
     lines = [r.getMessage() for r in caplog.records if "/api/callback/" in r.getMessage()]
     assert lines and all(SECRET not in line and "/api/callback/***" in line for line in lines)
+
+
+def test_a_sender_echoing_the_secret_in_its_error_never_gets_it_stored(endpoint):
+    """A body that reports an error in its own words, the callback secret among them: the
+    answer, the delivery's stored reason and the campaign's error all hold it masked."""
+    url, services = endpoint
+    said = {"status": "error", "campaignName": "Hostile", "message": f"bad secret {SECRET} here"}
+    response = httpx.post(url, json=said)
+    assert response.status_code == 400 and SECRET not in response.text
+    with services.store.cursor() as cursor:
+        stored = cursor.execute("SELECT error FROM raw_deliveries WHERE error LIKE '%bad secret%'")
+        errors = [row[0] for row in stored.fetchall()]
+        kept = cursor.execute("SELECT string_agg(report::VARCHAR, ' ') FROM raw_deliveries")
+        reports = kept.fetchone()[0] or ""
+    assert errors and all(SECRET not in e and "bad secret *** here" in e for e in errors)
+    assert SECRET not in reports

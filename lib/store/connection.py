@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -142,9 +142,13 @@ class Store:
         *,
         configured_fields: Mapping[str, str] | None = None,
         date_order: str = "DMY",
+        secrets: Iterable[str | None] = (),
     ) -> None:
         self.path = Path(path)
         self.timezone = timezone
+        # The settings' secrets (config.Settings.secret_values): a sender's own text in a
+        # failure reason is masked against them before the store keeps it.
+        self.secret_values: tuple[str, ...] = tuple(s for s in secrets if s)
         # How ingest reads deliveries, from the settings (`[fields]`, `date_order`); the
         # operators' own mapping is in the database (lib/store/mappings.py).
         self.configured_fields: dict[str, str] = dict(configured_fields or {})

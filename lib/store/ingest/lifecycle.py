@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from lib.config import mask_secrets
 from lib.store.ingest.flights import FLIGHTS
 from lib.store.ingest.phases import Phases
 from lib.store.ingest.report import failure_report
@@ -442,7 +443,10 @@ def _update_failed_row(
 ) -> None:
     """The failure and its report (the shape, when parsing got that far). A re-ingest that
     fails marks a delivery failed even if it was ingested before: its leads stay as they were
-    stored, and the row says the current mapping cannot read it."""
+    stored, and the row says the current mapping cannot read it. The reason (partly the
+    sender's own words) is masked against the settings' secrets here, for the row and for
+    whoever raises the rejection on."""
+    rejected.message = mask_secrets(rejected.message, store.secret_values)
     message, unique_id, campaign = rejected.message, rejected.unique_id, rejected.campaign_name
     parsed, known = seen  # the parse results and what ingest learnt of the records
     report = failure_report(parsed[-1].variant if parsed else None, message[:500], known)
