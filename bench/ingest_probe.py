@@ -13,6 +13,13 @@ this one process, alternating:
             array, slice it, load, map, upsert, bookkeeping, commit) into a fresh `Store`.
 
 It prints the median of each and the ratio ingest / baseline (the target is <= 2).
+
+    python bench/ingest_probe.py --history --sizes 1000000 --phases
+
+With `--history`, the bench's figure 7a in this process (no HTTP): each round a fresh store
+gets the first load of n leads of the bench's history data (bench/history.py), then every lead
+changed; each is timed against read_json of its own records. With `--phases`, the phase timings
+of every ingest (lib/store/ingest/phases.py) are logged.
 """
 
 from __future__ import annotations
@@ -144,12 +151,49 @@ def ingest(body_path: Path, work: Path, n: int) -> tuple[float, float, float]:
     return registered - started, done - registered, cpu
 
 
+def history(n: int, rounds: int, work: Path) -> None:
+    """First load, then every lead changed, into one fresh store per round (see the docstring)."""
+    from bench.common import TZ, now_local
+    from bench.history import _versions
+    from lib.sandbox.encode import envelope_json, records_json
+
+    kinds = dict(zip(("first", "changed"), _versions(n, now_local()), strict=True))
+    for kind, table in kinds.items():
+        records = records_json(table)
+        (work / f"{kind}.array.json").write_bytes(records)
+        header = {"status": "success", "uniqueId": kind, "campaignName": "History"}
+        (work / f"{kind}.body.json").write_bytes(envelope_json(header, "data", records))
+    baseline(work / "first.array.json", work)  # warm-up: page cache, allocator
+    ratios: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        store_dir = work / "store"
+        shutil.rmtree(store_dir, ignore_errors=True)
+        (store_dir / "probe.deliveries").mkdir(parents=True)
+        store = Store(store_dir / "probe.duckdb", TZ)
+        for kind in kinds:
+            base, _ = baseline(work / f"{kind}.array.json", work)
+            part = store_dir / "probe.deliveries" / "incoming.part"
+            shutil.copyfile(work / f"{kind}.body.json", part)
+            started, cpu = time.perf_counter(), _cpu()
+            raw = register_raw(store, part.parent, part, "application/json")
+            result = ingest_delivery(store, raw.id)
+            spent, cpu = time.perf_counter() - started, _cpu() - cpu
+            assert result.rows == n, result
+            ratios[kind].append(spent / base)
+            print(f"{n:>9,} {kind:>7}: {spent:.2f} s (CPU {cpu:.2f}), read_json {base:.2f} s, "
+                  f"ratio {spent / base:.2f}", flush=True)  # fmt: skip
+        store.close()
+    for kind, values in ratios.items():
+        print(f"{n:>9,} {kind:>7}: ratio median {statistics.median(values):.2f} ({_fmt(values)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="folder for the generated files (kept)")
     parser.add_argument("--phases", action="store_true", help="log ingest phase timings")
+    parser.add_argument("--history", action="store_true", help="first load, then all changed")
     args = parser.parse_args()
     if args.phases:
         logging.basicConfig(format="           %(message)s")
@@ -158,6 +202,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         for n in args.sizes:
+            if args.history:
+                history(n, args.rounds, work)
+                continue
             array_path, body_path = work / f"{n}.array.json", work / f"{n}.body.json"
             if not body_path.exists():
                 started = time.perf_counter()
