@@ -390,6 +390,9 @@ async def reingest(request: Request) -> JSONResponse:
     )
 
 
+ALREADY_PENDING = "already queued or waiting for CloudAgent's delivery: nothing more was queued"
+
+
 async def sync_now(request: Request) -> JSONResponse:
     try:
         services = await _services()
@@ -406,6 +409,10 @@ async def sync_now(request: Request) -> JSONResponse:
         if campaign not in known:
             return _error(404, "unknown campaign")
     queued = await anyio.to_thread.run_sync(services.sync.request_sync, campaign, "api")
+    if not queued:  # each one asked is in the queue already or awaits CloudAgent's delivery
+        return JSONResponse(
+            {"status": "pending", "queued": 0, "message": ALREADY_PENDING}, status_code=202
+        )
     return JSONResponse({"status": "queued", "queued": queued}, status_code=202)
 
 

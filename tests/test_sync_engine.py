@@ -22,7 +22,7 @@ from lib.cloudagent.ratelimit import SlidingWindowLimiter
 from lib.config import API_PATH
 from lib.fields import API_TIMESTAMP_FORMAT
 from lib.sandbox import SandboxConfig, create_sandbox_app
-from lib.server import CALLBACK_PREFIX, routes
+from lib.server import ALREADY_PENDING, CALLBACK_PREFIX, routes
 from lib.services import Services, get_services, reset_services
 from lib.store import catalog
 from lib.sync import WATERMARK_OVERLAP, SyncEngine
@@ -246,3 +246,15 @@ def test_a_lead_dated_tomorrow_neither_stops_the_campaign_nor_passes_the_to_date
     with rig.services.store.cursor() as cursor:
         fresh = metrics.freshness(cursor).set_index("campaign")["dated_after_now"]
     assert fresh.to_dict() == {"Alpha Renewals": 1, "Beta & Co": 0}
+
+
+def test_a_sync_press_for_a_campaign_already_waiting_says_so(rig):
+    """POST /api/sync twice for one campaign before the engine sends anything: the first
+    queues it, the second queues nothing and says why, instead of a bare "queued: 0"."""
+    rig.services.sync = rig.engine()  # not started: the queued job stays queued
+    press = {"url": rig.server_url + "/api/sync", "params": {"campaign": "Alpha Renewals"},
+             "headers": {"X-Dialstatus-Token": SECRET}}  # fmt: skip
+    first, second = httpx.post(**press), httpx.post(**press)
+    assert (first.status_code, first.json()) == (202, {"status": "queued", "queued": 1})
+    assert second.status_code == 202
+    assert second.json() == {"status": "pending", "queued": 0, "message": ALREADY_PENDING}
