@@ -21,8 +21,8 @@ from lib.store.policy import save_attempts_allowed
 from lib.store.receive import register_raw
 from lib.view.filters import Filters
 from lib.view.metrics import activity
-from lib.view.pages import page as registered
 from tests.conftest import writer_lock_held
+from tests.support.apptest import open_app, texts
 
 TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
@@ -425,18 +425,7 @@ def page_today(fresh_services) -> date:
 
 
 def app(page: str, params: dict) -> AppTest:
-    at = AppTest.from_file("../dashboard.py", default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page(registered(page).file).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements).replace("\\", "")
+    return open_app(page, params, timeout=60)
 
 
 def traces(at: AppTest, key: str) -> dict[str, dict]:

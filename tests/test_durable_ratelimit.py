@@ -210,7 +210,8 @@ def test_the_sync_page_names_a_wait_in_force_and_lists_past_ones(seeded):
 
     from lib.services import get_services
     from tests.conftest import TZ
-    from tests.test_pages import app, texts
+    from tests.support.apptest import texts
+    from tests.test_pages import app
 
     journal = ApiCallJournal(get_services().store)
     now = time.time()

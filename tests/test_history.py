@@ -18,7 +18,7 @@ from lib.store.ingest import ingest_delivery
 from lib.store.policy import save_attempts_allowed
 from lib.view.filters import Filters
 from lib.view.metrics import history
-from lib.view.pages import page as registered
+from tests.support.apptest import open_app, texts
 from tests.support.deliveries import lead_record, register_json
 
 TZ = "Asia/Kolkata"
@@ -247,28 +247,12 @@ def scenario_services(fresh_services):
     return fresh_services
 
 
-def app(page: str | None = None, params: dict | None = None) -> AppTest:
-    at = AppTest.from_file("../dashboard.py", default_timeout=30)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    if page is not None:
-        at.switch_page(registered(page).file).run()
-        assert not at.exception, at.exception
-    return at
-
-
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements).replace("\\", "")
-
-
 def what_changed_table(at: AppTest) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if "Newly answered" in d.value.columns)
 
 
 def test_overview_shows_what_changed_since_the_links_time(scenario_services):
-    at = app(params={"since": "2026-12-02T18:00"})
+    at = open_app(params={"since": "2026-12-02T18:00"})
     assert "What changed" in texts(at.subheader)
     assert at.datetime_input(key="since").value == SINCE
     assert rows(what_changed_table(at)) == EXPECTED
@@ -291,7 +275,7 @@ def test_overview_shows_what_changed_since_the_links_time(scenario_services):
 
 
 def test_a_bad_since_in_the_link_is_named_and_the_default_shown(scenario_services):
-    at = app(params={"since": "2026-02-30T18:00"})
+    at = open_app(params={"since": "2026-02-30T18:00"})
     assert not at.exception
     warning = texts(at.warning)
     assert "Ignored since '2026-02-30T18:00'" in warning
@@ -304,7 +288,7 @@ def test_a_bad_since_in_the_link_is_named_and_the_default_shown(scenario_service
 
 
 def test_overview_without_history_says_so(seeded):
-    at = app()  # the seeded leads were inserted, not ingested: no event at all
+    at = open_app()  # the seeded leads were inserted, not ingested: no event at all
     assert "No history observed yet." in texts(at.info)
     assert not any("Newly answered" in d.value.columns for d in at.dataframe)
 
@@ -318,7 +302,7 @@ def select_lead(at: AppTest, key: str) -> None:
 
 
 def test_the_lead_record_shows_its_timeline(scenario_services):
-    at = app("leads", params={"campaign": "North"})
+    at = open_app("leads", params={"campaign": "North"})
     at.text_input(key="leads_search").set_value("N4").run()  # its name (lead() names by key)
     assert len(at.dataframe[0].value) == 1
     select_lead(at, "N4")
@@ -334,7 +318,7 @@ def test_the_lead_record_shows_its_timeline(scenario_services):
 
 
 def test_a_lead_without_history_says_so(seeded):
-    at = app("leads")
+    at = open_app("leads")
     at.session_state["leads_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception

@@ -21,6 +21,7 @@ from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.pages import DEFAULT_PAGE, page_paths
 from lib.view.pages import page as registered
 from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
+from tests.support.apptest import open_app, texts
 from tests.support.expected import KPI_LABELS
 from tests.support.server import PROJECT_ROOT as ROOT
 from tests.test_metrics import attempted
@@ -32,17 +33,7 @@ PAGES = page_paths()  # the page registry
 def app(
     page: str = DEFAULT_PAGE.path, params: dict | None = None, url: str | None = None
 ) -> AppTest:
-    at = AppTest.from_file("../dashboard.py", default_timeout=30)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    if url:
-        at.context = {"url": url}
-    at.run()
-    assert not at.exception, at.exception
-    if page != DEFAULT_PAGE.path:
-        at.switch_page(registered(page).file).run()
-        assert not at.exception, at.exception
-    return at
+    return open_app(page, params, url=url)
 
 
 def rows_for(seed, *, campaigns=(), statuses=(), buckets=(), span=None, basis="updated"):
@@ -93,10 +84,6 @@ def tiles(at) -> dict[str, str]:
 def table(at, column: str) -> pd.DataFrame:
     """The first st.dataframe showing this column (plain dataframes carry no key in AppTest)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
-
-
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements).replace("\\", "")
 
 
 @pytest.mark.parametrize("page_name", PAGES)

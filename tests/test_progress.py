@@ -28,6 +28,7 @@ from tests.conftest import (
     progress_of,
     writer_lock_held,
 )
+from tests.support.apptest import open_app
 from tests.support.workbook import sheet_names, sheet_rows
 
 ZONE = ZoneInfo(TZ)
@@ -471,14 +472,7 @@ def test_the_excel_file_holds_the_numbers_as_on_screen(cursor):
 
 
 def page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file("../dashboard.py", default_timeout=30)
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
-    at.switch_page("app_pages/progress.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app("progress", params)
 
 
 def tiles(at) -> dict:

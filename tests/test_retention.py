@@ -229,7 +229,8 @@ def test_below_the_floor_the_callback_answers_503_and_writes_nothing(tmp_path):
 
 def test_the_sync_page_says_why_deliveries_are_refused(fresh_services, monkeypatch):
     from lib.services import reset_services
-    from tests.test_pages import app, texts
+    from tests.support.apptest import texts
+    from tests.test_pages import app
 
     at = app("sync")
     assert "Deliveries are refused" not in texts(at.error)

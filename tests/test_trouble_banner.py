@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lib.store import catalog
 from lib.store.ingest import ingest_delivery
@@ -25,6 +24,7 @@ from lib.view.metrics.trouble import Trouble, duration_words, troubled_campaigns
 from lib.view.pages import page
 from lib.view.trouble_banner import LINK_LABEL, message
 from tests.conftest import CAMPAIGNS, EMPTY_CAMPAIGN
+from tests.support.apptest import open_app, texts
 
 INTERVAL_S = 300  # the default DIALSTATUS_SYNC_INTERVAL (the tests' configuration sets none)
 SECRET = "test-secret-0123456789"  # the tests' DIALSTATUS_CALLBACK_SECRET (tests/conftest.py)
@@ -215,20 +215,6 @@ def _all_healthy(store) -> None:
         )
 
 
-def _app(path: str | None = None) -> AppTest:
-    at = AppTest.from_file("../dashboard.py", default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    if path is not None:
-        at.switch_page(page(path).file).run()
-        assert not at.exception, at.exception
-    return at
-
-
-def _texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements).replace("\\", "")
-
-
 def _sync_links(at) -> list:
     return [
         link.proto
@@ -261,8 +247,8 @@ def test_every_page_names_a_failed_campaign_with_a_link_to_sync(running, path):
             "WHERE campaign_name = ?",
             [CAMPAIGNS[1]],
         )
-    at = _app(path)
-    shown = _texts(at.error)
+    at = open_app(path)
+    shown = texts(at.error)
     assert "Sync trouble in 2 campaigns" in shown
     assert f"- **{hostile}**: last sync failed: CloudAgent does not know this campaign." in shown
     assert f"- **{CAMPAIGNS[1]}**: data 2 h old (sync every 5 min)" in shown
@@ -279,18 +265,18 @@ def test_old_data_alone_is_a_warning(running):
             "WHERE campaign_name = ?",
             [CAMPAIGNS[0]],
         )
-    at = _app()
+    at = open_app()
     assert not at.error
-    assert _texts(at.warning).startswith("**Old data.**")
-    assert f"- **{CAMPAIGNS[0]}**: data 11 min old (sync every 5 min)" in _texts(at.warning)
+    assert texts(at.warning).startswith("**Old data.**")
+    assert f"- **{CAMPAIGNS[0]}**: data 11 min old (sync every 5 min)" in texts(at.warning)
     assert len(_sync_links(at)) == 1
 
 
 def test_no_banner_when_every_campaign_is_healthy(running):
     for path in (None, "agents", "leads"):
-        at = _app(path)
-        assert "last sync failed" not in _texts(at.error) + _texts(at.warning)
-        assert " old (sync every" not in _texts(at.warning)
+        at = open_app(path)
+        assert "last sync failed" not in texts(at.error) + texts(at.warning)
+        assert " old (sync every" not in texts(at.warning)
         assert not _sync_links(at)
 
 
@@ -302,22 +288,20 @@ def test_the_sync_page_itself_shows_no_banner(running):
             "WHERE campaign_name = ?",
             [EMPTY_CAMPAIGN],
         )
-    at = _app("sync")
-    assert "last sync failed" not in _texts(at.error)
+    at = open_app("sync")
+    assert "last sync failed" not in texts(at.error)
     assert not _sync_links(at)
     fresh = next(d.value for d in at.dataframe if "last_error" in d.value.columns)
     shown = fresh.set_index("campaign")["last_error"]
     assert shown[EMPTY_CAMPAIGN] == "No callback within 600 s."
     at.switch_page(page("overview").file).run()  # and the next page shows it again
-    assert f"- **{EMPTY_CAMPAIGN}**: last sync failed: No callback within 600 s." in _texts(
-        at.error
-    )
+    assert f"- **{EMPTY_CAMPAIGN}**: last sync failed: No callback within 600 s." in texts(at.error)
     assert len(_sync_links(at)) == 1
 
 
 def test_without_a_sync_engine_in_this_process_there_is_no_banner(seeded):
     # The seed has a failed campaign (Empty Campaign): with no engine running here (sync switched
     # off, or no launcher) nothing is being synced, and the pages say nothing about it.
-    at = _app()
-    assert "last sync failed" not in _texts(at.error) + _texts(at.warning)
+    at = open_app()
+    assert "last sync failed" not in texts(at.error) + texts(at.warning)
     assert not _sync_links(at)

@@ -25,6 +25,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from lib.store.ingest.records import sql_literal
+
 # The first characters that make a spreadsheet read a cell as a formula (OWASP); '-' first, so
 # that in the RE2 character class below it is a literal, not a range.
 FORMULA_STARTS = "-=+@\t\r"
@@ -37,15 +39,11 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def neutralised(column: str) -> str:
     """SQL for a text column: its value, with a leading quote when it begins like a formula."""
     name = _identifier(column)
     return (
-        f"CASE WHEN regexp_matches({name}, {_literal(_FORMULA_START_PATTERN)}) "
+        f"CASE WHEN regexp_matches({name}, {sql_literal(_FORMULA_START_PATTERN)}) "
         f"THEN '''' || {name} ELSE {name} END AS {name}"
     )
 
@@ -69,7 +67,7 @@ def write_csv(
     options = "FORMAT csv, HEADER"
     if text:
         options += f", FORCE_QUOTE ({', '.join(_identifier(n) for n in text)})"
-    cursor.execute(f"COPY ({select}) TO {_literal(str(path))} ({options})", dict(params))
+    cursor.execute(f"COPY ({select}) TO {sql_literal(str(path))} ({options})", dict(params))
 
 
 def csv_bytes(cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> bytes:

@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from lib.fields import API_TIMESTAMP_FORMAT
+from lib.store.ingest.records import sql_literal
 from lib.store.lead_sql import AGENT_SQL
 from lib.view import export, numbers
 from lib.view.filters import Filters, where_clause
@@ -48,12 +49,10 @@ def phone_sql(show_phones: bool) -> str:
 def labelled_sql(column: str, labels: Mapping[str, str]) -> str:
     """`column`'s values as the labels people read (lib/view/labels.py), in SQL; a value with
     no label stays itself."""
-    cases = " ".join(f"WHEN {_literal(raw)} THEN {_literal(text)}" for raw, text in labels.items())
+    cases = " ".join(
+        f"WHEN {sql_literal(raw)} THEN {sql_literal(text)}" for raw, text in labels.items()
+    )
     return f"CASE {column} {cases} ELSE {column} END"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # A lead's statuses on screen: its lead status and dial status by their labels (as the filters
