@@ -137,10 +137,11 @@ def _clear_filters() -> None:
 
 with st.sidebar:
     st.subheader("Filters", anchor=False)
-    st.multiselect(
+    st.multiselect(  # no "Select all": none chosen already means all
         "Campaign",
         campaign_options,
         key=P_CAMPAIGN,
+        select_all=False,
         bind="query-params",
         placeholder="All campaigns",
         help="Empty = every campaign.",
@@ -180,6 +181,7 @@ with st.sidebar:
         LEAD_STATUSES,
         format_func=LEAD_STATUS_LABELS.get,
         key=P_STATUS,
+        select_all=False,
         placeholder="Any status",
         help="An empty status counts as Pending.",
     )
@@ -188,6 +190,7 @@ with st.sidebar:
         DIAL_BUCKETS,
         format_func=DIAL_STATUS_LABELS.get,
         key=P_DIALSTATUS,
+        select_all=False,
         placeholder="Any dial status",
         help="The API's buckets: No answer groups not answered, ringing, no response...; Failed "
         "is any other outcome (busy, invalid number, congestion...); Not dialled = never dialled.",
@@ -196,6 +199,7 @@ with st.sidebar:
         "Disposition",
         disposition_options,
         key=P_DISPOSITION,
+        select_all=False,
         bind="query-params",
         placeholder="Any disposition",
     )
@@ -203,6 +207,7 @@ with st.sidebar:
         "Agent",
         agent_options,
         key=P_AGENT,
+        select_all=False,
         bind="query-params",
         placeholder="Any agent",
         help="The agent who took the lead's last call: the agent's name, or the agent id when "
@@ -213,6 +218,7 @@ with st.sidebar:
         PROGRESS_STATES,
         format_func=PROGRESS_LABELS.get,
         key=P_PROGRESS,
+        select_all=False,
         placeholder="Any progress",
         help="; ".join(f"{PROGRESS_LABELS[s]}: {PROGRESS_HELP[s]}" for s in PROGRESS_STATES) + ".",
     )

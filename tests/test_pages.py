@@ -623,3 +623,12 @@ def test_live_status_reruns_the_page_when_the_data_version_moves(seeded):
     assert not at.exception
     assert at.session_state[ui.SEEN_VERSION_KEY] == get_services().store.data_version()
     assert "Data as of" in texts(at.caption)
+
+
+def test_no_filter_offers_select_all(seeded):
+    """Choosing none of a filter's values already means all of them: a "Select all" row would
+    only make the link longer, and sit one row above the first value."""
+    at = app()
+    filters = list(at.sidebar.multiselect)
+    assert {m.label for m in filters} >= {"Campaign", "Dial status", "Agent", "Lead progress"}
+    assert all(not m.proto.select_all for m in filters)
