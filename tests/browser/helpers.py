@@ -266,15 +266,22 @@ def choose(page: Page, label: str, option: str) -> None:
     box = sidebar(page).get_by_role("combobox", name=label, exact=True)
     item = page.get_by_role("option", name=option, exact=True)
 
+    def chosen() -> bool:
+        multiselect = sidebar(page).get_by_test_id("stMultiSelect").filter(has=box).count()
+        return option in tags(page, label) if multiselect else selected(page, label) == option
+
     def pick() -> None:
         # A run finishing meanwhile (the sync, the refresh fragment) can redraw the widget and
-        # close its list: open it again, a few times, before failing.
+        # close its list: open it again, a few times, before failing. A click reported as timed
+        # out may still have landed as the list redrew: then the option is chosen already.
         for _ in range(5):
             box.click()
             try:
                 item.click(timeout=5_000)
             except PlaywrightTimeoutError:
                 page.keyboard.press("Escape")
+                if chosen():
+                    return
                 continue
             page.keyboard.press("Escape")  # a multiselect stays open after a pick
             return
