@@ -282,6 +282,11 @@ def test_an_older_schema_is_migrated_with_its_data_intact(tmp_path, with_meta):
             }
         assert after == before
         assert store.data_version() == (7 if with_meta else 0)
+        with store.cursor() as cursor:  # v9: no index on leads (ingest keeps the keys unique)
+            assert not cursor.execute(
+                "SELECT 1 FROM duckdb_constraints() WHERE table_name = 'leads' "
+                "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            ).fetchall()
         # Every later version's objects exist (whatever each migration adds).
         fresh = Store(tmp_path / "fresh.duckdb")
         with fresh.cursor() as cursor:

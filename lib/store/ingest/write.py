@@ -4,9 +4,9 @@ Both record the lead history (lib/store/events.py): the general write before it 
 the direct one (every lead first seen) after.
 
 Direct write: when the delivery's campaign has no stored leads yet (a first full load), the
-mapped rows go into `leads` with a plain INSERT. Any constraint violation (a lead twice in the
-delivery, a lead already stored under that key, a record without campaign or key) rolls it back
-to the general write.
+mapped rows go into `leads` with a plain INSERT (`leads` has no index to maintain). A record
+without campaign or key (a NOT NULL violation), a lead twice in the delivery, or a record of
+another campaign (which may be stored) rolls it back to the general write.
 
 General write: the mapped rows go to TEMP TABLE _batch, which is checked (campaign and key
 present) and de-duplicated (newest updated_at wins), joined once to the stored leads with the
@@ -76,7 +76,7 @@ def write_leads(
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
     select = mapped_select(source, delivery_id, delivery.campaign_name)
     if _first_load(cursor, delivery.campaign_name):
-        loaded = _direct(cursor, select, delivery_id)
+        loaded = _direct(cursor, select, delivery_id, delivery.campaign_name)
         phases.mark("direct insert" if loaded else "direct insert refused")
         if loaded is not None:
             return loaded
@@ -91,12 +91,20 @@ def _first_load(cursor, campaign: str | None) -> bool:
     ).fetchone()[0]
 
 
-def _direct(cursor, select: tuple[str, list], delivery_id: int) -> Loaded | None:
+def _direct(cursor, select: tuple[str, list], delivery_id: int, campaign: str) -> Loaded | None:
     sql, params = select
     columns = ", ".join(LEADS_COLUMNS)
     try:
         rows = cursor.execute(f"INSERT INTO leads ({columns}) {sql}", params).fetchone()[0]
     except duckdb.ConstraintException:
+        restart_transaction(cursor)
+        return None
+    others, repeated = cursor.execute(
+        "SELECT count(*) FILTER (WHERE campaign_name <> ?), count(*) - count(DISTINCT lead_key) "
+        "FROM leads WHERE delivery_id = ?",
+        [campaign, delivery_id],
+    ).fetchone()
+    if others or repeated:
         restart_transaction(cursor)
         return None
     record_first_loads(cursor, delivery_id)
