@@ -426,13 +426,15 @@ def test_a_first_load_naming_a_stored_campaign_updates_its_leads_once(store):
     """The delivery's own campaign has no leads (a first load), but its records name another
     campaign, stored: those leads are updated in place, never stored twice."""
     deliver(store, envelope(_leads(3, "2026-11-20 10:00:00", campaign="Upd"), unique_id="a"))
-    records = [*_leads(2, "2026-11-21 10:00:00", "Success", campaign="Upd"),
-               {"LeadID": "N1", "PhoneNumber": "7", "UpdatedDate": "2026-11-21 11:00:00"}]  # fmt: skip
+    new_lead = {"LeadID": "N1", "PhoneNumber": "7", "UpdatedDate": "2026-11-21 11:00:00"}
+    records = [*_leads(2, "2026-11-21 10:00:00", "Success", campaign="Upd"), new_lead]
     result = deliver(store, envelope(records, unique_id="b", campaign="Fresh"))
     assert result.rows == 3
-    stored = store.cursor().execute(
-        "SELECT campaign_name, lead_key, lead_status FROM leads ORDER BY ALL"
-    ).fetchall()
+    stored = (
+        store.cursor()
+        .execute("SELECT campaign_name, lead_key, lead_status FROM leads ORDER BY ALL")
+        .fetchall()
+    )
     assert stored == [("Fresh", "N1", "Pending"), ("Upd", "L0", "Success"),
                       ("Upd", "L1", "Success"), ("Upd", "L2", "Pending")]  # fmt: skip
 

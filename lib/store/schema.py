@@ -40,13 +40,16 @@ _LEADS_COLUMNS = """
     delivery_id    BIGINT,               -- the raw delivery that last wrote this row
 """
 
-_SCHEMA_V1 = """
+_SCHEMA_V1 = (
+    """
 CREATE SEQUENCE IF NOT EXISTS delivery_ids;
 CREATE SEQUENCE IF NOT EXISTS request_ids;
 
 -- One row per lead per campaign; the latest state by updated_at wins.
 CREATE TABLE IF NOT EXISTS leads (
-""" + _LEADS_COLUMNS + """    PRIMARY KEY (campaign_name, lead_key)
+"""
+    + _LEADS_COLUMNS
+    + """    PRIMARY KEY (campaign_name, lead_key)
 );
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -107,6 +110,7 @@ CREATE TABLE IF NOT EXISTS disposition_categories (
 -- schema_version and data_version (bumped by every ingest, keys the dashboard's caches).
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
 """
+)
 
 # v2: lead counts per combination of everything the Overview and Campaign pages filter or group
 # by, so they read thousands of rows instead of every lead (lib/store/summary.py defines the
