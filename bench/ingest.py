@@ -29,6 +29,7 @@ from bench.common import (
     now_local,
     percentile,
     project_server,
+    settle_disk,
 )
 from lib.sandbox.encode import envelope_json, records_json
 
@@ -47,6 +48,7 @@ def baseline(array_path: Path, work: Path) -> float:
     con = duckdb.connect(str(db))
     try:
         con.execute("SET enable_progress_bar = false")
+        settle_disk()
         started = time.perf_counter()
         con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{array_path}')")
         return time.perf_counter() - started
@@ -93,6 +95,7 @@ def post(url: str, body: bytes) -> tuple[float, dict]:
     """POSTs the body streamed in 1 MiB chunks, as an HTTP client sending a large body does
     (httpx handed one 370 MB bytes object spends seconds slicing it: quadratic, client-side)."""
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    settle_disk()
     started = time.perf_counter()
     response = httpx.post(url, content=_chunks(body), headers=headers, timeout=1800)
     elapsed = time.perf_counter() - started
