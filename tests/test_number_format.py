@@ -152,8 +152,11 @@ def _use_format(monkeypatch, fmt: str) -> None:
     assert get_services().settings.number_format == fmt
 
 
-@pytest.mark.parametrize(("fmt", "leads"), [("indian", "1,23,456"), ("international", "123,456")])
-def test_overview_tiles_and_dial_chart(big_store, monkeypatch, fmt, leads):
+@pytest.mark.parametrize(
+    ("fmt", "leads", "lakh_tick"),
+    [("indian", "1,23,456", "1 L"), ("international", "123,456", "100K")],
+)
+def test_overview_tiles_and_dial_chart(big_store, monkeypatch, fmt, leads, lakh_tick):
     from tests.test_pages import app, tiles
 
     _use_format(monkeypatch, fmt)
@@ -169,6 +172,9 @@ def test_overview_tiles_and_dial_chart(big_store, monkeypatch, fmt, leads):
     assert "%{customdata[5]} leads" in trace["hovertemplate"]
     assert ":," not in trace["hovertemplate"]  # no d3 grouping left (it cannot group by lakh)
     assert trace["text"] == [f"{leads} (100.0%)"]
+    axis = spec["layout"]["xaxis"]  # the count axis's ticks are written in the format too
+    assert axis["ticktext"][axis["tickvals"].index(100_000)] == lakh_tick
+    assert axis["tickvals"][-1] >= BIG
 
 
 def test_switching_the_format_never_serves_a_cached_figure(big_store, monkeypatch):

@@ -50,7 +50,7 @@ def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT
             )
         )
     return charts.layout(
-        fig,
+        charts.count_axis(fig, number_format),
         height=320,
         barmode="group",
         xaxis={"title": "local hour", "tickmode": "linear", "dtick": 1, "range": [-0.5, 23.5]},
@@ -75,7 +75,7 @@ def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
             )
         )
     return charts.layout(
-        fig,
+        charts.count_axis(fig, number_format),
         height=340,
         barmode="group",
         xaxis={"type": "date", "title": "local day", "tickformat": "%d %b"},

@@ -74,7 +74,7 @@ def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> 
         )
     )
     return charts.layout(
-        fig,
+        charts.count_axis(fig, number_format),
         height=400,
         yaxis={"title": "conversions", "rangemode": "tozero"},
         yaxis2=charts.percent_axis("conversion rate"),

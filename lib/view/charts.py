@@ -7,12 +7,14 @@ carry the raw filter value in `customdata[0]` (empty when the segment is not a f
 like "Other"); `selection_value()` reads it back from a Streamlit selection point.
 
 Numbers in bar labels and hover text are written by `lib.view.numbers` in the builder's
-`number_format` (d3's formats cannot group by lakh), passed as text; axes keep plotly's ticks.
+`number_format` (d3's formats cannot group by lakh), passed as text; so are the ticks of a count
+axis (`count_axis`): 2.5 L and 10 L, or 250K and 1M, where plotly's own would say 250k and 1M.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -104,6 +106,50 @@ def percent_axis(title: str, top: int = 105) -> dict[str, Any]:
 
 
 FORMAT = numbers.DEFAULT_FORMAT  # a builder's default number format (ui.figure passes the set one)
+COUNT_TICKS = 5  # about this many intervals on a count axis
+COMPACT_FROM = 100_000  # a count axis reaching a lakh writes its ticks compact (1 L, 100K)
+
+
+def count_axis(fig: go.Figure, number_format: str = FORMAT, axis: str = "y") -> go.Figure:
+    """Ticks of the figure's count axis (`x` for horizontal bars, `y` for upright ones) written
+    in `number_format`, from 0 past the tallest bar (stacked bars summed per category): whole
+    counts grouped (25,000) or, from a lakh up, compact (2.5 L / 250K)."""
+    top = _tallest_bar(fig, axis)
+    if top <= 0:
+        return fig
+    raw = top / COUNT_TICKS
+    magnitude = 10 ** math.floor(math.log10(raw))
+    steps = (1, 2, 2.5, 5, 10) if magnitude >= 10 else (1, 2, 5, 10)  # whole counts: no 2.5
+    step = max(1, next(m * magnitude for m in steps if m * magnitude >= raw))
+    ticks = [i * step for i in range(math.ceil(top / step) + 1)]
+    if ticks[-1] >= COMPACT_FROM:
+        text = [numbers.compact(t, number_format, digits=2) for t in ticks]
+    else:
+        text = [numbers.count(t, number_format) for t in ticks]
+    fig.update_layout({f"{axis}axis": {"tickmode": "array", "tickvals": ticks, "ticktext": text}})
+    return fig
+
+
+def _tallest_bar(fig: go.Figure, axis: str) -> float:
+    """The largest bar, or stack of bars, on the count axis `axis` of the figure's bar traces
+    (those drawn against a second axis, like a rate, are left out)."""
+    other = "y" if axis == "x" else "x"
+    stacked = fig.layout.barmode in ("stack", "relative")
+    totals: dict[Any, float] = {}
+    for trace in fig.data:
+        if trace.type != "bar" or (getattr(trace, f"{axis}axis") or axis) != axis:
+            continue
+        values = getattr(trace, axis)
+        places = getattr(trace, other)
+        if values is None:
+            continue
+        places = places if places is not None else range(len(values))
+        for place, value in zip(places, values, strict=False):
+            if value is None or pd.isna(value):
+                continue
+            key = place if stacked else len(totals)
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return max(totals.values(), default=0.0)
 
 
 def _percent(value: float | None, number_format: str = FORMAT) -> str:
@@ -166,6 +212,8 @@ def stacked_bars(
     fig.update_xaxes(
         title="share of leads (%)" if percent else "leads", range=[0, 100] if percent else None
     )
+    if not percent:
+        count_axis(fig, number_format, axis="x")
     return layout(fig, height=height or max(220, 60 + 42 * len(categories)))
 
 
@@ -283,7 +331,7 @@ def pareto(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
         yaxis2=percent_axis("cumulative %"),
         xaxis={"type": "category", "automargin": True},
     )
-    return layout(fig, height=400)
+    return layout(count_axis(fig, number_format), height=400)
 
 
 GROUPED_SWATCH = "Smaller dispositions, grouped"  # the Pareto's last bar, beyond its top N
@@ -355,6 +403,8 @@ def ranked_bars(
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
         xaxis={"title": label(kpi_name), **axis},
     )
+    if not is_rate:
+        count_axis(fig, number_format, axis="x")
     return layout(fig, height=max(160, 60 + 28 * len(frame)))
 
 
@@ -490,7 +540,7 @@ def daily_trend(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
             "showgrid": False,
         },
     )
-    return layout(fig, height=380)
+    return layout(count_axis(fig, number_format), height=380)
 
 
 def hour_weekday_heatmap(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:

@@ -86,4 +86,4 @@ def attempt_outcomes(frame: pd.DataFrame, number_format: str = charts.FORMAT) ->
         yaxis={"title": "leads"},
         yaxis2=charts.percent_axis("answer rate", top=100),
     )
-    return charts.layout(fig, height=380)
+    return charts.layout(charts.count_axis(fig, number_format), height=380)
