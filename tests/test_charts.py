@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lib.view import charts
+from lib.view import axes, charts
 
 
 def test_the_pareto_legend_names_each_colour_its_bars_use():
@@ -50,7 +50,7 @@ def test_a_count_axis_past_a_lakh_writes_its_ticks_in_the_set_format():
         ("indian", ["0", "25 K", "50 K", "75 K", "1 L", "1.25 L"]),
         ("international", ["0", "25K", "50K", "75K", "100K", "125K"]),
     ):
-        fig = charts.count_axis(
+        fig = axes.count_axis(
             _stacked({"answered": [60_000, 10], "busy": [63_456, 5]}, ["A", "B"]), fmt, axis="x"
         )
         assert list(fig.layout.xaxis.tickvals) == [0, 25_000, 50_000, 75_000, 100_000, 125_000]
@@ -63,10 +63,10 @@ def test_a_small_count_axis_steps_by_whole_leads():
     # Grouped bars: the tallest single bar (7), not the sum, sets the axis; 7/5 = 1.4 -> step 2.
     fig = go.Figure([go.Bar(x=["9h", "10h"], y=[7, 3]), go.Bar(x=["9h", "10h"], y=[6, 6])])
     fig.update_layout(barmode="group")
-    charts.count_axis(fig, "indian")
+    axes.count_axis(fig, "indian")
     assert list(fig.layout.yaxis.ticktext) == ["0", "2", "4", "6", "8"]
     # Three leads: never a tick at half a lead.
-    three = charts.count_axis(go.Figure([go.Bar(x=["a"], y=[3])]), "international")
+    three = axes.count_axis(go.Figure([go.Bar(x=["a"], y=[3])]), "international")
     assert list(three.layout.yaxis.tickvals) == [0, 1, 2, 3]
 
 
@@ -80,6 +80,6 @@ def test_a_count_axis_leaves_out_a_rate_drawn_on_the_second_axis():
             go.Bar(x=["ana", "raj"], y=[5_000_000, 1], yaxis="y2", name="on y2"),
         ]
     )
-    charts.count_axis(fig, "indian")
+    axes.count_axis(fig, "indian")
     assert list(fig.layout.yaxis.tickvals) == [0, 10, 20, 30, 40]
-    assert charts.count_axis(go.Figure(), "indian").layout.yaxis.tickvals is None  # no bars
+    assert axes.count_axis(go.Figure(), "indian").layout.yaxis.tickvals is None  # no bars

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib.view import charts, numbers, ui
+from lib.view import axes, charts, numbers, ui
 from lib.view.filters import Filters
 from lib.view.metrics import activity, history
 
@@ -50,7 +50,7 @@ def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT
             )
         )
     return charts.layout(
-        charts.count_axis(fig, number_format),
+        axes.count_axis(fig, number_format),
         height=320,
         barmode="group",
         xaxis={"title": "local hour", "tickmode": "linear", "dtick": 1, "range": [-0.5, 23.5]},
@@ -75,7 +75,7 @@ def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
             )
         )
     return charts.layout(
-        charts.count_axis(fig, number_format),
+        axes.count_axis(fig, number_format),
         height=340,
         barmode="group",
         xaxis={"type": "date", "title": "local day", "tickformat": "%d %b"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.view import charts, numbers
+from lib.view import axes, charts, numbers
 from lib.view.metrics import TALK_BAND_LABELS
 
 CONVERSION_COLOR = charts.CATEGORY_COLORS["Sale"]
@@ -74,7 +74,7 @@ def conversion_bars(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> 
         )
     )
     return charts.layout(
-        charts.count_axis(fig, number_format),
+        axes.count_axis(fig, number_format),
         height=400,
         yaxis={"title": "conversions", "rangemode": "tozero"},
         yaxis2=charts.percent_axis("conversion rate"),

@@ -8,13 +8,12 @@ like "Other"); `selection_value()` reads it back from a Streamlit selection poin
 
 Numbers in bar labels and hover text are written by `lib.view.numbers` in the builder's
 `number_format` (d3's formats cannot group by lakh), passed as text; so are the ticks of a count
-axis (`count_axis`): 2.5 L and 10 L, or 250K and 1M, where plotly's own would say 250k and 1M.
+axis (`lib.view.axes.count_axis`): 2.5 L or 250K, where plotly's own would say 250k.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
 from lib.view import numbers
+from lib.view.axes import count_axis
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.metrics import NO_DISPOSITION, OTHER, RANK, RANKED_LAST, WEEKDAYS
 
@@ -106,50 +106,6 @@ def percent_axis(title: str, top: int = 105) -> dict[str, Any]:
 
 
 FORMAT = numbers.DEFAULT_FORMAT  # a builder's default number format (ui.figure passes the set one)
-COUNT_TICKS = 5  # about this many intervals on a count axis
-COMPACT_FROM = 100_000  # a count axis reaching a lakh writes its ticks compact (1 L, 100K)
-
-
-def count_axis(fig: go.Figure, number_format: str = FORMAT, axis: str = "y") -> go.Figure:
-    """Ticks of the figure's count axis (`x` for horizontal bars, `y` for upright ones) written
-    in `number_format`, from 0 past the tallest bar (stacked bars summed per category): whole
-    counts grouped (25,000) or, from a lakh up, compact (2.5 L / 250K)."""
-    top = _tallest_bar(fig, axis)
-    if top <= 0:
-        return fig
-    raw = top / COUNT_TICKS
-    magnitude = 10 ** math.floor(math.log10(raw))
-    steps = (1, 2, 2.5, 5, 10) if magnitude >= 10 else (1, 2, 5, 10)  # whole counts: no 2.5
-    step = max(1, next(m * magnitude for m in steps if m * magnitude >= raw))
-    ticks = [i * step for i in range(math.ceil(top / step) + 1)]
-    if ticks[-1] >= COMPACT_FROM:
-        text = [numbers.compact(t, number_format, digits=2) for t in ticks]
-    else:
-        text = [numbers.count(t, number_format) for t in ticks]
-    fig.update_layout({f"{axis}axis": {"tickmode": "array", "tickvals": ticks, "ticktext": text}})
-    return fig
-
-
-def _tallest_bar(fig: go.Figure, axis: str) -> float:
-    """The largest bar, or stack of bars, on the count axis `axis` of the figure's bar traces
-    (those drawn against a second axis, like a rate, are left out)."""
-    other = "y" if axis == "x" else "x"
-    stacked = fig.layout.barmode in ("stack", "relative")
-    totals: dict[Any, float] = {}
-    for trace in fig.data:
-        if trace.type != "bar" or (getattr(trace, f"{axis}axis") or axis) != axis:
-            continue
-        values = getattr(trace, axis)
-        places = getattr(trace, other)
-        if values is None:
-            continue
-        places = places if places is not None else range(len(values))
-        for place, value in zip(places, values, strict=False):
-            if value is None or pd.isna(value):
-                continue
-            key = place if stacked else len(totals)
-            totals[key] = totals.get(key, 0.0) + float(value)
-    return max(totals.values(), default=0.0)
 
 
 def _percent(value: float | None, number_format: str = FORMAT) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.view import charts, numbers
+from lib.view import axes, charts, numbers
 from lib.view.filters import PROGRESS_STATES
 from lib.view.labels import PROGRESS_LABELS
 
@@ -86,4 +86,4 @@ def attempt_outcomes(frame: pd.DataFrame, number_format: str = charts.FORMAT) ->
         yaxis={"title": "leads"},
         yaxis2=charts.percent_axis("answer rate", top=100),
     )
-    return charts.layout(charts.count_axis(fig, number_format), height=380)
+    return charts.layout(axes.count_axis(fig, number_format), height=380)
