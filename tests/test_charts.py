@@ -82,4 +82,12 @@ def test_a_count_axis_leaves_out_a_rate_drawn_on_the_second_axis():
     )
     axes.count_axis(fig, "indian")
     assert list(fig.layout.yaxis.tickvals) == [0, 10, 20, 30, 40]
-    assert axes.count_axis(go.Figure(), "indian").layout.yaxis.tickvals is None  # no bars
+
+
+def test_a_count_axis_with_nothing_counted_never_ticks_a_fraction():
+    import plotly.graph_objects as go
+
+    # A day with no dial yet: plotly's own ticks would read 0.2, 0.4 ... 1 dials.
+    for fig in (go.Figure([go.Bar(x=[9, 10], y=[0, 0])]), go.Figure()):
+        axis = axes.count_axis(fig, "indian").layout.yaxis
+        assert list(axis.tickvals) == [0, 1] and list(axis.range) == [0, 1]

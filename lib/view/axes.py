@@ -26,7 +26,9 @@ def count_axis(
     in `number_format`, from 0 past the tallest bar (stacked bars summed per category): whole
     counts grouped (25,000) or, from a lakh up, compact (2.5 L / 250K)."""
     top = _tallest_bar(fig, axis)
-    if top <= 0:
+    if top <= 0:  # nothing counted yet: plotly would tick 0.2 and 0.4 of a dial
+        ticks = {"tickmode": "array", "tickvals": [0, 1], "ticktext": ["0", "1"], "range": [0, 1]}
+        fig.update_layout({f"{axis}axis": ticks})
         return fig
     raw = top / COUNT_TICKS
     magnitude = 10 ** math.floor(math.log10(raw))
