@@ -267,37 +267,51 @@ def choose(page: Page, label: str, option: str) -> None:
     item = page.get_by_role("option", name=option, exact=True)
 
     def chosen() -> bool:
-        multiselect = sidebar(page).get_by_test_id("stMultiSelect").filter(has=box).count()
-        return option in tags(page, label) if multiselect else selected(page, label) == option
+        if _multiselect(page, label).count():
+            return option in tags(page, label)
+        return selected(page, label) == option
+
+    def landed() -> bool:
+        """Whether the option is chosen, allowing the widget a moment to draw its pick."""
+        deadline = time.monotonic() + 2
+        while not chosen():
+            if time.monotonic() > deadline:
+                return False
+            page.wait_for_timeout(100)
+        return True
 
     def pick() -> None:
         # A run finishing meanwhile (the sync, the refresh fragment) can redraw the widget and
         # close its list: open it again, a few times, before failing. A click reported as timed
         # out may still have landed as the list redrew: then the option is chosen already.
+        last = ""
         for _ in range(5):
             box.click()
             try:
                 item.click(timeout=5_000)
-            except PlaywrightTimeoutError:
+            except PlaywrightTimeoutError as error:
+                last = str(error).splitlines()[0]
                 page.keyboard.press("Escape")
-                if chosen():
+                if landed():
                     return
                 continue
             page.keyboard.press("Escape")  # a multiselect stays open after a pick
             return
-        raise AssertionError(f"the {label!r} list never offered {option!r}")
+        raise AssertionError(f"the {label!r} list never offered {option!r} (last: {last})")
 
     after_rerun(page, pick)
 
 
+def _multiselect(page: Page, label: str) -> Locator:
+    """The sidebar multiselect labelled `label`. The inner locator of `filter(has=)` is queried
+    inside each candidate, so it must not start from the sidebar again (it then matches none)."""
+    combobox = page.get_by_role("combobox", name=label, exact=True)
+    return sidebar(page).get_by_test_id("stMultiSelect").filter(has=combobox)
+
+
 def tags(page: Page, label: str) -> list[str]:
     """The values chosen in the sidebar multiselect labelled `label`."""
-    box = (
-        sidebar(page)
-        .get_by_test_id("stMultiSelect")
-        .filter(has=page.get_by_role("combobox", name=label, exact=True))
-    )
-    text = box.get_by_test_id("stMultiSelectTagsContainer").inner_text()
+    text = _multiselect(page, label).get_by_test_id("stMultiSelectTagsContainer").inner_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
