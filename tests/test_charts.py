@@ -1,8 +1,10 @@
-"""Chart figures as a reader sees them: what the legend names is what the bars show."""
+"""Chart figures as a reader sees them: what the legend names is what the bars show, and what a
+count axis's ticks say."""
 
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from lib.view import axes, charts
 
@@ -34,8 +36,6 @@ def test_the_pareto_legend_names_each_colour_its_bars_use():
 
 
 def _stacked(values_by_trace: dict[str, list[int]], categories: list[str]):
-    import plotly.graph_objects as go
-
     fig = go.Figure(
         [go.Bar(name=n, y=categories, x=v, orientation="h") for n, v in values_by_trace.items()]
     )
@@ -58,8 +58,6 @@ def test_a_count_axis_past_a_lakh_writes_its_ticks_in_the_set_format():
 
 
 def test_a_small_count_axis_steps_by_whole_leads():
-    import plotly.graph_objects as go
-
     # Grouped bars: the tallest single bar (7), not the sum, sets the axis; 7/5 = 1.4 -> step 2.
     fig = go.Figure([go.Bar(x=["9h", "10h"], y=[7, 3]), go.Bar(x=["9h", "10h"], y=[6, 6])])
     fig.update_layout(barmode="group")
@@ -71,8 +69,6 @@ def test_a_small_count_axis_steps_by_whole_leads():
 
 
 def test_a_count_axis_leaves_out_a_rate_drawn_on_the_second_axis():
-    import plotly.graph_objects as go
-
     fig = go.Figure(
         [
             go.Bar(x=["ana", "raj"], y=[40, 12], name="conversions"),
@@ -85,8 +81,6 @@ def test_a_count_axis_leaves_out_a_rate_drawn_on_the_second_axis():
 
 
 def test_a_count_axis_with_nothing_counted_never_ticks_a_fraction():
-    import plotly.graph_objects as go
-
     # A day with no dial yet: plotly's own ticks would read 0.2, 0.4 ... 1 dials.
     for fig in (go.Figure([go.Bar(x=[9, 10], y=[0, 0])]), go.Figure()):
         axis = axes.count_axis(fig, "indian").layout.yaxis

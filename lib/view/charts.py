@@ -21,8 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.fields import DIAL_BUCKETS, LEAD_STATUSES
-from lib.view import numbers
-from lib.view.axes import count_axis
+from lib.view import axes, numbers
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.metrics import NO_DISPOSITION, OTHER, RANK, RANKED_LAST, WEEKDAYS
 
@@ -169,7 +168,7 @@ def stacked_bars(
         title="share of leads (%)" if percent else "leads", range=[0, 100] if percent else None
     )
     if not percent:
-        count_axis(fig, number_format, axis="x")
+        axes.count_axis(fig, number_format, axis="x")
     return layout(fig, height=height or max(220, 60 + 42 * len(categories)))
 
 
@@ -287,7 +286,7 @@ def pareto(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
         yaxis2=percent_axis("cumulative %"),
         xaxis={"type": "category", "automargin": True},
     )
-    return layout(count_axis(fig, number_format), height=400)
+    return layout(axes.count_axis(fig, number_format), height=400)
 
 
 GROUPED_SWATCH = "Smaller dispositions, grouped"  # the Pareto's last bar, beyond its top N
@@ -360,7 +359,7 @@ def ranked_bars(
         xaxis={"title": label(kpi_name), **axis},
     )
     if not is_rate:
-        count_axis(fig, number_format, axis="x")
+        axes.count_axis(fig, number_format, axis="x")
     return layout(fig, height=max(160, 60 + 28 * len(frame)))
 
 
@@ -496,7 +495,7 @@ def daily_trend(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
             "showgrid": False,
         },
     )
-    return layout(count_axis(fig, number_format), height=380)
+    return layout(axes.count_axis(fig, number_format), height=380)
 
 
 def hour_weekday_heatmap(frame: pd.DataFrame, number_format: str = FORMAT) -> go.Figure:
