@@ -124,6 +124,40 @@ def test_ingest_keeps_the_summary_equal_to_a_rebuild(store):
     assert sum(row[-1] for row in stored(cursor)) == metrics.total_leads(cursor) == 750
 
 
+def redialled(campaign: str, ids: range) -> list[dict]:
+    """Every lead of `ids` called again on 19 Nov (newer than any stored state)."""
+    out = records(campaign, ids, 1)
+    for i, record in zip(ids, out, strict=True):
+        record["UpdatedDate"] = f"2026-11-19 {i % 24:02d}:0{i % 10}:00"
+        record["Attempts"] = 3 + i % 2
+    return out
+
+
+@pytest.mark.parametrize(
+    ("changed", "label"),
+    [(range(0, 400), "all of Alpha"), (range(0, 210), "just over half"), (range(0, 40), "a tenth")],
+)
+def test_a_redialled_list_keeps_the_summary_equal_to_a_rebuild(store, changed, label):
+    """At least half of a campaign's stored leads replaced: the summary recounts the campaign
+    (begin_summary_delta); fewer: it subtracts and adds. Both equal a rebuild, and the campaign
+    the delivery does not touch keeps its counts."""
+    cursor = store.cursor()
+    deliver(store, records("Alpha", range(0, 400), 0), "a-full", "Alpha")
+    deliver(store, records("Beta", range(0, 150), 1), "b-full", "Beta")
+    beta = [row for row in stored(cursor) if row[0] == "Beta"]
+    # The redialled leads, two new leads of Alpha and one lead of Alpha twice.
+    body = redialled("Alpha", changed) + records("Alpha", range(400, 402), 0)
+    body += redialled("Alpha", range(5, 6))
+    result = deliver(store, body, f"a-redial-{len(changed)}")
+    assert result.rows == len(changed) + 3 - 1, label  # lead 5 twice counts once
+    redialled_leads = "SELECT count(*) FROM leads WHERE updated_at >= TIMESTAMPTZ '2026-11-19'"
+    assert cursor.execute(redialled_leads).fetchone()[0] == len(changed)
+    assert summary.summary_is_current(cursor)
+    assert stored(cursor) == from_scratch(cursor)
+    assert [row for row in stored(cursor) if row[0] == "Beta"] == beta
+    assert sum(row[-1] for row in stored(cursor)) == metrics.total_leads(cursor) == 552
+
+
 def test_other_writes_are_rebuilt_on_read_and_bypassed_while_a_writer_is_busy(store):
     cursor = store.cursor()
     deliver(store, records("Alpha", range(0, 300), 0), "a-full", "Alpha")

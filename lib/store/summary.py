@@ -162,13 +162,23 @@ def summary_ready(cursor: duckdb.DuckDBPyConnection) -> bool:
         lock.release()
 
 
-def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> None:
+def begin_summary_delta(cursor: duckdb.DuckDBPyConnection, replaced: str) -> bool:
     """Ingest, before it overwrites leads: records what the rows about to be replaced counted
     (`replaced` is a subquery giving exactly those rows of `leads`) in TEMP TABLE
-    _summary_delta, negated."""
+    _summary_delta, negated, and returns False. Returns True, recording nothing, when they are
+    at least half of their campaigns' stored leads (a re-dialled list): subtracting them costs
+    more than recounting those campaigns from `leads` after the write, which `update_summary`
+    then does (`recount=True`)."""
+    replacing, stored = cursor.execute(
+        f"SELECT count(*), (SELECT coalesce(sum(leads), 0) FROM lead_counts WHERE campaign_name "
+        f"IN (SELECT DISTINCT campaign_name FROM {replaced})) FROM {replaced}"
+    ).fetchone()
+    if replacing and 2 * replacing >= stored:
+        return True
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE _summary_delta AS {summary_select(replaced, sign=-1)}"
     )
+    return False
 
 
 def update_summary(
@@ -177,6 +187,7 @@ def update_summary(
     incremental: bool,
     written: str,
     replaced: bool = True,
+    recount: bool = False,
 ) -> None:
     """Ingest, after writing a delivery's leads and bumping the data version, in the same
     transaction: adds the written rows (`written`, a subquery giving exactly those states with
@@ -184,13 +195,25 @@ def update_summary(
     `event_hours`, and subtracts the replaced ones (`begin_summary_delta`), or rebuilds them
     when they were not current before this delivery. `replaced` False: the delivery replaced no
     stored lead (every event a first sight), so its hours come from the written rows' summary
-    rows. Cost: the delivery's rows plus the summary rows of its campaigns."""
+    rows. `recount` (begin_summary_delta's answer): the written rows' campaigns are counted
+    again from `leads` instead. Cost: the delivery's rows plus the summary rows of its
+    campaigns (with `recount`, their leads)."""
     if not incremental:
         cursor.execute("DROP TABLE IF EXISTS _summary_delta")
         rebuild_summary(cursor)
         return
     if replaced:
         add_event_hours(cursor, delivery_id)
+    if recount:
+        cursor.execute(
+            "CREATE OR REPLACE TEMP TABLE _summary_recount AS "
+            f"SELECT DISTINCT campaign_name FROM {written}"
+        )
+        touched = "campaign_name IN (SELECT campaign_name FROM _summary_recount)"
+        _replace_campaigns(cursor, touched, summary_select("leads", touched))
+        cursor.execute("DROP TABLE _summary_recount")
+        stamp_summary(cursor)
+        return
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS _summary_delta AS {summary_select('leads', 'FALSE')}"
     )
@@ -212,15 +235,17 @@ def update_summary(
         ) GROUP BY ALL HAVING sum(leads) <> 0
         """
     )
-    cursor.execute(
-        "DELETE FROM lead_summary WHERE campaign_name IN (SELECT campaign_name FROM _summary_delta)"
-    )
-    cursor.execute(
-        f"INSERT INTO lead_summary ({_SUMMARY_LIST}) SELECT {_SUMMARY_LIST} FROM _summary_merged"
-    )
     touched = "campaign_name IN (SELECT campaign_name FROM _summary_delta)"
-    cursor.execute(f"DELETE FROM lead_counts WHERE {touched}")
-    _count_from_summary(cursor, touched)
+    _replace_campaigns(cursor, touched, f"SELECT {_SUMMARY_LIST} FROM _summary_merged")
     cursor.execute("DROP TABLE _summary_merged")
     cursor.execute("DROP TABLE _summary_delta")
     stamp_summary(cursor)
+
+
+def _replace_campaigns(cursor: duckdb.DuckDBPyConnection, touched: str, rows: str) -> None:
+    """The summary rows (and their coarse counts) of the campaigns `touched` names become
+    `rows` (a SELECT in the summary's columns)."""
+    cursor.execute(f"DELETE FROM lead_summary WHERE {touched}")
+    cursor.execute(f"INSERT INTO lead_summary ({_SUMMARY_LIST}) {rows}")
+    cursor.execute(f"DELETE FROM lead_counts WHERE {touched}")
+    _count_from_summary(cursor, touched)

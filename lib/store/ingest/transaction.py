@@ -139,7 +139,9 @@ def _transaction(
         phases.mark("report")
         result = _bookkeeping(cursor, delivery, delivery_id, loaded, known_request, report, replay)
         store.bump_data_version(cursor)
-        update_summary(cursor, delivery_id, incremental, loaded.written, loaded.updated > 0)
+        update_summary(
+            cursor, delivery_id, incremental, loaded.written, loaded.updated > 0, loaded.recount
+        )
         phases.mark("summary")
         cursor.execute("COMMIT")
     except BaseException:

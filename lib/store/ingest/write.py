@@ -46,6 +46,7 @@ class Loaded:
     updated: int = 0  # stored leads this delivery changed (as new or newer, not identical)
     relation: str = "_batch"  # the delivery's mapped rows, for its report
     written: str = WRITTEN_LEADS  # the states written, for the summary (the general write's)
+    recount: bool = False  # the summary recounts its campaigns (begin_summary_delta's answer)
 
     @property
     def unchanged(self) -> int:
@@ -133,8 +134,8 @@ def _general(
     )
     # The history, before the overwrite; its staged rows (_changes) name the leads to write.
     record_changes(cursor, "_batch", newer, delivery_id)
-    if summary:  # what the rows about to be overwritten counted in the summary
-        begin_summary_delta(cursor, REPLACED_LEADS)
+    # What the rows about to be overwritten counted in the summary (or: recount afterwards).
+    recount = summary and begin_summary_delta(cursor, REPLACED_LEADS)
     updated = cursor.execute(
         f"UPDATE leads SET {sets} FROM (SELECT c._l_row, b.* FROM _changes AS c "
         "JOIN _batch AS b ON b.rowid = c._b_row WHERE c._l_row IS NOT NULL) AS b "
@@ -148,7 +149,7 @@ def _general(
     per_campaign = cursor.execute(
         "SELECT campaign_name, max(updated_at) FROM _batch GROUP BY campaign_name ORDER BY 1"
     ).fetchall()
-    return Loaded(rows, per_campaign, new=new[0], updated=updated[0])
+    return Loaded(rows, per_campaign, new=new[0], updated=updated[0], recount=recount)
 
 
 def _check_batch(cursor, phases: Phases) -> int:
