@@ -55,7 +55,7 @@ from bench.ingest import _renamed, baseline, post
 from lib.sandbox.datagen import generate_campaign
 from lib.sandbox.encode import envelope_json, records_json
 from lib.store import Store, summary
-from lib.store.events import EVENT_COLUMNS
+from lib.store.events import EVENT_COLUMNS, key_tag_sql
 from lib.store.lead_sql import AGENT_SQL
 from lib.view.filters import Filters
 from lib.view.metrics import activity, history
@@ -190,7 +190,8 @@ def build_history(source: Path, target: Path, focus_leads: int) -> dict:
                        NULL,
                        CASE WHEN last THEN disposition END,
                        CASE WHEN last THEN agent END,
-                       CASE WHEN last THEN call_duration_s END
+                       CASE WHEN last THEN call_duration_s END,
+                       {key_tag_sql("campaign_name", "lead_key")}
                 FROM s ORDER BY t
                 """
             )

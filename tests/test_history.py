@@ -9,13 +9,16 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.store import Store
+from lib.store.events import key_tag_sql
 from lib.store.ingest import ingest_delivery
 from lib.store.policy import save_attempts_allowed
+from lib.store.schema import SCHEMA_VERSION
 from lib.view.filters import Filters
 from lib.view.metrics import history
 from tests.support.apptest import open_app, texts
@@ -222,6 +225,47 @@ def test_a_lead_timeline_lists_every_observed_state_newest_first(store):
     # Never a phone number, whatever the column.
     for shown in (frame, n3, n4):
         assert not shown.astype(str).apply(lambda c: c.str.contains("98765")).any().any()
+
+
+# A file written before schema v10 (events without key tags), and one whose tags and probe came
+# from a DuckDB release that hashed differently (each off by one).
+OLDER_FILES = {
+    "before v10": [
+        "ALTER TABLE lead_events DROP COLUMN key_tag",
+        "DELETE FROM meta WHERE key = 'key_tag_probe'",
+        "UPDATE meta SET value = 9 WHERE key = 'schema_version'",
+    ],
+    "another hash": [
+        "UPDATE lead_events SET key_tag = key_tag + 1",
+        "UPDATE meta SET value = value + 1 WHERE key = 'key_tag_probe'",
+    ],
+}
+
+
+@pytest.mark.parametrize("older", OLDER_FILES)
+def test_a_file_with_missing_or_foreign_key_tags_gets_them_again_at_open(tmp_path, older):
+    """The timeline finds a lead by its key tag: opening the file computes every tag again
+    when the stored probe is missing or differs, so each lead's timeline stays whole."""
+    path = tmp_path / "history.duckdb"
+    store = Store(path, timezone=TZ)
+    history_scenario(store)
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        for statement in OLDER_FILES[older]:
+            con.execute(statement)
+    store = Store(path, timezone=TZ)
+    try:
+        with store.cursor() as cursor:
+            assert [len(history.lead_timeline(cursor, "North", k)) for k in ("N1", "N4")] == [3, 2]
+            untagged = cursor.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE key_tag IS DISTINCT FROM "
+                f"{key_tag_sql('campaign_name', 'lead_key')}) FROM lead_events"
+            ).fetchone()
+            version = cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            assert version.fetchone() == (SCHEMA_VERSION,)
+    finally:
+        store.close()
+    assert untagged[0] > 0 and untagged[1] == 0
 
 
 def test_the_picker_reads_what_the_link_carries():

@@ -15,6 +15,12 @@ Dials observed = the increase of the attempt count, placed at the new state's ti
 calls between two syncs count as all of them, at the time of the last one. When the account
 delivers no attempt count, a newer state of an attempted lead counts one dial.
 
+One lead's timeline is found through `key_tag` (schema v10): 32 bits of DuckDB's hash of its
+campaign and key, an integer compared in ~1 ns a row where the compressed key itself takes
+~12 ns (0.03 s instead of 0.26 s at 20M events). DuckDB does not promise that `hash` stays the
+same across releases, so the tag of a fixed pair is kept in `meta` and every tag is computed
+again when it differs (`refresh_key_tags`, at open).
+
 `event_hours` grows with campaigns x hours, not with leads. It is current with the lead summary
 (lib/store/summary.py stamps both): ingest adds the delivery's events to it (for a delivery of
 first sights only, counted from its summary rows), and a category edit
@@ -23,6 +29,7 @@ first sights only, counted from its summary rows), and a category edit
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import duckdb
@@ -56,6 +63,17 @@ CREATE TABLE lead_events (
 );
 """
 
+# v10 adds: key_tag UINTEGER, KEY_TAG_SQL of the event's campaign_name and lead_key.
+KEY_TAG_COLUMN_DDL = "ALTER TABLE lead_events ADD COLUMN key_tag UINTEGER;"
+
+
+def key_tag_sql(campaign: str, lead_key: str) -> str:
+    """SQL of a lead's key tag from two VARCHAR expressions (columns, or bound parameters)."""
+    return f"(hash(({campaign})::VARCHAR, ({lead_key})::VARCHAR) >> 32)::UINTEGER"
+
+
+_TAG_PROBE = key_tag_sql("'dialstatus'", "'key tag probe'")  # a fixed pair: is `hash` the same?
+
 EVENT_HOURS_DDL = """
 CREATE TABLE event_hours (
     campaign_name  VARCHAR NOT NULL,
@@ -73,7 +91,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "campaign_name", "lead_key", "updated_at", "observed_at", "delivery_id", "first_seen",
     "dials", "attempts_before", "attempts_after", "dial_status_before", "dial_status_after",
     "dial_bucket_before", "dial_bucket_after", "lead_status_before", "lead_status_after",
-    "disposition_before", "disposition_after", "agent", "call_duration_s",
+    "disposition_before", "disposition_after", "agent", "call_duration_s", "key_tag",
 )  # fmt: skip
 _EVENT_LIST = ", ".join(EVENT_COLUMNS)
 HOUR_COLUMNS = (
@@ -105,6 +123,7 @@ def _select_changes(new: str, old: str | None, delivery_id: int, extra: str = ""
         before("attempts"), "b.attempts", before("dial_status"), "b.dial_status",
         before("dial_bucket"), "b.dial_bucket", before("lead_status"), "b.lead_status",
         before("disposition"), "b.disposition", agent, "b.call_duration_s",
+        key_tag_sql("b.campaign_name", "b.lead_key"),
     )  # fmt: skip
     named = ", ".join(f"{v} AS {c}" for v, c in zip(values, EVENT_COLUMNS, strict=True))
     return f"SELECT {named}{', ' + extra if extra else ''} FROM {new} AS b {old or ''}"
@@ -242,6 +261,27 @@ def add_event_hours(
     cursor.execute(f"INSERT INTO event_hours ({HOUR_COLUMNS}) SELECT * FROM _event_merged")
     cursor.execute("DROP TABLE _event_delta")
     cursor.execute("DROP TABLE _event_merged")
+
+
+def refresh_key_tags(cursor: duckdb.DuckDBPyConnection) -> None:
+    """At open, after the schema's upgrade: computes every event's `key_tag` again when the
+    fixed pair's tag is not the one stored (v10 just added the column, or a DuckDB release
+    hashes differently), in one transaction with the new probe."""
+    (probe,) = cursor.execute(f"SELECT {_TAG_PROBE}").fetchone()
+    stored = cursor.execute("SELECT value FROM meta WHERE key = 'key_tag_probe'").fetchone()
+    if stored is not None and stored[0] == probe:
+        return
+    cursor.execute("BEGIN")
+    try:
+        cursor.execute(
+            f"UPDATE lead_events SET key_tag = {key_tag_sql('campaign_name', 'lead_key')}"
+        )
+        cursor.execute("INSERT OR REPLACE INTO meta VALUES ('key_tag_probe', ?)", [probe])
+        cursor.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cursor.execute("ROLLBACK")
+        raise
 
 
 def clear_events(cursor: duckdb.DuckDBPyConnection, where: str, params: list) -> int:

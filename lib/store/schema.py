@@ -9,11 +9,16 @@ from pathlib import Path
 import duckdb
 
 from lib.store.errors import StoreError
-from lib.store.events import EVENT_HOURS_DDL, LEAD_EVENTS_DDL
+from lib.store.events import (
+    EVENT_HOURS_DDL,
+    KEY_TAG_COLUMN_DDL,
+    LEAD_EVENTS_DDL,
+    refresh_key_tags,
+)
 from lib.store.saved_views import SAVED_VIEWS_DDL
 from lib.store.summary import LEAD_COUNTS_DDL, LEAD_SUMMARY_DDL
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # The columns of `leads`, unchanged since v1 (v9 only dropped its primary key).
 _LEADS_COLUMNS = """
@@ -268,15 +273,22 @@ DROP TABLE leads_v8;
 """
 )
 
+# v10: `lead_events.key_tag`, which finds one lead's events without comparing every event's key
+# (lib/store/events.py). The column is added empty; the store's open fills it
+# (`refresh_key_tags`, no probe stored yet), as it would after a DuckDB release that hashes
+# differently.
+_SCHEMA_V10 = KEY_TAG_COLUMN_DDL
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
-    7: _SCHEMA_V7, 8: _SCHEMA_V8, 9: _SCHEMA_V9,
+    7: _SCHEMA_V7, 8: _SCHEMA_V8, 9: _SCHEMA_V9, 10: _SCHEMA_V10,
 }  # fmt: skip
 
 
 def migrate(cursor: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Brings the database file on `cursor` to SCHEMA_VERSION, one transaction per
-    version (a failure leaves it at the last version that completed). No `meta` = version 0."""
+    version (a failure leaves it at the last version that completed), and the events' key tags
+    up to date. No `meta` = version 0."""
     cursor.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT)")
     row = cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     current = row[0] if row else 0
@@ -298,3 +310,4 @@ def migrate(cursor: duckdb.DuckDBPyConnection, path: Path) -> None:
                 cursor.execute("ROLLBACK")
             raise
     cursor.execute("INSERT OR IGNORE INTO meta VALUES ('data_version', 0)")
+    refresh_key_tags(cursor)  # after v10, or a DuckDB release whose hash differs

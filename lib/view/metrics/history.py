@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from lib.store.catalog import SALE, categorised
+from lib.store.events import key_tag_sql
 from lib.store.summary import summary_ready
 from lib.view.filters import DATE_BOUNDS, Filters, shown, where_clause
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS, time_text
@@ -225,7 +226,8 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
 def lead_timeline(cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: str) -> pd.DataFrame:
     """Every observed state of one lead, newest first: its time (UpdatedDate, typed), the
     change (first seen, the dials observed, or none), attempts, dial status (its label, then as
-    CloudAgent sent it), lead status, disposition, agent and talk time. Never a phone number."""
+    CloudAgent sent it), lead status, disposition, agent and talk time. Never a phone number.
+    Found by the lead's key tag first (lib/store/events.py), then its campaign and key."""
     frame = fetch_frame(
         cursor,
         f"""
@@ -242,7 +244,8 @@ def lead_timeline(cursor: duckdb.DuckDBPyConnection, campaign: str, lead_key: st
                agent AS "Agent",
                CAST(to_seconds(call_duration_s) AS VARCHAR) AS "Talk time"
         FROM lead_events
-        WHERE campaign_name = $campaign AND lead_key = $lead_key
+        WHERE key_tag = {key_tag_sql("$campaign", "$lead_key")}
+          AND campaign_name = $campaign AND lead_key = $lead_key
         ORDER BY updated_at DESC NULLS LAST, observed_at DESC NULLS LAST, delivery_id DESC
         """,
         {"campaign": campaign, "lead_key": lead_key},
