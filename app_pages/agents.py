@@ -14,7 +14,7 @@ ui.page_header(
 if ui.empty_state():
     st.stop()
 
-table = ui.query(metrics.agent_table)
+table = ui.query(metrics.agent_table, number_format=ui.number_format())
 if ui.empty_state(lead_count=int(table["Leads handled"].sum())):
     st.stop()
 

@@ -190,3 +190,21 @@ def test_switching_the_format_never_serves_a_cached_figure(big_store, monkeypatc
             c[5] for t in spec["data"] if t["legendgroup"] == "answered" for c in t["customdata"]
         )
     assert texts == {"indian": {"1,23,456"}, "international": {"123,456"}}
+
+
+@pytest.mark.parametrize(("fmt", "leads"), [("indian", "1,23,456"), ("international", "123,456")])
+def test_agents_top_dispositions_count_in_the_format(big_store, monkeypatch, fmt, leads):
+    """The Agents table's top dispositions are text: their counts are written in the format
+    (SQL alone could only group by thousands), the count columns stay numbers."""
+    from tests.test_pages import app, table
+
+    with big_store.store.cursor() as cursor:  # the one agent and disposition of every lead
+        (agent, disposition) = cursor.execute(
+            "SELECT DISTINCT coalesce(nullif(trim(agent_name), ''), agent_id), disposition "
+            "FROM leads"
+        ).fetchone()
+    _use_format(monkeypatch, fmt)
+    agents = table(app("agents"), "Top dispositions")
+    (row,) = agents[agents["Agent"] == agent].to_dict("records")
+    assert row["Top dispositions"] == f"{disposition} ({leads})"
+    assert row["Leads handled"] == BIG

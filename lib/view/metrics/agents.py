@@ -16,6 +16,7 @@ import pandas as pd
 
 from lib.store.lead_sql import AGENT_SQL
 from lib.store.summary import TALK_BANDS
+from lib.view import numbers
 from lib.view.filters import NO_AGENT, Filters, where_clause
 from lib.view.metrics.breakdowns import CHART_TOP, OTHER, OTHER_CAMPAIGNS
 from lib.view.metrics.relation import (
@@ -81,14 +82,19 @@ def _talk_where(
 
 
 def agent_table(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, tz: str, today: date | None = None
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    tz: str,
+    today: date | None = None,
+    number_format: str = numbers.DEFAULT_FORMAT,
 ) -> pd.DataFrame:
     """One row per agent with leads in the selection, the `AGENT_COLUMNS`, by leads handled
     (most first), then name. Rates in % with one decimal, talk times in seconds (one decimal);
-    empty (NaN) when there is nothing to divide or no talk time."""
+    empty (NaN) when there is nothing to divide or no talk time. The top dispositions are text,
+    their counts in `number_format` (the other columns stay numbers)."""
     base, params = filtered_groups(cursor, filters, tz, today)
     talk, talk_params = _talk_where(cursor, filters, tz, today)
-    return fetch_frame(
+    frame = fetch_frame(
         cursor,
         f"""
         WITH base AS (SELECT * REPLACE (coalesce(agent, $no_agent) AS agent) FROM ({base})),
@@ -104,8 +110,7 @@ def agent_table(
                        AS r
             FROM base WHERE {_HAS_DISPOSITION} GROUP BY agent, disposition
         ), top AS (
-            SELECT agent, string_agg(disposition || ' (' || format('{{:,}}', n) || ')', ', '
-                                     ORDER BY r) AS top
+            SELECT agent, list(disposition ORDER BY r) AS top, list(n ORDER BY r) AS top_n
             FROM disp WHERE r <= $top_n GROUP BY agent
         ), talk AS (
             SELECT coalesce({AGENT_SQL}, $no_agent) AS agent,
@@ -117,12 +122,20 @@ def agent_table(
                round(100 * conversions / nullif(answered, 0), 1) AS "Conversion rate",
                round(talk.q[1], 1) AS "Median talk time", round(talk.q[2], 1) AS "P90 talk time",
                round(100 * wrap_ups / nullif(with_disposition, 0), 1) AS "Wrap-up timeouts",
-               coalesce(top.top, '') AS "Top dispositions"
+               top.top AS "Top dispositions", top.top_n AS _top_n
         FROM per LEFT JOIN top USING (agent) LEFT JOIN talk USING (agent)
         ORDER BY handled DESC, per.agent
         """,
         {**params, **talk_params, "no_agent": NO_AGENT, "top_n": TOP_DISPOSITIONS},
     )
+    # One line per agent (a few hundred at most), formatted here: SQL groups by thousands only.
+    frame["Top dispositions"] = [
+        ", ".join(f"{d} ({numbers.count(n, number_format)})" for d, n in zip(ds, ns, strict=True))
+        if pd.api.types.is_list_like(ds)
+        else ""
+        for ds, ns in zip(frame["Top dispositions"], frame.pop("_top_n"), strict=True)
+    ]
+    return frame
 
 
 def agent_conversions(
