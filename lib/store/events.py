@@ -63,7 +63,7 @@ CREATE TABLE lead_events (
 );
 """
 
-# v10 adds: key_tag UINTEGER, KEY_TAG_SQL of the event's campaign_name and lead_key.
+# v10 adds: key_tag UINTEGER, key_tag_sql(campaign_name, lead_key) of the event's lead.
 KEY_TAG_COLUMN_DDL = "ALTER TABLE lead_events ADD COLUMN key_tag UINTEGER;"
 
 
