@@ -8,6 +8,7 @@ the UI while a large delivery is ingested.
 from __future__ import annotations
 
 import errno
+import hashlib
 import hmac
 import logging
 import math
@@ -144,17 +145,19 @@ async def callback(request: Request) -> JSONResponse:
         settings.deliveries_dir.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(dir=settings.deliveries_dir, suffix=".part")
     try:
-        size = await write_body(request.stream(), handle, settings.max_body_bytes)
+        size, sha256 = await write_body(request.stream(), handle, settings.max_body_bytes)
         if size == 0:
             return _error(400, "empty body")
         with _disk_full_refused():  # the fsync can be where a full disk shows
             raw = await anyio.to_thread.run_sync(
-                register_raw,
-                services.store,
-                settings.deliveries_dir,
-                tmp_name,
-                content_type,
-                request.client.host if request.client else None,
+                lambda: register_raw(
+                    services.store,
+                    settings.deliveries_dir,
+                    tmp_name,
+                    content_type,
+                    request.client.host if request.client else None,
+                    sha256=sha256,
+                )
             )
     except DeliveryRejected as rejected:
         return _refused(rejected)
@@ -207,17 +210,23 @@ def _disk_full_refused() -> Iterator[None]:
         raise DeliveryRejected(503, DISK_FULL) from None
 
 
-async def write_body(chunks: AsyncIterator[bytes], descriptor: int, max_bytes: int) -> int:
-    """Streams a callback body into the open file `descriptor` and closes it; its size. Raises
-    DeliveryRejected: 413 past `max_bytes`, 503 when the disk cannot take it."""
+async def write_body(
+    chunks: AsyncIterator[bytes], descriptor: int, max_bytes: int
+) -> tuple[int, str]:
+    """Streams a callback body into the open file `descriptor` and closes it; its size and
+    sha256, hashed as it arrives (~0.2 s of CPU for a 375 MB body, spread over its chunks, where
+    reading the file back to hash it came after the last byte). Raises DeliveryRejected: 413
+    past `max_bytes`, 503 when the disk cannot take it."""
     size = 0
+    digest = hashlib.sha256()
     with _disk_full_refused(), open(descriptor, "wb") as target:
         async for chunk in chunks:
             size += len(chunk)
             if size > max_bytes:
                 raise DeliveryRejected(413, f"body over the {max_bytes} byte limit")
             target.write(chunk)
-    return size
+            digest.update(chunk)
+    return size, digest.hexdigest()
 
 
 def _refused(rejected: DeliveryRejected) -> JSONResponse:

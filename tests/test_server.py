@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -206,6 +207,15 @@ def test_duplicate_delivery_changes_nothing_and_newer_state_wins(quiet_server):
     )
     assert rows == [("L0", "Success", "Sale"), ("L1", "Success", "Sale")]
     assert _read_db(server, "SELECT count(*) FROM leads WHERE campaign_name = 'Updates'") == [(10,)]
+    # The digest the server computed while receiving is the body's own: the copy matched it.
+    kept = _read_db(server, "SELECT sha256, size_bytes, state FROM raw_deliveries ORDER BY id")
+    assert kept[:2] == [
+        (hashlib.sha256(body).hexdigest(), len(body), "ingested"),
+        (hashlib.sha256(body).hexdigest(), len(body), "duplicate"),
+    ]
+    assert [Path(path).read_bytes() for (path,) in _read_db(
+        server, "SELECT path FROM raw_deliveries WHERE state = 'ingested' ORDER BY id LIMIT 1"
+    )] == [body]  # fmt: skip
 
 
 def test_restart_on_the_same_database_carries_on_incrementally(tmp_path):

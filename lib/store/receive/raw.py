@@ -53,6 +53,13 @@ def _sha256_and_fsync(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _fsync(path: Path) -> int:
+    """Flushes the file to disk; its size."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+        return os.fstat(handle.fileno()).st_size
+
+
 def _fsync_dir(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY)
     try:
@@ -62,9 +69,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def register_raw(
-    store, deliveries_dir, tmp_path, content_type: str | None, source_addr: str | None = None
+    store,
+    deliveries_dir,
+    tmp_path,
+    content_type: str | None,
+    source_addr: str | None = None,
+    sha256: str | None = None,
 ) -> RawDelivery:
     """Persists a received body: fsync, atomic rename to `<id>.body`, then its raw_deliveries row.
+    `sha256` is the body's digest when the receiver hashed it while writing it (then the file is
+    only flushed, not read again).
 
     Once this returns, a crash loses nothing: `ingest.ingest_pending` finishes the work (a crash
     between the rename and the row leaves a `<id>.body` without a row, which it adopts). A body
@@ -75,7 +89,10 @@ def register_raw(
     """
     deliveries_dir = Path(deliveries_dir)
     deliveries_dir.mkdir(parents=True, exist_ok=True)
-    sha, size = _sha256_and_fsync(Path(tmp_path))
+    if sha256 is None:
+        sha, size = _sha256_and_fsync(Path(tmp_path))
+    else:
+        sha, size = sha256, _fsync(Path(tmp_path))
     media = (content_type or "")[:200] or None
     return _register_file(store, deliveries_dir, Path(tmp_path), sha, size, media, source_addr)
 
