@@ -223,6 +223,31 @@ def test_activity_per_day_over_the_range_from_the_historys_first_day(store):
     assert [d[1] for d in south] == [0, 0, 0, 0, 20, 10, 9, 8, 0]
 
 
+def test_a_lead_dated_far_ahead_adds_its_day_not_every_day_until_then(tmp_path):
+    """A wrong clock or a garbage date (9999-12-31) is one more day in the per-day activity,
+    with its dials; the days between today and then are not drawn."""
+    store = Store(tmp_path / "ahead.duckdb", timezone=TZ)
+    try:
+        deliver(store, "Ahead", [record("Ahead", "A1", at(TODAY, -1, "10:00"), 0)],
+                at(TODAY, -1, "12:00"))  # fmt: skip
+        deliver(store, "Ahead", [record("Ahead", "A1", at(TODAY, 0, "09:00"), 2)],
+                at(TODAY, 0, "09:05"))  # fmt: skip
+        far = record("Ahead", "A1", datetime(9999, 12, 31, 10, 0), 5)
+        deliver(store, "Ahead", [far], at(TODAY, 0, "10:00"))
+        assert days(query(store, activity.activity_days)) == [
+            (date(2026, 12, 3), 0, 0, 0),
+            (date(2026, 12, 4), 2, 0, 0),
+            (date(9999, 12, 31), 3, 0, 0),
+        ]
+        this_year = Filters(range="custom", date_from=date(2026, 12, 1), date_to=date(2026, 12, 31))
+        assert days(query(store, activity.activity_days, this_year)) == [
+            (date(2026, 12, 3), 0, 0, 0),
+            (date(2026, 12, 4), 2, 0, 0),
+        ]
+    finally:
+        store.close()
+
+
 def test_today_so_far_against_the_same_weekday_last_week_up_to_the_same_time(store):
     result = query(store, activity.today_so_far, NORTH, now=NOW)
     # Today up to 14:20: N4 00:30 (1, answered), N5 09:15 (2, answered, sale), N4's edit

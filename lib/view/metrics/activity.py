@@ -125,7 +125,9 @@ def activity_days(
     """One row per local day of the sidebar's range that the history covers: day, dials,
     answered, conversions (0 on a day with nothing observed). The history covers the local day
     its first delivery was received (any campaign's) to today, or to the campaigns' last event
-    when later (a clock ahead); "All dates" is that span. Empty when nothing was observed."""
+    when later (a clock ahead); "All dates" is that span. Days after today are only those with
+    events: one lead dated 9999 must not make a row for every day until then. Empty when
+    nothing was observed."""
     day = local_today(tz, today)
     where, params = _campaigns(filters)
     first, last = cursor.execute(
@@ -148,11 +150,16 @@ def activity_days(
         cursor,
         f"""
         WITH h AS ({source}),
-        days AS (SELECT CAST(unnest(generate_series($first, $last, INTERVAL 1 DAY)) AS DATE) AS day)
+        days AS (
+            SELECT CAST(unnest(generate_series($first, $filled, INTERVAL 1 DAY)) AS DATE) AS day
+            UNION
+            SELECT DISTINCT updated_day FROM h
+            WHERE updated_day > $filled AND updated_day BETWEEN $first AND $last
+        )
         SELECT d.day, {_SUMS}
         FROM days d LEFT JOIN h ON h.updated_day = d.day GROUP BY d.day ORDER BY d.day
         """,
-        {**params, "first": first, "last": last},
+        {**params, "first": first, "filled": min(last, day), "last": last},
     )
 
 
