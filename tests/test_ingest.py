@@ -525,17 +525,50 @@ def test_bad_deliveries_are_rejected_and_change_nothing(store, body, words):
     assert raw.path.exists()  # the body is kept for inspection
 
 
+@pytest.mark.parametrize("field", ["Comments", "DialStatus", "Status", "AgentID", "UCID",
+                                   "CampaignName"])  # fmt: skip
 @pytest.mark.parametrize("existing", [False, True], ids=["first-load", "existing-campaign"])
-def test_a_huge_field_is_refused_on_every_write_path(store, existing):
+def test_a_huge_field_is_refused_on_every_write_path(store, existing, field):
     if existing:
         deliver(store, envelope(_leads(1, "2026-11-01 00:00:00", campaign="Big"), unique_id="0"))
     before, version = stored_rows(store), store.data_version()
-    record = {"LeadID": "H1", "PhoneNumber": "1", "Comments": "x" * 70_000}
+    record = {"LeadID": "H1", "PhoneNumber": "1", field: "x" * 70_000}
     raw = receive(store, envelope([record], campaign="Big"))
     with pytest.raises(DeliveryRejected) as caught:
         ingest_delivery(store, raw.id)
     assert caught.value.status_code == 400 and "longer than" in caught.value.message
     assert stored_rows(store) == before and store.data_version() == version
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("Big\n", "space around it"),
+        (" \tBig", "space around it"),
+        ("Big\x00evil", "control characters"),
+        ("Big\x1b[31mred", "control characters"),
+        ("B" * 201, "at most 200 characters"),
+    ],
+    ids=["line break", "tab", "NUL", "escape", "201 characters"],
+)
+@pytest.mark.parametrize("existing", [False, True], ids=["first-load", "existing-campaign"])
+def test_a_campaign_name_the_dashboard_could_not_link_to_is_refused(store, existing, name, words):
+    """The Settings page's rule for campaign names holds for the names deliveries bring: a name
+    with a control character, a line break around it or over 200 characters would be a
+    campaign that looks like another one, or that no link or filter can name."""
+    deliver(store, envelope(_leads(2, "2026-11-01 00:00:00", campaign="Big"), campaign="Big"))
+    before, version = stored_rows(store), store.data_version()
+    records = _leads(1, "2026-11-02 00:00:00", campaign=name)
+    raw = receive(store, envelope(records, campaign=name if not existing else "Big"))
+    with pytest.raises(DeliveryRejected) as caught:
+        ingest_delivery(store, raw.id)
+    assert caught.value.status_code == 400
+    assert "the campaign name" in caught.value.message and words in caught.value.message
+    assert len(caught.value.message) < 200  # a 100,000-character name is not echoed whole
+    assert stored_rows(store) == before and store.data_version() == version
+    longest = "B" * 199 + "\u0928"  # 200 characters (202 bytes): usable
+    deliver(store, envelope(_leads(1, "2026-11-02 00:00:00", campaign=longest), campaign=longest))
+    assert len(stored_rows(store, f"campaign_name = '{longest}'")) == 1
 
 
 def test_a_failed_delivery_does_not_touch_sync_bookkeeping(store):

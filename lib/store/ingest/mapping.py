@@ -62,7 +62,8 @@ PARSED_FIELDS = {
     "created_at": "created_at", "updated_at": "updated_at",
 }  # fmt: skip
 _KEY_COLUMNS = ("lead_id", "phone_number", "campaign_name")  # trimmed; other text kept as is
-_TEXT_COLUMNS = ("lead_id", "phone_number", "name", "disposition", "comments", "agent_name",
+_TEXT_COLUMNS = ("campaign_name", "lead_id", "phone_number", "name", "status", "dial_status",
+                 "disposition", "comments", "agent_id", "agent_name", "ucid",
                  "extra::VARCHAR")  # fmt: skip
 _MAX_FIELD_CHARS = 65_536  # one value longer than this is refused with the whole delivery
 

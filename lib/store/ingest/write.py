@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from lib.store.catalog import validate_campaign_name
 from lib.store.events import REPLACED_LEADS, WRITTEN_LEADS, record_changes, record_first_loads
 from lib.store.ingest.mapping import LEADS_COLUMNS, Source, has_key_field, mapped_select
 from lib.store.ingest.phases import Phases
@@ -76,12 +77,31 @@ def write_leads(
     if not has_key_field(source.keys, source.mapping):
         raise DeliveryRejected(400, "the records have neither a lead id nor a phone number field")
     select = mapped_select(source, delivery_id, delivery.campaign_name)
+    loaded = None
     if _first_load(cursor, delivery.campaign_name):
         loaded = _direct(cursor, select, delivery_id, delivery.campaign_name)
         phases.mark("direct insert" if loaded else "direct insert refused")
-        if loaded is not None:
-            return loaded
-    return _general(cursor, select, delivery_id, phases, summary)
+    if loaded is None:
+        loaded = _general(cursor, select, delivery_id, phases, summary)
+    for campaign, _ in loaded.per_campaign:
+        _refuse_unusable_campaign(campaign)
+    return loaded
+
+
+def _refuse_unusable_campaign(campaign: str) -> None:
+    """A campaign name the dashboard could not list, filter or link to (the rule of the Settings
+    page's names: at most 200 characters, no control characters, nothing to strip around it)
+    refuses the delivery; the caller's transaction then stores none of it."""
+    shown = repr(campaign[:60]) + ("..." if len(campaign) > 60 else "")
+    try:
+        usable = validate_campaign_name(campaign)
+    except ValueError as exc:
+        raise DeliveryRejected(400, f"the campaign name {shown} is refused: {exc}") from None
+    if usable != campaign:
+        raise DeliveryRejected(
+            400, f"the campaign name {shown} is refused: it has a tab, line break or other "
+            "space around it"
+        )  # fmt: skip
 
 
 def _first_load(cursor, campaign: str | None) -> bool:
