@@ -19,8 +19,7 @@ tz = svc.settings.timezone
 def engine_status() -> None:
     if engine is None:
         st.info(
-            "The sync engine is not running in this process (the UI was started without the "
-            "server launcher), so nothing is queued or sent from here.",
+            f"Nothing is queued or sent from here: {svc.no_sync_reason}.",
             icon=":material/sync_disabled:",
         )
         return
@@ -291,7 +290,7 @@ if operator:
             "Send request", disabled=engine is None, icon=":material/send:"
         )
     if engine is None:
-        st.caption("Sending needs the sync engine (run the server launcher).")
+        st.caption(f"Sending needs the sync engine: {svc.no_sync_reason}.")
     elif submitted and access.manual_request_allowed(svc.settings.manual_requests_per_hour):
         try:
             request_id = operations.send_manual_request(

@@ -80,7 +80,7 @@ def start_check(services, campaign: str, *, poll_s: float = 0.5) -> CheckResult:
     when there is nothing to check with (no sync engine, no campaign)."""
     global _latest
     if services.sync is None:
-        raise ValueError("the connection check needs the sync engine (run the server launcher)")
+        raise ValueError(f"the connection check needs the sync engine: {services.no_sync_reason}")
     if not campaign or not campaign.strip():
         raise ValueError("choose a campaign to check")
     first = CheckResult(

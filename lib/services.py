@@ -22,6 +22,16 @@ class Services:
     sync: Any = None  # lib.sync.SyncEngine once the server's lifespan has started it
     retention: RetentionSchedule | None = None  # prunes old bodies and logs, at start and daily
 
+    @property
+    def no_sync_reason(self) -> str:
+        """Why there is no sync engine to send requests, for the pages that would use it."""
+        if not self.settings.sync_enabled:
+            return (
+                "sync is turned off (DIALSTATUS_SYNC_ENABLED=false): the dashboard serves the "
+                "data it has stored and sends no request"
+            )
+        return "the sync engine runs in the server (`streamlit run streamlit_app.py`) only"
+
 
 _lock = threading.Lock()
 _services: Services | None = None

@@ -405,13 +405,25 @@ def test_leads_page_shows_phones_when_configured(seeded, monkeypatch):
 
 def test_sync_page_without_engine(seeded):
     at = app("sync")
-    assert "not running in this process" in texts(at.info)
+    assert "the sync engine runs in the server (`streamlit run streamlit_app.py`) only" in texts(
+        at.info
+    )
     assert at.button(key="sync_now").disabled
     requests = table(at, "unique_id")
     assert list(requests["state"]) == ["error", "delivered"]
     assert list(table(at, "size_bytes")["file"]) == ["7.bin"]
     fresh = table(at, "data_as_of")
     assert set(fresh["campaign"]) >= set(CAMPAIGNS)
+
+
+def test_sync_page_says_when_sync_is_turned_off(seeded, monkeypatch):
+    from lib.services import reset_services
+
+    monkeypatch.setenv("DIALSTATUS_SYNC_ENABLED", "false")
+    reset_services()
+    at = app("sync")
+    assert "sync is turned off (DIALSTATUS_SYNC_ENABLED=false)" in texts(at.info)
+    assert "sync is turned off (DIALSTATUS_SYNC_ENABLED=false)" in texts(at.caption)
 
 
 class FakeEngine:

@@ -138,7 +138,7 @@ def send_manual_request(
     account's zone); returns its request id. ValueError with the reason when it is invalid."""
     services = get_services()
     if services.sync is None:
-        raise ValueError("sending needs the sync engine (run the server launcher)")
+        raise ValueError(f"sending needs the sync engine: {services.no_sync_reason}")
     zone = services.settings.zone
     try:
         request = DialStatusRequest(
