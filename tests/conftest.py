@@ -183,11 +183,13 @@ def progress_of(row: dict, allowed: int | None) -> str:
 
 
 def allowed_by_campaign(rows: list[dict], set_by_operator: dict | None = None) -> dict:
-    """Attempts allowed per campaign: the operator's, else the highest attempts seen."""
+    """Attempts allowed per campaign: the operator's, else the highest attempts seen, at most
+    100 (the most an operator may set)."""
     seen: dict[str, int | None] = {}
     for r in rows:
         if r["attempts"] is not None:
-            seen[r["campaign_name"]] = max(seen.get(r["campaign_name"]) or 0, r["attempts"])
+            highest = max(seen.get(r["campaign_name"]) or 0, r["attempts"])
+            seen[r["campaign_name"]] = min(highest, 100)
         else:
             seen.setdefault(r["campaign_name"], None)
     return seen | (set_by_operator or {})

@@ -254,6 +254,22 @@ def test_the_progress_follows_the_attempts_allowed(store, cursor):
     assert expected(ROWS, now)["out_of_tries"] != expected(ROWS)["out_of_tries"]
 
 
+def test_a_garbage_attempt_count_does_not_make_a_million_tries(store, cursor):
+    """One lead with 999,999 attempts (a broken record) in a campaign whose attempts allowed are
+    inferred: at most 100 apply, as an operator could set, and the chart has 100 attempts."""
+    huge = lead("Beta", "b99", "Pending", "not_answered", 999_999, agent="Meera")
+    insert_rows(store, [huge])
+    rows = table(cursor, Filters(campaigns=("Beta",)))
+    assert (rows["Beta"]["allowed"], rows["Beta"]["allowed_text"]) == (100, "100 (inferred)")
+    beta = [r for r in ROWS if r["campaign_name"] == "Beta"] + [huge]
+    assert allowed_by_campaign(beta)["Beta"] == 100
+    assert approx(actual(rows["Beta"])) == expected(beta, {"Beta": 100})
+    assert rows["Beta"]["out_of_tries"] == 1  # b99, past the 100
+    frame = metrics.attempt_outcomes(cursor, Filters(campaigns=("Beta",)), TZ, TODAY)
+    assert len(frame) == 100 and frame.iloc[-1]["label"] == "100 or more"
+    assert frame.iloc[-1]["leads"] == 1
+
+
 def test_the_dialing_policy_moves_the_checks(cursor):
     rules = {"window_start": 8, "window_end": 22, "stale_days": 5}
     got = actual(table(cursor, **rules)[metrics.ALL_SELECTED])

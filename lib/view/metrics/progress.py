@@ -55,7 +55,7 @@ OPEN_STATES = ("not_dialled", "retrying")  # the leads retries are left for
 PROGRESS_DEFINITIONS: dict[str, str] = {
     "allowed": "Dial attempts allowed per campaign (CloudAgent's “number of tries”): set on "
     "Settings by an operator. When unset, it is the highest Attempts seen in the campaign, "
-    "shown as “(inferred)”.",
+    "at most 100, shown as “(inferred)”.",
     "leads": "Every filtered lead, each in exactly one progress state.",
     "not_dialled": "Not dialled: attempts = 0 (or no attempt count and never dialled).",
     "retrying": "Retrying: lead status Pending, attempts ≥ 1 and < allowed.",

@@ -19,6 +19,7 @@ import pandas as pd
 
 from lib.store.catalog import categorised
 from lib.store.lead_sql import AGENT_SQL, ATTEMPTED_SQL
+from lib.store.policy import MAX_ATTEMPTS_ALLOWED
 from lib.store.summary import SUMMARY_KEYS_SQL, summary_ready
 from lib.view.filters import Filters, date_span, today_in, where_clause
 
@@ -33,12 +34,14 @@ PROGRESS_SQL = """CASE WHEN NOT attempted THEN 'not_dialled'
 
 def allowed_sql(source: str) -> str:
     """Per campaign of `source` (the summary or the leads) or of campaign_policy: the dial
-    attempts `allowed`, as an operator set them (`set`) or else the highest attempts `seen`,
-    and whether that is `inferred`."""
+    attempts `allowed`, as an operator set them (`set`) or else the highest attempts `seen`
+    up to the most an operator may set (one lead with 999,999 attempts, a garbage value, must
+    not mean a million retries left or a chart of a million attempt numbers), and whether
+    that is `inferred`."""
     return f"""
         SELECT coalesce(m.campaign_name, p.campaign_name) AS campaign_name,
                p.attempts_allowed AS set, m.seen,
-               coalesce(p.attempts_allowed, m.seen) AS allowed,
+               coalesce(p.attempts_allowed, least(m.seen, {MAX_ATTEMPTS_ALLOWED})) AS allowed,
                p.attempts_allowed IS NULL AS inferred
         FROM (SELECT campaign_name, max(attempts) AS seen FROM {source} GROUP BY ALL) m
         FULL JOIN campaign_policy p USING (campaign_name)
