@@ -161,8 +161,8 @@ st.subheader("Dialing policy", anchor=False)
 st.caption(
     "Used by the Progress and Agents pages for every viewer at once. **Dial attempts allowed** "
     "is CloudAgent's number of tries per campaign: leave it empty to use the highest attempts "
-    "seen in the campaign, at most 100 (shown as inferred). The **calling window** is in whole hours of "
-    f"the account's zone ({ui.md_escape(current.tz)}); last calls outside it are "
+    "seen in the campaign, at most 100 (shown as inferred). The **calling window** is in "
+    f"whole hours of the account's zone ({ui.md_escape(current.tz)}); last calls outside it are "
     "listed. A Pending lead that was dialled and not updated for more than the **stale "
     "threshold** counts as stale."
 )
