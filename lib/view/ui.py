@@ -75,9 +75,16 @@ def view() -> View:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+# GFM turns URLs and e-mail addresses in text into links after escapes are resolved, so no escape
+# stops it: an invisible word joiner inside `://`, after `www` and before `@` does.
+_AUTOLINK_STARTS = re.compile(r"(?<=\\:)(?=//)|(?<=www)(?=\\\.)|(?=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+
+
 def md_escape(text: Any) -> str:
-    """Text shown through markdown (st.warning, st.caption...) exactly as typed."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    """Text shown through markdown (st.warning, st.caption...) exactly as typed, never as a link."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    return _AUTOLINK_STARTS.sub(WORD_JOINER, escaped)
 
 
 # -- cached queries ----------------------------------------------------------------------------

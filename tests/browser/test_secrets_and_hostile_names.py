@@ -21,6 +21,7 @@ from lib.sandbox import SandboxConfig, create_sandbox_app
 from lib.view.filters import Filters, to_query_string
 from lib.view.pages import DEFAULT_PAGE
 from lib.view.pages import PAGES as REGISTRY
+from lib.view.ui import WORD_JOINER
 from tests.browser import helpers
 from tests.browser.conftest import ALL_CAMPAIGNS_LOADED_TIMEOUT
 from tests.support.asgi import run_asgi
@@ -31,7 +32,10 @@ pytestmark = pytest.mark.browser
 API_KEY = "LIVE-KEY-5f2c9a17e0b84d3c"
 CALLBACK_SECRET = "cb-secret-8d41f0a2c7e9b356"
 ACCOUNT = "acme_ops"
-HOSTILE = "<script>alert('x')</script> & \"Q4\" 50% #1 🚀 مرحبا"
+HOSTILE = (
+    "<script>alert('x')</script> & \"Q4\" 50% #1 🚀 مرحبا: see http://evil.example/x or "
+    "www.evil.example or bob@evil.example"
+)
 PLAIN = "Renewals Live"
 PAGES = ["", *(p.path for p in REGISTRY if p != DEFAULT_PAGE)]  # "" is the default page
 
@@ -87,6 +91,20 @@ def test_hostile_campaign_name_is_text_and_its_link_round_trips(live_server, bro
     assert int(leads) == rows[HOSTILE]
     assert "campaign=" + quote(HOSTILE, safe="")[:12] in page.url
     assert "<script>alert" not in page.content().replace("&lt;script&gt;", "")
+    # Where the name is written through markdown (headings, captions, notices), its URL and
+    # e-mail address are text too: GFM would make links of them.
+    query = link.split("?", 1)[1]
+    for path, heading in (("progress", "Progress"), ("campaign", "Campaign")):
+        helpers.open_page(page, f"{live_server.base_url}/{path}?{query}", heading=heading)
+        outside = page.eval_on_selector_all(
+            "a[href]",
+            "(links) => links.map(a => a.href).filter("
+            "h => !h.startsWith(location.origin + '/') && h.includes('evil'))",
+        )  # our own links carry the name in their query; none may lead to its URL or address
+        assert outside == [], path
+    headings = page.locator('[data-testid="stHeading"]').all_inner_texts()
+    assert HOSTILE in [h.replace(WORD_JOINER, "") for h in headings], headings
+    assert dialogs == []
     context.close()
 
 
