@@ -571,6 +571,15 @@ def test_a_campaign_name_the_dashboard_could_not_link_to_is_refused(store, exist
     assert len(stored_rows(store, f"campaign_name = '{longest}'")) == 1
 
 
+def test_a_long_campaign_name_given_only_by_the_envelope_is_refused_not_cut(store):
+    records = [{"LeadID": "E1", "PhoneNumber": "1"}]  # no CampaignName: the envelope's applies
+    raw = receive(store, envelope(records, campaign="E" * 250))
+    with pytest.raises(DeliveryRejected) as caught:
+        ingest_delivery(store, raw.id)
+    assert "at most 200 characters" in caught.value.message
+    assert stored_rows(store) == []
+
+
 def test_a_failed_delivery_does_not_touch_sync_bookkeeping(store):
     _request(store, "C", "u-9")
     raw = receive(store, b'{"uniqueId": "u-9", "campaignName": "C", "data": [{"Name": "x"}]}')

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.fields import column_for, name_key
+from lib.store.catalog import MAX_CAMPAIGN_NAME
 from lib.store.receive.types import DeliveryRejected
 
 # Keys, compared after `name_key` folding (case and separators ignored). Assumptions (I/S).
@@ -38,11 +39,11 @@ def find_key(mapping: dict, wanted: Iterable[str]) -> str | None:
     return None
 
 
-def _scalar_text(value) -> str | None:
+def _scalar_text(value, limit: int = 200) -> str | None:
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
     text = str(value).strip()
-    return text[:200] or None
+    return text[:limit] or None
 
 
 def unique_id_and_campaign(*containers) -> tuple[str | None, str | None]:
@@ -53,7 +54,9 @@ def unique_id_and_campaign(*containers) -> tuple[str | None, str | None]:
         if unique_id is None and (key := find_key(container, UNIQUE_ID_KEYS)) is not None:
             unique_id = _scalar_text(container[key])
         if campaign is None and (key := find_key(container, CAMPAIGN_KEYS)) is not None:
-            campaign = _scalar_text(container[key])
+            # Kept one character past the longest usable name: ingest then refuses a longer
+            # one (lib.store.ingest.write) instead of storing its leads under a cut name.
+            campaign = _scalar_text(container[key], MAX_CAMPAIGN_NAME + 1)
     return unique_id, campaign
 
 
