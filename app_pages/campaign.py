@@ -95,9 +95,17 @@ def _trends(focus: Filters, tz: str) -> None:
             file_name="daily_trend.csv",
             filter_key=P_DIALSTATUS,
         )
+        basis = "last update" if focus.basis == "updated" else "creation"
+        undated = ui.query(metrics.kpi_counts, focus)["leads"] - metrics.trend_leads(trend)
         st.caption(
-            f"Leads per day of their {'last update' if focus.basis == 'updated' else 'creation'} "
-            f"({tz}), by dial status; the line is the day's answer rate."
+            f"Leads per day of their {basis} ({tz}), by dial status; the line is the day's "
+            "answer rate."
+            + (
+                f" {ui.fmt_count(undated)} lead{'s' if undated != 1 else ''} with no {basis} date "
+                f"{'are' if undated != 1 else 'is'} counted in the tiles but not drawn."
+                if undated
+                else ""
+            )
         )
 
     activity_charts.section(focus, "campaign")

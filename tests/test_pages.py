@@ -20,7 +20,7 @@ from lib.view.filters import Filters, date_span, parse_query_params, previous_sp
 from lib.view.labels import DIAL_STATUS_LABELS, LEAD_STATUS_LABELS
 from lib.view.pages import DEFAULT_PAGE, page_paths
 from lib.view.pages import page as registered
-from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ
+from tests.conftest import CAMPAIGNS, EXPECTED_CATEGORY, TZ, insert_rows
 from tests.support.apptest import open_app, texts
 from tests.support.expected import KPI_LABELS
 from tests.support.server import PROJECT_ROOT as ROOT
@@ -334,6 +334,21 @@ def test_a_campaign_link_opens_its_section_and_computes_only_that(seeded, sectio
     assert not at.warning
     if section == "Trends":
         assert "last update" in texts(at.caption)
+
+
+def test_the_daily_trend_says_how_many_leads_it_cannot_place_on_a_day(seeded, fresh_services):
+    trends = {"campaign": CAMPAIGNS[0], "section": "Trends"}
+    assert "not drawn" not in texts(app("campaign", params=trends).caption)  # all dated
+    mine = [r for r in seeded.rows if r["campaign_name"] == CAMPAIGNS[0]][:2]
+    insert_rows(
+        fresh_services.store,
+        [dict(r, lead_key=f"undated-{i}", updated_at=None) for i, r in enumerate(mine)],
+    )
+    at = app("campaign", params=trends)
+    assert tiles(at)["Leads"] == f"{len(rows_for(seeded, campaigns=(CAMPAIGNS[0],))) + 2:,}"
+    assert "2 leads with no last update date are counted in the tiles but not drawn." in texts(
+        at.caption
+    )
 
 
 def test_a_link_to_an_unknown_section_says_so_and_shows_the_first(seeded):

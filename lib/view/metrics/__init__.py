@@ -53,6 +53,7 @@ from lib.view.metrics.breakdowns import (
     hour_weekday,
     status_bucket_matrix,
     sunburst_paths,
+    trend_leads,
 )
 from lib.view.metrics.deliveries import (
     MAX_DOWNLOAD_BYTES,
@@ -230,6 +231,7 @@ __all__ = [
     "talk_time_bands",
     "talk_time_by_campaign",
     "total_leads",
+    "trend_leads",
     "window_leads",
     "with_named",
 ]

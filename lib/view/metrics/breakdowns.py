@@ -250,6 +250,12 @@ def daily_trend(
     return frame
 
 
+def trend_leads(frame: pd.DataFrame) -> int:
+    """The leads a `daily_trend` frame places on a day (a lead without the basis date has none:
+    the tiles count it, the trend cannot)."""
+    return int(frame[[b for b in DIAL_BUCKETS if b in frame]].to_numpy().sum())
+
+
 WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
