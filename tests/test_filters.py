@@ -94,6 +94,7 @@ def test_single_string_values_and_duplicates_accepted():
         ({"range": ["last_week"]}, "Ignored range"),
         ({"range": ["custom"], "from": ["2025-02-30"]}, "Ignored from"),
         ({"range": ["custom"], "to": ["15/03/2025"]}, "Ignored to"),
+        ({"range": ["custom"], "from": ["0001-01-01"]}, "from 1990-01-01 to 2200-12-31"),
         ({"range": ["custom"], "from": ["2025-03-10"], "to": ["2025-03-01"]}, "is after"),
         ({"range": ["last_7d"], "from": ["2025-03-01"]}, "only with range=custom"),
         ({"basis": ["deleted"]}, "Ignored basis"),

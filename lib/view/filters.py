@@ -248,7 +248,10 @@ def _parse(
                     continue
                 parsed = _parse_date(raw)
                 if parsed is None:
-                    notices.append(f"Ignored {label} {shown(raw)}: expected a date YYYY-MM-DD.")
+                    notices.append(
+                        f"Ignored {label} {shown(raw)}: expected a date YYYY-MM-DD from "
+                        f"{_MIN_DATE} to {_MAX_DATE}."
+                    )
                 elif label == P_FROM:
                     date_from = parsed
                 else:
