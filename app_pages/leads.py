@@ -64,6 +64,7 @@ with table_slot:
             on_select="rerun",
             selection_mode="single-row",
             hide_index=True,
+            placeholder="",  # a missing value is a blank cell, not "None"
             column_config=tables.column_config(
                 rows,
                 current.tz,
@@ -147,6 +148,7 @@ if selected_rows and 0 <= selected_rows[0] < len(rows):
             st.dataframe(
                 ui.shown(timeline, counts=["Attempts"], others=False),
                 hide_index=True,
+                placeholder="",
                 key="lead_timeline_table",
                 column_config=tables.column_config(timeline, current.tz),
             )

@@ -230,6 +230,7 @@ else:
         allowed_table[["campaign", "attempts allowed", "highest seen"]],
         key="settings_allowed",
         hide_index=True,
+        placeholder="",  # empty = inferred, as the column's help says
         disabled=["campaign", "highest seen"] + ([] if operator else ["attempts allowed"]),
         column_config={
             "attempts allowed": st.column_config.NumberColumn(

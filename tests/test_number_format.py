@@ -10,6 +10,7 @@ import math
 from datetime import datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import streamlit as st
 
@@ -208,3 +209,29 @@ def test_agents_top_dispositions_count_in_the_format(big_store, monkeypatch, fmt
     (row,) = agents[agents["Agent"] == agent].to_dict("records")
     assert row["Top dispositions"] == f"{disposition} ({leads})"
     assert row["Leads handled"] == BIG
+
+
+def _shown_cells(element) -> pd.DataFrame:
+    """What st.dataframe draws in each cell: the Styler's display values."""
+    styler = element.proto.arrow_data.styler
+    return pa.ipc.open_stream(styler.display_values).read_all().to_pandas()
+
+
+@pytest.mark.parametrize(("fmt", "leads"), [("indian", "1,23,456"), ("international", "123,456")])
+def test_the_operational_tables_count_in_the_format_and_leave_missing_values_blank(
+    big_store, monkeypatch, fmt, leads
+):
+    """The Sync page's campaign table (lib.view.tables.table, as every Sync and Settings
+    table): a count reads in the format, the value stays the number, and a missing value is a
+    blank cell, not "None"."""
+    from tests.test_pages import app
+
+    _use_format(monkeypatch, fmt)
+    element = next(d for d in app("sync").dataframe if "dated_after_now" in d.value.columns)
+    cells = _shown_cells(element)
+    mine = cells["campaign"] == CAMPAIGNS[0]
+    assert cells.loc[mine, "leads"].tolist() == [leads]
+    assert cells.loc[mine, "dated_after_now"].tolist() == ["0"]
+    assert element.value.loc[mine, "leads"].tolist() == [BIG]
+    assert element.value.loc[mine, "last_error"].isna().all()
+    assert element.proto.placeholder == ""  # so that missing last error is drawn blank

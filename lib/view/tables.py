@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from lib.services import get_services
+from lib.view import numbers
 from lib.view.labels import (
     DIAL_STATUS_LABELS,
     LEAD_STATUS_LABELS,
@@ -147,12 +149,38 @@ def table(frame: pd.DataFrame | list, tz: str, *, key: str, **options: Any) -> N
     shown = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     overrides = options.pop("column_config", None)
     st.dataframe(
-        shown,
+        _readable(shown),
         hide_index=True,
         key=key,
         column_config=column_config(shown, tz, overrides),
+        placeholder="",  # a missing value is a blank cell, not "None"
         **options,
     )
+
+
+_IDENTIFIERS = ("id", "request_id", "delivery_id")  # numbers that name a row, not count
+
+
+def _readable(frame: pd.DataFrame) -> Any:
+    """The frame with its counts in the account's number format, as a Styler: the values stay
+    typed, so the columns still sort."""
+    counts = [
+        name
+        for name in frame.columns
+        if name not in _IDENTIFIERS
+        and not str(name).endswith("_id")
+        and _whole_numbers(frame[name])
+    ]
+    return numbers.styled(frame, get_services().settings.number_format, counts=counts, others=False)
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        return False
+    if pd.api.types.is_integer_dtype(column):
+        return True
+    present = column.dropna()
+    return bool(len(present)) and bool((present == present.round()).all())
 
 
 def ago(moment: datetime, now: datetime) -> str:
