@@ -6,6 +6,7 @@ deliveries of `activity_scenario`."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +29,7 @@ TZ = "Asia/Kolkata"
 ZONE = ZoneInfo(TZ)
 TODAY = date(2026, 12, 4)  # a Friday; the same weekday last week is Fri 27 Nov
 NOW = datetime(2026, 12, 4, 14, 20, tzinfo=ZONE)
+IN_2026 = "" if datetime.now(ZONE).year == 2026 else " 2026"  # a time shows its year if not now's
 ALL = Filters()
 
 
@@ -345,7 +347,7 @@ def test_the_forecast_of_a_known_pace_gives_the_expected_finish_and_range():
     assert result.pace == Fraction(27, 7)
     assert (result.slowest, result.fastest) == (3, 5)
     assert (result.finish, result.earliest, result.latest) == (FINISH, EARLIEST, LATEST)
-    assert activity.forecast_text(result) == "07 Dec, 11:00"
+    assert activity.forecast_text(result) == f"07 Dec{IN_2026}, 11:00"
 
 
 def test_the_finish_counts_the_rest_of_the_current_working_hour():
@@ -399,8 +401,8 @@ def test_the_forecast_table_reads_the_history_and_the_retries_left(store):
     # Today's 08:00 edit made no dial: today is no day with dials.
     assert south["Days observed"] == "Tue 1 Dec, Wed 2 Dec, Thu 3 Dec"
     assert (south["finish"], south["earliest"], south["latest"]) == (FINISH, EARLIEST, LATEST)
-    assert south["Finish estimate"] == "07 Dec, 11:00"
-    assert south["Range"] == "06 Dec, 12:24 – 07 Dec, 13:00"
+    assert south["Finish estimate"] == f"07 Dec{IN_2026}, 11:00"
+    assert south["Range"] == f"06 Dec{IN_2026}, 12:24 – 07 Dec{IN_2026}, 13:00"
     east = rows["East"]
     assert (east["Retries left"], east["status"], east["Finish estimate"]) == (
         0,
@@ -477,10 +479,11 @@ def day_text(day: date) -> str:
 
 
 def shown_moment(text: str, today: date) -> datetime:
-    """A time as the page writes it ("07 Dec, 11:00", no year), in the year that puts it
-    after `today`'s start: an estimate is never in the past."""
-    moment = datetime.strptime(f"{text} {today.year}", "%d %b, %H:%M %Y")
-    return moment if moment.date() >= today else moment.replace(year=today.year + 1)
+    """A time as the page writes it: "07 Dec, 11:00" in the current year, or "07 Jan 2027,
+    11:00" in another."""
+    if re.fullmatch(r"\d\d \w{3} \d{4}, \d\d:\d\d", text):
+        return datetime.strptime(text, "%d %b %Y, %H:%M")
+    return datetime.strptime(f"{text} {today.year}", "%d %b, %H:%M %Y")
 
 
 def shows_the_history_captions(at: AppTest) -> None:

@@ -39,11 +39,14 @@ def test_a_charts_numbers_read_as_people_do_and_keep_their_numbers():
     ]
 
 
+YEAR = datetime.now(ZoneInfo(TZ)).year
+
+
 def test_time_columns_show_day_month_and_time_in_the_zone_and_keep_their_values():
     frame = pd.DataFrame(
         {
             "campaign": ["A"],
-            "last_success_at": pd.to_datetime(["2026-12-02 16:02:39"]).tz_localize(UTC),
+            "last_success_at": pd.to_datetime([f"{YEAR}-06-02 16:02:39"]).tz_localize(UTC),
             "rows": [3],
         }
     )
@@ -56,10 +59,27 @@ def test_time_columns_show_day_month_and_time_in_the_zone_and_keep_their_values(
     assert list(frame.columns) == ["campaign", "last_success_at", "rows"]  # not renamed
 
 
+def test_a_time_column_with_a_time_of_another_year_shows_the_years():
+    times = [f"{YEAR}-06-02 16:02:39", f"{YEAR - 1}-03-15 04:30:00", None]
+    frame = pd.DataFrame({"created_at": pd.to_datetime(times).tz_localize(UTC)})
+    assert tables.column_config(frame, TZ)["created_at"] == st.column_config.DatetimeColumn(
+        "Created", format="DD MMM YYYY, HH:mm", timezone=TZ
+    )
+    naive = pd.DataFrame({"day": pd.to_datetime([f"{YEAR + 1}-01-01"])})  # a wall clock
+    assert tables.column_config(naive, TZ)["day"] == st.column_config.DatetimeColumn(
+        "Day", format="DD MMM YYYY, HH:mm", timezone=TZ
+    )
+
+
 def test_a_time_in_a_sentence_reads_the_same_way():
-    moment = datetime(2026, 12, 2, 16, 2, 39, tzinfo=UTC)  # 21:32:39 in Kolkata
-    assert labels.time_text(moment, ZoneInfo(TZ)) == "02 Dec, 21:32"
-    assert labels.time_text(moment, ZoneInfo(TZ), seconds=True) == "02 Dec, 21:32:39"
+    moment = datetime(YEAR, 6, 2, 16, 2, 39, tzinfo=UTC)  # 21:32:39 in Kolkata
+    assert labels.time_text(moment, ZoneInfo(TZ)) == "02 Jun, 21:32"
+    assert labels.time_text(moment, ZoneInfo(TZ), seconds=True) == "02 Jun, 21:32:39"
+    # Another year's time says which: a lead created last year, a clock a year ahead.
+    earlier = datetime(YEAR - 1, 12, 31, 18, 30, tzinfo=UTC)  # 1 Jan 00:00 in Kolkata
+    assert labels.time_text(earlier, ZoneInfo(TZ)) == "01 Jan, 00:00"
+    last_year = datetime(YEAR - 1, 6, 1, 6, 30, tzinfo=UTC)
+    assert labels.time_text(last_year, ZoneInfo(TZ)) == f"01 Jun {YEAR - 1}, 12:00"
 
 
 def test_the_age_follows_the_time_it_measures():

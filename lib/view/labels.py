@@ -43,10 +43,14 @@ def label(labels: Mapping[str, str], value: object) -> str:
 
 
 TIME_TEXT = "%d %b, %H:%M"  # every time people read: "02 Dec, 21:32"
+OTHER_YEAR_TIME_TEXT = "%d %b %Y, %H:%M"  # one outside the current year: "01 Jun 2027, 12:00"
 
 
 def time_text(moment: datetime, zone: tzinfo | None = None, *, seconds: bool = False) -> str:
-    """`moment` as TIME_TEXT in the account's `zone` (else its own), or with ":05" kept to the
-    second where two times a few seconds apart must differ."""
+    """`moment` as TIME_TEXT in the account's `zone` (else its own), with its year when that is
+    not the current one, or with ":05" kept to the second where two times a few seconds apart
+    must differ."""
     local = moment if zone is None else moment.astimezone(zone)
-    return f"{local:{TIME_TEXT}}" + (f":{local:%S}" if seconds else "")
+    this_year = local.year == datetime.now(local.tzinfo).year
+    shown = f"{local:{TIME_TEXT if this_year else OTHER_YEAR_TIME_TEXT}}"
+    return shown + (f":{local:%S}" if seconds else "")

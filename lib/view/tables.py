@@ -25,6 +25,7 @@ from lib.view.labels import (
 from lib.view.metrics.trouble import duration_words
 
 TIME_FORMAT = "DD MMM, HH:mm"  # momentjs for st.column_config: labels.TIME_TEXT's "02 Dec, 21:32"
+OTHER_YEAR_TIME_FORMAT = "DD MMM YYYY, HH:mm"  # labels.OTHER_YEAR_TIME_TEXT's
 
 
 # Column names the stored tables and the engine use -> what the page calls them. A name not
@@ -130,17 +131,27 @@ def column_config(
     frame: pd.DataFrame, tz: str, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """`st.dataframe`'s column_config for `frame`: every column under its header, every time
-    column (aware or naive datetimes) as TIME_FORMAT in `tz`; `overrides` win."""
+    column (aware or naive datetimes) as TIME_FORMAT in `tz`, or with the year when one of its
+    times is not in the current year; `overrides` win."""
     config: dict[str, Any] = {}
     for name in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[name]):
             config[name] = st.column_config.DatetimeColumn(
-                header(name), format=TIME_FORMAT, timezone=tz
+                header(name), format=_time_format(frame[name], tz), timezone=tz
             )
         else:
             config[name] = header(name)
     config.update(overrides or {})
     return config
+
+
+def _time_format(column: pd.Series, tz: str) -> str:
+    times = column.dropna()
+    if times.empty:
+        return TIME_FORMAT
+    local = times.dt.tz_convert(tz) if times.dt.tz is not None else times
+    this_year = pd.Timestamp.now(tz).year
+    return TIME_FORMAT if (local.dt.year == this_year).all() else OTHER_YEAR_TIME_FORMAT
 
 
 def table(frame: pd.DataFrame | list, tz: str, *, key: str, **options: Any) -> None:
