@@ -20,6 +20,7 @@ from lib.store import Store
 from lib.store.ingest import ingest_delivery
 from lib.store.policy import save_attempts_allowed
 from lib.store.receive import register_raw
+from lib.view import activity_charts
 from lib.view.filters import Filters
 from lib.view.metrics import activity
 from tests.conftest import writer_lock_held
@@ -242,10 +243,14 @@ def test_a_lead_dated_far_ahead_adds_its_day_not_every_day_until_then(tmp_path):
             (date(9999, 12, 31), 3, 0, 0),
         ]
         this_year = Filters(range="custom", date_from=date(2026, 12, 1), date_to=date(2026, 12, 31))
-        assert days(query(store, activity.activity_days, this_year)) == [
-            (date(2026, 12, 3), 0, 0, 0),
-            (date(2026, 12, 4), 2, 0, 0),
-        ]
+        december = query(store, activity.activity_days, this_year)
+        assert days(december) == [(date(2026, 12, 3), 0, 0, 0), (date(2026, 12, 4), 2, 0, 0)]
+        # The chart's days name their year once one of them is not in the current year.
+        ticks = activity_charts.daily(query(store, activity.activity_days)).layout.xaxis.tickformat
+        assert ticks == "%d %b %Y"
+        now = datetime.now(ZONE).year
+        current = december.assign(day=[d.replace(year=now) for d in december["day"]])
+        assert activity_charts.daily(current).layout.xaxis.tickformat == "%d %b"
     finally:
         store.close()
 

@@ -10,7 +10,7 @@ browser test reads the drawn numbers from the figure's data as they are.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -58,6 +58,13 @@ def hourly(frame: pd.DataFrame, measure: str, number_format: str = charts.FORMAT
     )
 
 
+def _day_ticks(days: pd.Series) -> str:
+    """Days as "08 Dec", with the year when one of them is not in the current year (a lead
+    dated ahead by a wrong clock, a range reaching into last year)."""
+    this_year = date.today().year
+    return "%d %b" if all(day.year == this_year for day in days) else "%d %b %Y"
+
+
 def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
     """Dials, answered and conversions per local day (frame of activity.activity_days)."""
     days = [f"{day:%Y-%m-%d}" for day in frame["day"]]
@@ -78,7 +85,7 @@ def daily(frame: pd.DataFrame, number_format: str = charts.FORMAT) -> go.Figure:
         axes.count_axis(fig, number_format),
         height=340,
         barmode="group",
-        xaxis={"type": "date", "title": "local day", "tickformat": "%d %b"},
+        xaxis={"type": "date", "title": "local day", "tickformat": _day_ticks(frame["day"])},
         yaxis={"rangemode": "tozero"},
     )
 
