@@ -15,10 +15,10 @@ from pathlib import Path
 from lib.fields import name_key
 from lib.store.receive.envelope import (
     RECORD_KEYS,
+    constant_as_text,
     find_key,
     link_in,
     records_slot,
-    reject_constant,
     unique_id_and_campaign,
 )
 from lib.store.receive.files import HEAD_BYTES, TAIL_BYTES, artefact, read_range
@@ -186,7 +186,7 @@ def _fast_slice(body: Path) -> tuple[int, int, dict] | None:
             try:
                 doc = json.loads(
                     (prefix + quoted + tail[position + 1 :]).decode("utf-8-sig"),
-                    parse_constant=reject_constant,
+                    parse_constant=constant_as_text,
                 )
             except (ValueError, RecursionError):
                 continue
